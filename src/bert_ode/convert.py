@@ -1,0 +1,128 @@
+"""BERT checkpoint -> BertOde model. Parameter names are shared, so conversion is loading with another config."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+
+from transformers import PreTrainedConfig, PreTrainedModel
+
+from .configuration_bert_ode import BertOdeConfig
+
+CONVERTIBLE_MODEL_TYPES = ("bert", "bert_ode")
+# Arguments of `from_pretrained` that are not config fields.
+_LOADING_KWARGS = ("attn_implementation", "dtype", "device_map")
+# Keys of a saved config that describe the file, not the model.
+_FILE_KEYS = ("model_type", "architectures", "auto_map", "transformers_version", "_name_or_path")
+
+
+def _config_fields() -> set[str]:
+    fields = {f.name for f in dataclasses.fields(BertOdeConfig)}
+    return fields | {"num_labels", "id2label", "label2id", "output_attentions"}
+
+
+def _read_source_config(checkpoint) -> dict:
+    if isinstance(checkpoint, PreTrainedModel):
+        config_dict = checkpoint.config.to_dict()
+        config_dict.setdefault("model_type", getattr(checkpoint.config, "model_type", ""))
+        return config_dict
+    try:
+        config_dict, _ = PreTrainedConfig.get_config_dict(str(checkpoint))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read a BERT checkpoint from {str(checkpoint)!r}: {error}") from error
+    return config_dict
+
+
+def _check_is_bert(config_dict: dict, checkpoint) -> None:
+    model_type = config_dict.get("model_type")
+    if model_type not in CONVERTIBLE_MODEL_TYPES:
+        name = type(checkpoint).__name__ if isinstance(checkpoint, PreTrainedModel) else repr(str(checkpoint))
+        raise ValueError(
+            f"{name} is not a BERT checkpoint: its model_type is {model_type!r}; "
+            f"from_bert converts model types {', '.join(map(repr, CONVERTIBLE_MODEL_TYPES))}"
+        )
+
+
+def convert_bert(model_class, checkpoint, **overrides):
+    """Loads ``checkpoint`` (a path, a Hub name, or a loaded BERT model) into ``model_class`` with ODE fields set."""
+    unknown = sorted(set(overrides) - _config_fields() - set(_LOADING_KWARGS))
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown}; see BertOdeConfig for the fields that can be set")
+    loading_kwargs = {key: overrides.pop(key) for key in _LOADING_KWARGS if key in overrides}
+    config_dict = _read_source_config(checkpoint)
+    _check_is_bert(config_dict, checkpoint)
+
+    base = {key: value for key, value in config_dict.items() if key not in _FILE_KEYS}
+    config = BertOdeConfig(**{**base, **overrides})
+    if isinstance(checkpoint, PreTrainedModel):
+        # One loading path for both cases: HuggingFace's, which maps head/base prefixes and initialises what is new.
+        with tempfile.TemporaryDirectory() as directory:
+            checkpoint.save_pretrained(directory)
+            return _load(model_class, directory, config, loading_kwargs)
+    return _load(model_class, str(checkpoint), config, loading_kwargs)
+
+
+def _load(model_class, path: str, config: BertOdeConfig, loading_kwargs: dict):
+    if config.splitting == "lie" or _source_splitting(path) == "strang":
+        return model_class.from_pretrained(path, config=config, **loading_kwargs)
+    # Strang splitting has two half-size feed-forwards where BERT has one: load as Lie, then split the units.
+    lie_model = model_class.from_pretrained(path, config=_replace(config, splitting="lie"), **loading_kwargs)
+    strang_model = model_class(config).to(dtype=lie_model.dtype)
+    strang_model.load_state_dict(split_feed_forward(lie_model.state_dict(), strang_model.state_dict()))
+    return strang_model
+
+
+def _source_splitting(path: str) -> str:
+    config_dict, _ = PreTrainedConfig.get_config_dict(path)
+    return config_dict.get("splitting", "lie")
+
+
+def _replace(config: BertOdeConfig, **changes) -> BertOdeConfig:
+    return BertOdeConfig(**{**config.to_dict(), **changes})
+
+
+_FFN_KEY = re.compile(r"^(?P<layer>.*layer\.\d+\.)(?P<module>intermediate|output)\.(?P<param>.+)$")
+
+
+def split_feed_forward(lie_state: dict, strang_state: dict) -> dict:
+    """Warm start for Strang splitting: BERT's feed-forward units are shared out between the two half steps.
+
+    The first half of the units goes to the feed-forward before attention (``macaron_*``), the second half to the
+    one after. Output weights are doubled because each half step is scaled by 1/2, so that the two half steps add
+    up to BERT's feed-forward on the same input. The layer is not equivalent to BERT (the halves see different
+    inputs), but it starts near it. ``macaron_output.LayerNorm`` keeps its fresh initialisation.
+    """
+    new_state = dict(strang_state)
+    for key, value in lie_state.items():
+        match = _FFN_KEY.match(key)
+        if match is None or match["param"].startswith("LayerNorm"):
+            if key in new_state:
+                new_state[key] = value
+            continue
+        layer, module, param = match["layer"], match["module"], match["param"]
+        if module == "intermediate":  # dense.weight (inner, hidden), dense.bias (inner,): split the rows
+            first, second = value.chunk(2, dim=0)
+        elif param == "dense.weight":  # (hidden, inner): split the columns, doubled for the half step
+            first, second = (2 * half for half in value.chunk(2, dim=1))
+        else:  # output.dense.bias: each half step adds half of it
+            first = second = value
+        new_state[f"{layer}macaron_{module}.{param}"] = first.clone()
+        new_state[f"{layer}{module}.{param}"] = second.clone()
+    return new_state
+
+
+def save_converted(model, output_dir: str | os.PathLike, tokenizer_source: str | None = None) -> None:
+    """Saves a converted model, with the source's tokenizer files when there are any."""
+    model.save_pretrained(output_dir)
+    if tokenizer_source is not None and os.path.isdir(tokenizer_source):
+        from transformers import AutoTokenizer
+
+        try:
+            AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(output_dir)
+        except (OSError, ValueError):
+            pass  # a checkpoint without tokenizer files converts all the same
+
+
+__all__ = ["convert_bert", "split_feed_forward", "save_converted"]

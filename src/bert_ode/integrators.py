@@ -1,0 +1,83 @@
+"""The project's own fixed-step integrator: one generic explicit Runge-Kutta step for every Butcher tableau.
+
+A step computes the increment ``dt * sum_i b_i k_i``; ``integrate_fixed`` is the one place that adds it to the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .tableaux import ButcherTableau
+
+# f(t, y) -> dy/dt, with y of shape (batch, seq, hidden)
+VectorField = Callable[[float, torch.Tensor], torch.Tensor]
+# Given the stages k_1..k_s, the per-token weights that replace the tableau's b (the gated RK2).
+StageWeights = Callable[[Sequence[torch.Tensor]], Sequence[torch.Tensor | float]]
+
+
+@dataclass
+class SolverStats:
+    """What one ODE block's solve cost.
+
+    Attributes:
+        nfe: evaluations of the vector field.
+        steps: accepted steps.
+        rejected: rejected steps (adaptive solvers only).
+        nfe_per_sample: for solvers that step each sample on its own, the evaluations each sample needed.
+    """
+
+    nfe: int
+    steps: int
+    rejected: int = 0
+    nfe_per_sample: torch.Tensor | None = None
+
+
+def _linear_combination(coefficients: Sequence[torch.Tensor | float], tensors: Sequence[torch.Tensor], scale: float):
+    """``scale * sum_i coefficients[i] * tensors[i]``, skipping zero terms and multiplications by one."""
+    total = None
+    for coefficient, tensor in zip(coefficients, tensors):
+        if isinstance(coefficient, float):
+            coefficient = coefficient * scale
+            if coefficient == 0.0:
+                continue
+            term = tensor if coefficient == 1.0 else coefficient * tensor
+        else:
+            term = coefficient * tensor if scale == 1.0 else (coefficient * scale) * tensor
+        total = term if total is None else total + term
+    return total
+
+
+def explicit_rk_increment(
+    field: VectorField,
+    t: float,
+    y: torch.Tensor,
+    dt: float,
+    tableau: ButcherTableau,
+    stage_weights: StageWeights | None = None,
+) -> torch.Tensor:
+    """The increment of one explicit Runge-Kutta step of size ``dt`` from ``(t, y)``."""
+    stages: list[torch.Tensor] = []
+    for row, c in zip(tableau.a, tableau.c):
+        offset = _linear_combination(row, stages, dt) if row else None
+        stages.append(field(t + c * dt, y if offset is None else y + offset))
+    weights = tableau.b if stage_weights is None else stage_weights(stages)
+    return _linear_combination(weights, stages, dt)
+
+
+def integrate_fixed(
+    field: VectorField,
+    y: torch.Tensor,
+    t0: float,
+    t1: float,
+    steps: int,
+    tableau: ButcherTableau,
+    stage_weights: StageWeights | None = None,
+) -> tuple[torch.Tensor, SolverStats]:
+    """Integrates ``dy/dt = field(t, y)`` from ``t0`` to ``t1`` in ``steps`` equal steps of ``tableau``."""
+    dt = (t1 - t0) / steps
+    for n in range(steps):
+        y = y + explicit_rk_increment(field, t0 + n * dt, y, dt, tableau, stage_weights)
+    return y, SolverStats(nfe=steps * tableau.stages, steps=steps)
