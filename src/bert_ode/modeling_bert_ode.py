@@ -149,28 +149,40 @@ class BertOdeOutput(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class RungeKuttaGate(nn.Module):
+    """The ODE Transformer's learnable RK2 weights: ``gamma = sigmoid(W [k1; k2] + b)``, one per token.
+
+    Returns the stage weights ``(gamma, 1 - gamma)`` that replace Heun's ``(1/2, 1/2)``. Parameters have
+    ``nn.Linear``'s names and shapes (``weight`` (1, 2 * hidden), ``bias`` (1,)) and start at zero, i.e. Heun.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, 2 * hidden_size))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, stages):
+        k1, k2 = stages
+        hidden = k1.shape[-1]
+        # W [k1; k2] + b without materialising the concatenation.
+        logits = nn.functional.linear(k1, self.weight[:, :hidden], self.bias) + nn.functional.linear(
+            k2, self.weight[:, hidden:]
+        )
+        gamma = torch.sigmoid(logits)  # (batch, seq, 1)
+        return gamma, 1.0 - gamma
+
+
 class OdeBlock(nn.Module):
     """Replaces one residual connection ``y + F(y)`` by integrating ``dy/dt = F(t, y)`` over ``[0, duration]``.
 
     The scheme and step count are read from the config at every call, so ``config.ode_steps`` (and a fixed-step
-    ``config.ode_method``) may be changed after training. The gated RK2 owns ``gate``, a linear map ``[k1; k2] -> 1``
-    per block, initialised to zero so that ``gamma = 1/2`` (Heun) at the start of training.
+    ``config.ode_method``) may be changed after training. The gated RK2 owns ``gate``, one ``RungeKuttaGate`` per block.
     """
 
     def __init__(self, config: BertOdeConfig):
         super().__init__()
         self.config = config
-        self.gate = nn.Linear(2 * config.hidden_size, 1) if config.ode_method in GATED_METHODS else None
-
-    def _gated_weights(self, stages):
-        k1, k2 = stages
-        hidden = k1.shape[-1]
-        # W [k1; k2] + b without materialising the concatenation.
-        logits = nn.functional.linear(k1, self.gate.weight[:, :hidden], self.gate.bias) + nn.functional.linear(
-            k2, self.gate.weight[:, hidden:]
-        )
-        gamma = torch.sigmoid(logits)  # (batch, seq, 1): one weight per token
-        return gamma, 1.0 - gamma
+        self.gate = RungeKuttaGate(config.hidden_size) if config.ode_method in GATED_METHODS else None
 
     def forward(
         self, field: Callable[[float, torch.Tensor], torch.Tensor], y: torch.Tensor, duration: float = 1.0
@@ -183,7 +195,7 @@ class OdeBlock(nn.Module):
                     f"ode_method={method!r} needs the learned gates, but this model was built with another method; "
                     "build (or convert) the model with ode_method='rk2-gated'"
                 )
-            stage_weights = self._gated_weights
+            stage_weights = self.gate
         return integrate_fixed(field, y, 0.0, duration, self.config.ode_steps, TABLEAUX[method], stage_weights)
 
 
@@ -324,10 +336,10 @@ class BertOdePreTrainedModel(PreTrainedModel):
         elif isinstance(module, BertEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
             init.zeros_(module.token_type_ids)
-        elif isinstance(module, OdeBlock) and module.gate is not None:
+        elif isinstance(module, RungeKuttaGate):
             # gamma = sigmoid(0) = 1/2: the gated RK2 starts as Heun's method.
-            init.zeros_(module.gate.weight)
-            init.zeros_(module.gate.bias)
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
 
     @classmethod
     def from_bert(cls, checkpoint, **config_overrides):
