@@ -32,6 +32,8 @@ def _read_source_config(checkpoint) -> dict:
         config_dict, _ = PreTrainedConfig.get_config_dict(str(checkpoint))
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read a BERT checkpoint from {str(checkpoint)!r}: {error}") from error
+    if not config_dict:  # an existing directory without config.json reads as an empty config
+        raise ValueError(f"cannot read a BERT checkpoint from {str(checkpoint)!r}: it has no config.json")
     return config_dict
 
 

@@ -26,13 +26,19 @@ class SolverStats:
         nfe: evaluations of the vector field.
         steps: accepted steps.
         rejected: rejected steps (adaptive solvers only).
-        nfe_per_sample: for solvers that step each sample on its own, the evaluations each sample needed.
+        nfe_per_sample: for solvers that step each sample on its own (torchode), the evaluations each sample's own
+            steps needed, shape ``(batch,)``. The batched solve still evaluates every sample at every call (``nfe``).
+        steps_per_sample, rejected_per_sample: the accepted and rejected steps of each sample (torchode).
+
+    For a per-sample solver, ``steps`` and ``rejected`` are the largest over the batch.
     """
 
     nfe: int
     steps: int
     rejected: int = 0
     nfe_per_sample: torch.Tensor | None = None
+    steps_per_sample: torch.Tensor | None = None
+    rejected_per_sample: torch.Tensor | None = None
 
 
 def _linear_combination(coefficients: Sequence[torch.Tensor | float], tensors: Sequence[torch.Tensor], scale: float):

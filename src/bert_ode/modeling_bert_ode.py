@@ -41,6 +41,7 @@ from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_bert_ode import BertOdeConfig
 from .integrators import SolverStats, integrate_fixed
+from .solvers import MaxNfeExceeded, solve_with_backend
 from .tableaux import GATED_METHODS, TABLEAUX
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -175,19 +176,80 @@ class RungeKuttaGate(nn.Module):
 class OdeBlock(nn.Module):
     """Replaces one residual connection ``y + F(y)`` by integrating ``dy/dt = F(t, y)`` over ``[0, duration]``.
 
-    The scheme and step count are read from the config at every call, so ``config.ode_steps`` (and a fixed-step
-    ``config.ode_method``) may be changed after training. The gated RK2 owns ``gate``, one ``RungeKuttaGate`` per block.
+    The scheme, step count, backend and tolerances are read from the config at every call, so ``config.ode_steps``
+    (and a fixed-step ``config.ode_method``, or the solver settings) may be changed after training. The gated RK2 owns
+    ``gate``, a linear map ``[k1; k2] -> 1`` per block, initialised to zero so that ``gamma = 1/2`` (Heun) at the start
+    of training.
+
+    ``ode_backend="native"`` runs the project's own fixed-step integrator; the other backends go through the adapters
+    of ``solvers.py`` (adaptive steps, the adjoint, per-sample steps). ``ode_checkpointing`` wraps either.
     """
 
-    def __init__(self, config: BertOdeConfig):
+    def __init__(self, config: BertOdeConfig, name: str = "ODE block"):
         super().__init__()
         self.config = config
+        self.block_name = name  # for error messages, e.g. "encoder.layer.3.attention_ode"
         self.gate = RungeKuttaGate(config.hidden_size) if config.ode_method in GATED_METHODS else None
+        # The continuous-depth block integrates over num_hidden_layers units of depth, ode_steps steps each.
+        self.depth_units = config.num_hidden_layers if config.continuous_depth else 1
 
     def forward(
-        self, field: Callable[[float, torch.Tensor], torch.Tensor], y: torch.Tensor, duration: float = 1.0
+        self,
+        field: Callable[[float, torch.Tensor], torch.Tensor],
+        y: torch.Tensor,
+        duration: float = 1.0,
+        modules: tuple[nn.Module, ...] = (),
+        attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, SolverStats]:
-        method = self.config.ode_method
+        """``modules``: those the field closes over (the adjoint differentiates their parameters);
+        ``attention_mask``: the attention layers' mask, from which torchode learns where the padding is."""
+        checkpointing = self.config.ode_checkpointing
+        if checkpointing == "none" or not torch.is_grad_enabled():
+            return self._solve(field, y, duration, modules, attention_mask)
+        if checkpointing == "stage":
+            return self._solve(_checkpointed(field), y, duration, modules, attention_mask)
+        first_run: list[SolverStats] = []  # the backward pass re-runs the solve; report the forward one
+
+        def solve(y0: torch.Tensor) -> torch.Tensor:
+            y1, stats = self._solve(field, y0, duration, modules, attention_mask)
+            if not first_run:
+                first_run.append(stats)
+            return y1
+
+        y = torch.utils.checkpoint.checkpoint(solve, y, use_reentrant=False)
+        return y, first_run[0]
+
+    def _solve(self, field, y, duration, modules, attention_mask) -> tuple[torch.Tensor, SolverStats]:
+        config = self.config
+        method = config.ode_method
+        steps = config.ode_steps * self.depth_units
+        if config.ode_backend != "native":
+            return solve_with_backend(
+                field,
+                y,
+                duration,
+                steps,
+                backend=config.ode_backend,
+                method=method,
+                rtol=config.ode_rtol,
+                atol=config.ode_atol,
+                adjoint=config.ode_adjoint,
+                max_nfe=config.ode_max_nfe,
+                params=[p for module in modules for p in module.parameters()] if config.ode_adjoint else (),
+                attention_mask=attention_mask,
+                block=self.block_name,
+            )
+        tableau = TABLEAUX.get(method)
+        if tableau is None:
+            raise ValueError(
+                f"{self.block_name}: ode_method={method!r} is not a fixed-step method, so ode_backend='native' cannot run it;"
+                " choose ode_backend 'torchdiffeq', 'torchode' or 'torchdyn'"
+            )
+        if config.ode_max_nfe is not None and steps * tableau.stages > config.ode_max_nfe:
+            raise MaxNfeExceeded(
+                f"{self.block_name}: {steps} steps of {method!r} need {steps * tableau.stages} vector-field evaluations, "
+                f"more than ode_max_nfe={config.ode_max_nfe}"
+            )
         stage_weights = None
         if method in GATED_METHODS:
             if self.gate is None:
@@ -196,13 +258,51 @@ class OdeBlock(nn.Module):
                     "build (or convert) the model with ode_method='rk2-gated'"
                 )
             stage_weights = self.gate
-        return integrate_fixed(field, y, 0.0, duration, self.config.ode_steps, TABLEAUX[method], stage_weights)
+        return integrate_fixed(field, y, 0.0, duration, steps, tableau, stage_weights)
+
+
+def _checkpointed(field):
+    """One Runge-Kutta stage per checkpoint: only its input and output are kept for the backward pass."""
+
+    def checkpointed_field(t, y):
+        return torch.utils.checkpoint.checkpoint(field, t, y, use_reentrant=False)
+
+    return checkpointed_field
+
+
+class BertOdeTimeEmbedding(nn.Module):
+    """``tau(t) = W [sin(w t); cos(w t)] + b``: how the weight-tied continuous-depth field knows its depth ``t``.
+
+    ``w`` are 16 frequencies geometric from ``pi / depth`` to ``pi`` (``depth = num_hidden_layers``), so the slowest
+    wave spans the encoder and the fastest tells neighbouring unit depths apart. ``W`` and ``b`` start at zero.
+    """
+
+    FREQUENCIES = 16
+
+    def __init__(self, config: BertOdeConfig):
+        super().__init__()
+        self.depth = float(config.num_hidden_layers)
+        self.weight = nn.Parameter(torch.zeros(config.hidden_size, 2 * self.FREQUENCIES))
+        self.bias = nn.Parameter(torch.zeros(config.hidden_size))
+
+    def forward(self, t, like: torch.Tensor) -> torch.Tensor:
+        """``t``: a float, a 0-d or 1-element tensor, or one time per sample ``(batch,)`` (torchode)."""
+        t = torch.as_tensor(t, device=like.device).to(like.dtype)
+        exponents = torch.linspace(0.0, 1.0, self.FREQUENCIES, device=like.device, dtype=like.dtype)
+        frequencies = (torch.pi / self.depth) * self.depth**exponents  # (frequencies,)
+        if t.numel() == 1:
+            angles = t.reshape(()) * frequencies
+        else:
+            angles = t.reshape(-1, 1, 1) * frequencies  # (batch, 1, frequencies): broadcasts over the sequence
+        features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        return nn.functional.linear(features, self.weight, self.bias)
 
 
 class _Sublayer(NamedTuple):
     field: Callable[[torch.Tensor], torch.Tensor]  # F without residual or norm
     norm: nn.LayerNorm  # the sublayer's LayerNorm: applied to F's input (pre) or after the update (post)
     duration: float  # 1, or 1/2 for Strang's feed-forward half steps
+    modules: tuple[nn.Module, ...]  # what F's parameters live in (not the norm)
 
 
 class BertOdeLayer(GradientCheckpointingLayer):
@@ -223,13 +323,16 @@ class BertOdeLayer(GradientCheckpointingLayer):
         self.attention = BertOdeAttention(config, layer_idx=layer_idx)
         self.intermediate = BertOdeIntermediate(config, ffn_size)
         self.output = BertOdeOutput(config, ffn_size)
+        prefix = f"encoder.layer.{layer_idx}."
         if config.ode_scope == "sublayer":
             if strang:
-                self.macaron_ode = OdeBlock(config)
-            self.attention_ode = OdeBlock(config)
-            self.ffn_ode = OdeBlock(config)
+                self.macaron_ode = OdeBlock(config, prefix + "macaron_ode")
+            self.attention_ode = OdeBlock(config, prefix + "attention_ode")
+            self.ffn_ode = OdeBlock(config, prefix + "ffn_ode")
         else:
-            self.layer_ode = OdeBlock(config)
+            self.layer_ode = OdeBlock(config, prefix + "layer_ode")
+        # continuous_depth: this one layer is the field over all depths; it needs to know which depth it is at.
+        self.time_embedding = BertOdeTimeEmbedding(config) if config.continuous_depth else None
 
     def _feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return apply_chunking_to_forward(
@@ -238,14 +341,21 @@ class BertOdeLayer(GradientCheckpointingLayer):
 
     def _sublayers(self, attention_mask, kwargs) -> list[_Sublayer]:
         attention = _Sublayer(
-            lambda h: self.attention(h, attention_mask, **kwargs), self.attention.output.LayerNorm, 1.0
+            lambda h: self.attention(h, attention_mask, **kwargs),
+            self.attention.output.LayerNorm,
+            1.0,
+            (self.attention.self, self.attention.output.dense),
         )
+        feed_forward = (self.intermediate, self.output.dense)
         if self.config.splitting == "lie":
-            return [attention, _Sublayer(self._feed_forward, self.output.LayerNorm, 1.0)]
+            return [attention, _Sublayer(self._feed_forward, self.output.LayerNorm, 1.0, feed_forward)]
         macaron = _Sublayer(
-            lambda h: self.macaron_output(self.macaron_intermediate(h)), self.macaron_output.LayerNorm, 0.5
+            lambda h: self.macaron_output(self.macaron_intermediate(h)),
+            self.macaron_output.LayerNorm,
+            0.5,
+            (self.macaron_intermediate, self.macaron_output.dense),
         )
-        return [macaron, attention, _Sublayer(self._feed_forward, self.output.LayerNorm, 0.5)]
+        return [macaron, attention, _Sublayer(self._feed_forward, self.output.LayerNorm, 0.5, feed_forward)]
 
     def _blocks(self) -> list[OdeBlock]:
         if self.config.ode_scope == "layer":
@@ -258,14 +368,26 @@ class BertOdeLayer(GradientCheckpointingLayer):
         sublayers = self._sublayers(attention_mask, kwargs)
         pre_norm = self.config.norm_position == "pre"
         if self.config.ode_scope == "layer":
-            sublayers = [_Sublayer(_layer_increment(sublayers, pre_norm), sublayers[-1].norm, 1.0)]
+            # Inside the whole-layer field the norms run too: all of them (pre), all but the last (post).
+            norms = tuple(s.norm for s in (sublayers if pre_norm else sublayers[:-1]))
+            modules = tuple(m for s in sublayers for m in s.modules) + norms
+            duration = 1.0
+            if self.time_embedding is not None:
+                modules += (self.time_embedding,)
+                duration = float(self.config.num_hidden_layers)
+            sublayers = [_Sublayer(_layer_increment(sublayers, pre_norm), sublayers[-1].norm, duration, modules)]
         stats = []
         for sublayer, block in zip(sublayers, self._blocks()):
-            if pre_norm and self.config.ode_scope == "sublayer":
+            modules = sublayer.modules
+            if self.time_embedding is not None:
+                tau = self.time_embedding
+                field = lambda t, y, s=sublayer: s.field(y + tau(t, y))  # noqa: E731
+            elif pre_norm and self.config.ode_scope == "sublayer":
                 field = lambda t, y, s=sublayer: s.field(s.norm(y))  # noqa: E731
+                modules = modules + (sublayer.norm,)
             else:
                 field = lambda t, y, s=sublayer: s.field(y)  # noqa: E731
-            hidden_states, block_stats = block(field, hidden_states, sublayer.duration)
+            hidden_states, block_stats = block(field, hidden_states, sublayer.duration, modules, attention_mask)
             if not pre_norm:
                 hidden_states = sublayer.norm(hidden_states)
             stats.append(block_stats)
@@ -296,7 +418,9 @@ class BertOdeEncoder(nn.Module):
     def __init__(self, config: BertOdeConfig):
         super().__init__()
         self.config = config
-        self.layer = nn.ModuleList([BertOdeLayer(config, layer_idx=i) for i in range(config.num_hidden_layers)])
+        # continuous_depth: one weight-tied layer integrated over [0, num_hidden_layers] (BertOdeLayer.time_embedding).
+        layers = 1 if config.continuous_depth else config.num_hidden_layers
+        self.layer = nn.ModuleList([BertOdeLayer(config, layer_idx=i) for i in range(layers)])
         # Pre-norm leaves the residual stream un-normalised; the encoder closes with one LayerNorm.
         self.LayerNorm = (
             nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_position == "pre" else None
@@ -338,6 +462,10 @@ class BertOdePreTrainedModel(PreTrainedModel):
             init.zeros_(module.token_type_ids)
         elif isinstance(module, RungeKuttaGate):
             # gamma = sigmoid(0) = 1/2: the gated RK2 starts as Heun's method.
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, BertOdeTimeEmbedding):
+            # tau(t) = 0: the continuous-depth field starts time-independent.
             init.zeros_(module.weight)
             init.zeros_(module.bias)
 
@@ -618,5 +746,6 @@ __all__ = [
     "BertOdeForTokenClassification",
     "BertOdeModel",
     "BertOdePreTrainedModel",
+    "BertOdeTimeEmbedding",
     "OdeBlock",
 ]

@@ -1,0 +1,72 @@
+"""Shared helpers of the bert_ode tests: tiny configs (STYLE.md item 9), quiet and single-threaded torch."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+import bert_ode  # noqa: E402
+
+# Two CPU cores are shared with other work: one thread per test process keeps timings predictable.
+torch.set_num_threads(1)
+transformers.logging.set_verbosity_error()
+transformers.logging.disable_progress_bar()
+
+# The tiny BERT of transformers' own BertModelTester.
+TINY = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+)
+
+METHODS = tuple(bert_ode.TABLEAUX)  # euler, midpoint, heun, rk3, rk4, rk2-gated
+
+
+def tiny_config_dict(**overrides) -> dict:
+    """Keyword arguments of a tiny BERT / BertOde config; Strang splitting gets an even intermediate size."""
+    config = dict(TINY)
+    if overrides.get("splitting") == "strang" and "intermediate_size" not in overrides:
+        config["intermediate_size"] = 38
+    config.update(overrides)
+    return config
+
+
+def tiny_ode_config(**overrides) -> bert_ode.BertOdeConfig:
+    return bert_ode.BertOdeConfig(**tiny_config_dict(**overrides))
+
+
+def random_batch(batch: int = 3, seq: int = 7, vocab: int = 99, seed: int = 0, pad_rows: bool = True):
+    """``input_ids``, ``attention_mask``, ``token_type_ids``; with ``pad_rows`` later rows end in padding."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(1, vocab, (batch, seq), generator=generator)
+    attention_mask = torch.ones(batch, seq, dtype=torch.long)
+    if pad_rows:
+        for row in range(1, batch):
+            real = max(2, seq - 2 * row)
+            attention_mask[row, real:] = 0
+            input_ids[row, real:] = 0
+    token_type_ids = torch.zeros(batch, seq, dtype=torch.long)
+    token_type_ids[:, seq // 2 :] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def max_diff_at_real_tokens(a: torch.Tensor, b: torch.Tensor, attention_mask: torch.Tensor) -> float:
+    """Largest absolute difference over the real (unpadded) positions of ``(batch, seq, ...)`` tensors."""
+    real = attention_mask.bool()
+    return (a[real] - b[real]).abs().max().item()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,130 @@
+"""Butcher tableaux: consistent, and satisfying the order conditions of their declared order (and no more)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bert_ode import TABLEAUX, ButcherTableau
+from bert_ode.tableaux import GATED_METHODS
+
+TOL = 1e-12
+
+
+def _dot(u, v):
+    return math.fsum(x * y for x, y in zip(u, v))
+
+
+def _matvec(a, v):
+    # a is strictly lower triangular, stored row by row with row i holding i entries.
+    return [_dot(row, v) for row in a]
+
+
+def order_conditions(tableau: ButcherTableau) -> dict[int, list[tuple[str, float, float]]]:
+    """The classical order conditions up to order 4: order -> [(name, value, required)]."""
+    a, b, c = tableau.a, tableau.b, tableau.c
+    c2 = [x * x for x in c]
+    c3 = [x**3 for x in c]
+    ac = _matvec(a, c)
+    return {
+        1: [("sum b", math.fsum(b), 1.0)],
+        2: [("b.c", _dot(b, c), 1 / 2)],
+        3: [("b.c^2", _dot(b, c2), 1 / 3), ("b.Ac", _dot(b, ac), 1 / 6)],
+        4: [
+            ("b.c^3", _dot(b, c3), 1 / 4),
+            ("b.(c*Ac)", _dot(b, [x * y for x, y in zip(c, ac)]), 1 / 8),
+            ("b.Ac^2", _dot(b, _matvec(a, c2)), 1 / 12),
+            ("b.AAc", _dot(b, _matvec(a, ac)), 1 / 24),
+        ],
+    }
+
+
+def test_the_issue_schemes_exist_with_their_orders():
+    expected = {"euler": 1, "midpoint": 2, "heun": 2, "rk3": 3, "rk4": 4, "rk2-gated": 2}
+    assert {name: TABLEAUX[name].order for name in expected} == expected
+    for name, tableau in TABLEAUX.items():
+        assert tableau.name == name
+
+
+@pytest.mark.parametrize("name", list(TABLEAUX))
+def test_tableau_is_consistent_and_explicit(name):
+    tableau = TABLEAUX[name]
+    assert tableau.stages == len(tableau.b) == len(tableau.c) == len(tableau.a)
+    assert tableau.c[0] == 0.0
+    for i, row in enumerate(tableau.a):
+        assert len(row) == i  # strictly lower triangular: explicit
+        assert math.fsum(row) == pytest.approx(tableau.c[i], abs=TOL)
+    assert math.fsum(tableau.b) == pytest.approx(1.0, abs=TOL)
+    for coefficient in (*tableau.b, *tableau.c, *(x for row in tableau.a for x in row)):
+        assert type(coefficient) is float  # float64 constants, cast to the state's dtype by the step
+
+
+@pytest.mark.parametrize("name", list(TABLEAUX))
+def test_order_conditions_hold_up_to_declared_order(name):
+    tableau = TABLEAUX[name]
+    conditions = order_conditions(tableau)
+    for order in range(1, tableau.order + 1):
+        for label, value, required in conditions[order]:
+            assert value == pytest.approx(required, abs=TOL), f"{name}: order-{order} condition {label}"
+
+
+@pytest.mark.parametrize("name", [n for n in TABLEAUX if TABLEAUX[n].order < 4])
+def test_declared_order_is_not_understated(name):
+    # At least one condition of the next order fails: the declared order is the scheme's true order.
+    tableau = TABLEAUX[name]
+    next_conditions = order_conditions(tableau)[tableau.order + 1]
+    assert any(abs(value - required) > 1e-6 for _, value, required in next_conditions), name
+
+
+def test_textbook_coefficients():
+    # Kutta's RK3: the third stage reads y - F1 + 2 F2 (the ODE Transformer's code has y + F2 here).
+    assert TABLEAUX["rk3"].a == ((), (0.5,), (-1.0, 2.0))
+    assert TABLEAUX["rk3"].b == pytest.approx((1 / 6, 2 / 3, 1 / 6))
+    assert TABLEAUX["rk4"].a == ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0))
+    assert TABLEAUX["rk4"].b == pytest.approx((1 / 6, 1 / 3, 1 / 3, 1 / 6))
+    assert TABLEAUX["heun"].a == ((), (1.0,)) and TABLEAUX["heun"].b == (0.5, 0.5)
+    assert TABLEAUX["midpoint"].a == ((), (0.5,)) and TABLEAUX["midpoint"].b == (0.0, 1.0)
+    assert TABLEAUX["euler"].b == (1.0,)
+
+
+def test_gated_rk2_starts_as_heun():
+    assert GATED_METHODS == {"rk2-gated"}
+    gated, heun = TABLEAUX["rk2-gated"], TABLEAUX["heun"]
+    assert (gated.a, gated.b, gated.c, gated.stages) == (heun.a, heun.b, heun.c, 2)
+
+
+def test_tableau_is_frozen():
+    with pytest.raises(Exception):
+        TABLEAUX["rk4"].order = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "a, b, c, message",
+    [
+        # Row sums do not match c.
+        (((), (0.5,)), (0.0, 1.0), (0.0, 1.0), "row 1"),
+        (((), (1.0,), (0.5, 0.5)), (1 / 6, 2 / 3, 1 / 6), (0.0, 1.0, 0.5), "row 2"),
+        # First stage not at c = 0.
+        (((),), (1.0,), (0.5,), "row 0"),
+        # Weights do not sum to 1.
+        (((), (1.0,)), (0.5, 0.6), (0.0, 1.0), "weights b"),
+        (((),), (0.9,), (0.0,), "weights b"),
+        # Stage counts disagree.
+        (((), (1.0,)), (0.5, 0.5), (0.0,), "stages"),
+        (((),), (0.5, 0.5), (0.0, 1.0), "stages"),
+        ((), (), (), "stages"),
+        # Not explicit: a row with too many entries.
+        (((0.0,), (1.0,)), (0.5, 0.5), (0.0, 1.0), "explicit"),
+    ],
+)
+def test_inconsistent_tableau_raises(a, b, c, message):
+    with pytest.raises(ValueError, match=message):
+        ButcherTableau("broken", 2, a, b, c)
+
+
+def test_valid_custom_tableau_is_accepted():
+    # Ralston's second-order method: adding a scheme is one constructor call.
+    ralston = ButcherTableau("ralston", 2, ((), (2 / 3,)), (1 / 4, 3 / 4), (0.0, 2 / 3))
+    conditions = order_conditions(ralston)
+    assert conditions[2][0][1] == pytest.approx(0.5, abs=TOL)
