@@ -178,8 +178,7 @@ class OdeBlock(nn.Module):
 
     The scheme, step count, backend and tolerances are read from the config at every call, so ``config.ode_steps``
     (and a fixed-step ``config.ode_method``, or the solver settings) may be changed after training. The gated RK2 owns
-    ``gate``, a linear map ``[k1; k2] -> 1`` per block, initialised to zero so that ``gamma = 1/2`` (Heun) at the start
-    of training.
+    ``gate``, one ``RungeKuttaGate`` per block.
 
     ``ode_backend="native"`` runs the project's own fixed-step integrator; the other backends go through the adapters
     of ``solvers.py`` (adaptive steps, the adjoint, per-sample steps). ``ode_checkpointing`` wraps either.

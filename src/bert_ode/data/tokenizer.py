@@ -1,0 +1,89 @@
+"""WordPiece tokenizer: trained on the corpus with the ``tokenizers`` library, or an existing one loaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def train_wordpiece(
+    texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2, lowercase: bool = True
+) -> BertTokenizerFast:
+    """A BERT-style WordPiece tokenizer (BERT normaliser and pre-tokeniser, ``##`` continuations) trained on texts."""
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise ValueError(f"tokenizer.vocab_size={vocab_size} is too small; it must exceed {len(SPECIAL_TOKENS)}")
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, lowercase=lowercase, strip_accents=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.model = models.WordPiece(_canonical_ids(tokenizer.get_vocab()), unk_token="[UNK]")
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    return BertTokenizerFast(
+        tokenizer_object=tokenizer,
+        do_lower_case=lowercase,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+    )
+
+
+def _canonical_ids(vocab: dict[str, int]) -> dict[str, int]:
+    """Renumbers a trained vocabulary so the same corpus always gives the same ids.
+
+    The trainer numbers tokens of equal counts in hash-map order, which changes from process to process; WordPiece
+    encoding depends only on the set of tokens (greedy longest match), so sorting it makes training reproducible.
+    """
+    def is_alphabet(token: str) -> bool:
+        return len(token.removeprefix("##")) == 1
+
+    special = [t for t in SPECIAL_TOKENS if t in vocab]
+    alphabet = sorted(t for t in vocab if t not in special and is_alphabet(t))
+    merged = sorted(t for t in vocab if t not in special and not is_alphabet(t))
+    return {token: index for index, token in enumerate(special + alphabet + merged)}
+
+
+def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
+    """An existing tokenizer (a saved tokenizer folder or checkpoint); it must have the tokens MLM needs."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load a tokenizer from {str(path)!r}: {error}") from error
+    missing = [name for name in ("mask_token", "pad_token", "cls_token", "sep_token") if getattr(tokenizer, name) is None]
+    if missing:
+        raise ValueError(f"the tokenizer at {str(path)!r} lacks {', '.join(missing)}, which masked LM training needs")
+    return tokenizer
+
+
+def prepare_tokenizer(
+    output_dir: str | os.PathLike,
+    texts: Iterable[str],
+    path: str | os.PathLike | None = None,
+    vocab_size: int = 8192,
+    min_frequency: int = 2,
+    lowercase: bool = True,
+) -> PreTrainedTokenizerBase:
+    """The run's tokenizer, cached in ``output_dir/tokenizer``: a resumed or repeated run reuses it unchanged."""
+    cache = Path(output_dir) / "tokenizer"
+    if (cache / "tokenizer.json").exists() or (cache / "tokenizer_config.json").exists():
+        return load_tokenizer(cache)
+    tokenizer = load_tokenizer(path) if path else train_wordpiece(texts, vocab_size, min_frequency, lowercase)
+    # Written beside the cache and renamed into place, so an interrupted run never leaves half a tokenizer.
+    staging = cache.with_name(f".tokenizer-{os.getpid()}")
+    tokenizer.save_pretrained(str(staging))
+    os.replace(staging, cache)
+    return tokenizer
