@@ -41,17 +41,29 @@ class SolverStats:
     rejected_per_sample: torch.Tensor | None = None
 
 
-def _linear_combination(coefficients: Sequence[torch.Tensor | float], tensors: Sequence[torch.Tensor], scale: float):
-    """``scale * sum_i coefficients[i] * tensors[i]``, skipping zero terms and multiplications by one."""
-    total = None
+def _linear_combination(
+    coefficients: Sequence[torch.Tensor | float],
+    tensors: Sequence[torch.Tensor],
+    scale: float,
+    base: torch.Tensor | None = None,
+) -> torch.Tensor | None:
+    """``base + scale * sum_i coefficients[i] * tensors[i]`` (``base`` optional), skipping zero terms.
+
+    Float coefficients go through ``torch.add(..., alpha=c)``: one fused kernel per term instead of a multiply
+    and an add. These element-wise passes are the whole overhead of a multi-stage scheme over its evaluations.
+    """
+    total = base
     for coefficient, tensor in zip(coefficients, tensors):
         if isinstance(coefficient, float):
             coefficient = coefficient * scale
             if coefficient == 0.0:
                 continue
-            term = tensor if coefficient == 1.0 else coefficient * tensor
-        else:
-            term = coefficient * tensor if scale == 1.0 else (coefficient * scale) * tensor
+            if total is None:
+                total = tensor if coefficient == 1.0 else coefficient * tensor
+            else:
+                total = torch.add(total, tensor, alpha=coefficient)
+            continue
+        term = coefficient * tensor if scale == 1.0 else (coefficient * scale) * tensor
         total = term if total is None else total + term
     return total
 
@@ -67,8 +79,8 @@ def explicit_rk_increment(
     """The increment of one explicit Runge-Kutta step of size ``dt`` from ``(t, y)``."""
     stages: list[torch.Tensor] = []
     for row, c in zip(tableau.a, tableau.c):
-        offset = _linear_combination(row, stages, dt) if row else None
-        stages.append(field(t + c * dt, y if offset is None else y + offset))
+        stage_input = _linear_combination(row, stages, dt, base=y)  # y + dt * sum_j a_ij k_j
+        stages.append(field(t + c * dt, stage_input))
     weights = tableau.b if stage_weights is None else stage_weights(stages)
     return _linear_combination(weights, stages, dt)
 

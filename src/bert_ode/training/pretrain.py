@@ -461,3 +461,36 @@ def pretrain(
         train_seconds=train_seconds, tokens_per_second=step * tokens_per_step / max(train_seconds, 1e-9),
         model=accelerator.unwrap_model(loss_module).model,
     )
+
+
+def validation_loss(run_dir: str | os.PathLike, ode_steps: int | None = None, checkpoint: str | None = None,
+                    max_blocks: int | None = None) -> dict:
+    """MLM validation loss of a finished pretraining run, optionally with another ``ode_steps`` than it trained with.
+
+    Uses the run's own config, tokenizer, validation blocks and fixed masks (the same ones its training-time
+    evaluations used), so the figure is comparable with ``log.csv``. Returns ``{"val_loss", "val_ppl", "nfe"}``.
+    """
+    from accelerate import Accelerator
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "pretrain_config.yaml")
+    accelerator = Accelerator(cpu=not (torch.cuda.is_available() or _has_xpu()))
+    _, tokenizer, blocks = _prepare_data(config, run_dir, accelerator)
+    model = BertOdeForMaskedLM.from_pretrained(checkpoint or run_dir / "final",
+                                               attn_implementation=config.train.attn_implementation)
+    if ode_steps is not None:
+        model.config.ode_steps = ode_steps
+    loss_module = SparseMlmLoss(model).to(accelerator.device)
+    dtype = resolve_precision(config.train.precision, accelerator.device)
+    masker = MlmMasker(tokenizer, config.data.mlm_probability, config.data.whole_word_mask)
+    validation = blocks["validation"][: max_blocks or config.train.eval_blocks]
+
+    def autocast():
+        return contextlib.nullcontext() if dtype is None else torch.autocast(accelerator.device.type, dtype=dtype)
+
+    loss, ppl = evaluate(loss_module, validation, masker, config.train.batch_size, config.train.seed, autocast,
+                         accelerator)
+    probe = masker(validation[:1], torch.Generator().manual_seed(0))
+    with torch.no_grad(), autocast():
+        nfe = loss_module(probe["input_ids"].to(accelerator.device), probe["labels"].to(accelerator.device))[2]
+    return {"val_loss": loss, "val_ppl": ppl, "nfe": nfe}
