@@ -29,6 +29,7 @@ from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageMod
 from bert_ode import BertOdeConfig, BertOdeForMaskedLM
 from bert_ode.data import MlmMasker, load_builtin, pack_sequences, train_wordpiece
 from bert_ode.training.pretrain import SparseMlmLoss, cpu_supports_bf16
+from bert_ode.training.pretrain_config import resolve_attention
 
 SIZE = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
             max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -82,12 +83,13 @@ def main() -> None:
 
         # bert-ode: the pretrain step.
         torch.manual_seed(0)
+        bf16 = cpu_supports_bf16()
+        attn = resolve_attention("auto", "cpu", bf16)  # what `bert-ode pretrain` picks
         model = BertOdeForMaskedLM(BertOdeConfig(vocab_size=vocab, **SIZE, norm_position="pre",
-                                                 attn_implementation="sdpa"))
+                                                 attn_implementation=attn))
         loss_module = SparseMlmLoss(model)
         optimizer = torch.optim.AdamW(loss_module.parameters(), lr=1e-3, betas=(0.9, 0.98))
         masker = MlmMasker(tokenizer, 0.15)
-        bf16 = cpu_supports_bf16()
         masked_positions = []
 
         def ours_step(i: int) -> None:

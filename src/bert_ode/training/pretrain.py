@@ -32,7 +32,7 @@ from torch import nn
 from ..data import MlmMasker, load_corpus, pack_sequences, prepare_tokenizer
 from ..modeling_bert_ode import BertOdeForMaskedLM
 from .checkpointing import latest_checkpoint, load_training_state, save_checkpoint, write_atomically
-from .pretrain_config import PretrainConfig, load_config, model_config, save_config
+from .pretrain_config import PretrainConfig, load_config, model_config, resolve_attention, save_config
 
 CSV_FIELDS = ["step", "tokens", "elapsed_s", "lr", "train_loss", "val_loss", "val_ppl", "tokens_per_s", "nfe"]
 
@@ -185,14 +185,14 @@ def _prepare_data(config: PretrainConfig, output_dir: Path, accelerator):
     return corpus, tokenizer, blocks
 
 
-def _build_model(config: PretrainConfig, tokenizer, resume_from: Path | None) -> BertOdeForMaskedLM:
-    attn = config.train.attn_implementation
+def _build_model(config: PretrainConfig, tokenizer, resume_from: Path | None, attn: str) -> BertOdeForMaskedLM:
     if resume_from is not None:
         return BertOdeForMaskedLM.from_pretrained(resume_from, attn_implementation=attn)
     torch.manual_seed(_seed_for(config.train.seed, "init"))
     if config.train.init_from:
         return BertOdeForMaskedLM.from_bert(config.train.init_from, **config.model, attn_implementation=attn)
-    return BertOdeForMaskedLM(model_config(config, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id))
+    return BertOdeForMaskedLM(model_config(config, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                           attn_implementation=attn))
 
 
 class _Logger:
@@ -306,7 +306,9 @@ def pretrain(
 
     corpus, tokenizer, blocks = _prepare_data(config, output_dir, accelerator)
     masker = MlmMasker(tokenizer, config.data.mlm_probability, config.data.whole_word_mask)
-    model = _build_model(config, tokenizer, resume_from)
+    dtype = resolve_precision(train.precision, accelerator.device)
+    attn = resolve_attention(train.attn_implementation, accelerator.device.type, dtype == torch.bfloat16)
+    model = _build_model(config, tokenizer, resume_from, attn)
     if model.config.vocab_size < len(tokenizer):
         raise ValueError(f"the model's vocab_size={model.config.vocab_size} is smaller than the tokenizer's "
                          f"{len(tokenizer)} tokens")
@@ -317,7 +319,6 @@ def pretrain(
     if state:
         optimizer.load_state_dict(state["optimizer"])
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
-    dtype = resolve_precision(train.precision, accelerator.device)
 
     def autocast():
         if dtype is None:
@@ -476,12 +477,12 @@ def validation_loss(run_dir: str | os.PathLike, ode_steps: int | None = None, ch
     config = load_config(run_dir / "pretrain_config.yaml")
     accelerator = Accelerator(cpu=not (torch.cuda.is_available() or _has_xpu()))
     _, tokenizer, blocks = _prepare_data(config, run_dir, accelerator)
-    model = BertOdeForMaskedLM.from_pretrained(checkpoint or run_dir / "final",
-                                               attn_implementation=config.train.attn_implementation)
+    dtype = resolve_precision(config.train.precision, accelerator.device)
+    attn = resolve_attention(config.train.attn_implementation, accelerator.device.type, dtype == torch.bfloat16)
+    model = BertOdeForMaskedLM.from_pretrained(checkpoint or run_dir / "final", attn_implementation=attn)
     if ode_steps is not None:
         model.config.ode_steps = ode_steps
     loss_module = SparseMlmLoss(model).to(accelerator.device)
-    dtype = resolve_precision(config.train.precision, accelerator.device)
     masker = MlmMasker(tokenizer, config.data.mlm_probability, config.data.whole_word_mask)
     validation = blocks["validation"][: max_blocks or config.train.eval_blocks]
 

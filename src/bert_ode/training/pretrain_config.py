@@ -77,7 +77,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     num_threads: int | None = None  # torch intra-op threads per process
-    attn_implementation: str = "sdpa"
+    # auto: eager attention for bf16 on CPU (measured faster there: its bf16 matmuls beat the CPU flash-attention
+    # kernel, 396 vs 435 ms a step at hidden 256 / 4 layers / 32 x 128), sdpa everywhere else.
+    attn_implementation: str = "auto"
     init_from: str | None = None  # a BERT / BertOde checkpoint to start from instead of random weights
     progress_bar: bool = True
 
@@ -132,13 +134,21 @@ class PretrainConfig:
         model_config(self, vocab_size=128, pad_token_id=0)  # BertOdeConfig validates the model fields
 
 
-def model_config(config: PretrainConfig, vocab_size: int, pad_token_id: int) -> BertOdeConfig:
+def model_config(config: PretrainConfig, vocab_size: int, pad_token_id: int, attn_implementation: str = "sdpa"
+                 ) -> BertOdeConfig:
     return BertOdeConfig(
         **config.model,
         vocab_size=vocab_size,
         pad_token_id=pad_token_id,
-        attn_implementation=config.train.attn_implementation,
+        attn_implementation=attn_implementation,
     )
+
+
+def resolve_attention(name: str, device_type: str, bf16: bool) -> str:
+    """``train.attn_implementation``, with ``auto`` made concrete for this device and precision."""
+    if name != "auto":
+        return name
+    return "eager" if device_type == "cpu" and bf16 else "sdpa"
 
 
 def _model_fields() -> set[str]:
