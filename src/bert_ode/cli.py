@@ -203,6 +203,33 @@ def _run_pretrain(args) -> None:
           f"{result.tokens_per_second:,.0f} tokens/s){val}; model and tokenizer in {result.final_dir}")
 
 
+def _add_compare(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="the study: pretrain BERT and ODE variants under one recipe, fine-tune each, write a report",
+        description="Runs a comparison study (configs/compare-<preset>.yaml) and writes reports/<name>/report.md "
+        "with tables and plots. Finished runs are reused when the same study is run again, so an interrupted "
+        "study resumes.",
+    )
+    parser.add_argument("--preset", default="smoke", metavar="NAME_OR_YAML",
+                        help="smoke (a few minutes on a laptop CPU; default), cpu (the study on 2 cores, about an "
+                        "hour), gpu (BERT-base scale), or a study YAML file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a study key, e.g. --set seeds=[0,1,2,3] --set name=mine "
+                        "--set pretrain_overrides.train.budget_tokens=4000000 --set finetune.epochs=2 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    def run(args) -> None:
+        from .training.compare import compare
+
+        command = "bert-ode compare --preset " + args.preset + "".join(f" --set {o}" for o in args.overrides)
+        report_dir = compare(args.preset, parse_overrides(args.overrides), progress=not args.no_progress,
+                             command=command)
+        print(f"report: {report_dir / 'report.md'}")
+
+    parser.set_defaults(handler=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bert-ode", description="ODE-BERT: BERT with ODE-solver residual blocks")
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_finetune(subparsers)
     _add_evaluate(subparsers)
     _add_pretrain(subparsers)
+    _add_compare(subparsers)
     return parser
 
 
