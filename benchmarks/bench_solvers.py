@@ -31,6 +31,8 @@ import psutil
 import torch
 from transformers.utils import logging as hf_logging
 
+from bench_model import saved_activation_bytes  # this folder is on sys.path when run as a script
+
 from bert_ode import BertOdeConfig, BertOdeModel
 from bert_ode.solvers import BACKEND_METHODS, torchdyn_available
 
@@ -106,17 +108,8 @@ def speed(args) -> None:
 
 
 def saved_bytes(model, ids, mask) -> int:
-    storages: dict[int, int] = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        loss = train_step(model, ids, mask, backward=False)
-    loss.backward()
-    return sum(storages.values())
+    """The activation memory autograd keeps for backward, measured as in bench_model.py."""
+    return saved_activation_bytes(lambda backward=True: train_step(model, ids, mask, backward=backward))
 
 
 def memory_case(args, name: str) -> None:

@@ -85,9 +85,20 @@ class StudyConfig:
             load_config(self.pretrain, self._pretrain_overrides(variant, seed=self.seeds[0], output_dir="unused"))
         from .finetune import FinetuneConfig
 
+        # checkpoint, seeds, ode_overrides, eval_ode_steps and progress are set by the study, per unit.
+        set_by_study = {"checkpoint", "seeds", "ode_overrides", "progress", "eval_ode_steps"}
+        allowed = {f.name for f in dataclasses.fields(FinetuneConfig)} - set_by_study
+        for where, values in (("finetune", self.finetune), ("warm_start.finetune",
+                                                           self.warm_start.finetune if self.warm_start else {})):
+            unknown = sorted(set(values) - allowed)
+            if unknown:
+                raise ValueError(f"unknown key(s) {unknown} in {where}; allowed: {', '.join(sorted(allowed))}")
         FinetuneConfig(checkpoint="unused", **self.finetune)
         if self.warm_start is not None:
             FinetuneConfig(checkpoint="unused", **{**self.finetune, **self.warm_start.finetune})
+            if self.warm_start.checkpoint not in WARM_START_SOURCES and not Path(self.warm_start.checkpoint).exists():
+                raise ValueError(f"warm_start.checkpoint={self.warm_start.checkpoint!r} is neither "
+                                 f"{', '.join(WARM_START_SOURCES)} nor an existing checkpoint path")
 
     def _pretrain_overrides(self, variant: Variant, seed: int, output_dir: str) -> dict:
         overrides = dict(self.pretrain_overrides)

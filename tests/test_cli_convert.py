@@ -1,0 +1,42 @@
+"""`bert-ode convert`: a BERT checkpoint directory in, a BertOde checkpoint out, errors in one line."""
+
+from __future__ import annotations
+
+import torch
+from transformers import BertConfig, BertForMaskedLM
+
+import bert_ode
+from bert_ode.cli import main
+
+
+def _bert_dir(tmp_path):
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37)
+    model = BertForMaskedLM(config).eval()
+    model.save_pretrained(tmp_path / "bert")
+    return model, tmp_path / "bert"
+
+
+def test_convert_writes_an_equivalent_checkpoint_and_sets_fields(tmp_path, capsys):
+    bert, source = _bert_dir(tmp_path)
+    assert main(["convert", str(source), str(tmp_path / "euler"), "--head", "masked-lm"]) == 0
+    assert main(["convert", str(source), str(tmp_path / "rk4"), "--head", "masked-lm",
+                 "--set", "ode_method=rk4", "--set", "ode_steps=2"]) == 0
+    assert "saved BertOdeForMaskedLM (rk4, 2 step(s)" in capsys.readouterr().out
+    ids = torch.randint(0, 99, (2, 7))
+    euler = bert_ode.BertOdeForMaskedLM.from_pretrained(tmp_path / "euler").eval()
+    assert torch.allclose(euler(ids).logits, bert(ids).logits, atol=1e-5)
+    rk4 = bert_ode.BertOdeForMaskedLM.from_pretrained(tmp_path / "rk4").eval()
+    assert (rk4.config.ode_method, rk4.config.ode_steps) == ("rk4", 2)
+    assert rk4(ids).nfe == 2 * 2 * 2 * 4
+
+
+def test_convert_errors_are_one_line(tmp_path, capsys):
+    _, source = _bert_dir(tmp_path)
+    assert main(["convert", str(source), str(tmp_path / "x"), "--set", "ode_method=rk5"]) == 2
+    assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "y")]) == 2
+    assert main(["convert", str(source), str(tmp_path / "z"), "--set", "ode_stpes=2"]) == 2
+    err = capsys.readouterr().err
+    assert "ode_method='rk5'" in err and "ode_stpes" in err and "cannot read a BERT checkpoint" in err
+    assert "Traceback" not in err

@@ -1,0 +1,114 @@
+"""The comparison study: config checking, the decision rule, and one tiny end-to-end study that resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from bert_ode.cli import main
+from bert_ode.training.compare import compare, load_study
+from bert_ode.training.report import verdict
+
+
+def _stats(mean, std, n=3):
+    return {"mean": mean, "std": std, "min": mean - std, "max": mean + std, "n": n}
+
+
+def test_decision_rule_needs_the_difference_to_exceed_the_seed_spread():
+    base = _stats(0.80, 0.02)
+    assert verdict(_stats(0.85, 0.02), base, lower_is_better=False) == "win"
+    assert verdict(_stats(0.83, 0.02), base, lower_is_better=False) == "tie"  # 0.03 <= 0.02 + 0.02
+    assert verdict(_stats(0.70, 0.01), base, lower_is_better=False) == "loss"
+    # For a loss, lower is better: a lower mean is the win.
+    assert verdict(_stats(2.0, 0.01), _stats(2.5, 0.01), lower_is_better=True) == "win"
+    assert verdict(_stats(2.0, 0.0, n=1), _stats(2.5, 0.0, n=1), lower_is_better=True) == "win (1 seed)"
+
+
+def _write_study(tmp_path, **changes) -> str:
+    study = {
+        "name": "tiny",
+        "pretrain": "smoke",
+        "pretrain_overrides": {
+            "train.budget_tokens": 16384,
+            "train.batch_size": 8,
+            "train.eval_every": 4,
+            "train.eval_blocks": 8,
+            "train.progress_bar": False,
+            "tokenizer.vocab_size": 600,
+            "data.builtin": "austen",
+            "model.hidden_size": 32,
+            "model.num_attention_heads": 2,
+            "model.intermediate_size": 64,
+            "data.seq_len": 64,
+            "model.max_position_embeddings": 64,
+        },
+        "seeds": [0, 1],
+        "variants": [{"name": "bert"}, {"name": "heun", "model": {"ode_method": "heun"}},
+                     {"name": "bert-2x", "model": {"num_hidden_layers": 4}, "compute_match": "heun"}],
+        "finetune": {"epochs": 1, "max_train_examples": 40, "max_eval_examples": 40, "max_seq_length": 64},
+        "elasticity_steps": [1, 2],
+        "runs_dir": str(tmp_path / "runs"),
+        "report_dir": str(tmp_path / "reports"),
+    }
+    study.update(changes)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"baseline": "nope"}, "baseline='nope'"),
+        ({"variants": [{"name": "bert", "modle": {}}]}, "unknown key(s) ['modle']"),
+        ({"variants": [{"name": "bert"}, {"name": "bert"}]}, "unique"),
+        ({"variants": [{"name": "bert", "model": {"ode_method": "rk5"}}]}, "ode_method='rk5'"),
+        ({"finetune": {"epoch": 1}}, "epoch"),
+        ({"seeds": []}, "seeds"),
+    ],
+)
+def test_bad_study_configs_are_clear_errors(tmp_path, change, message):
+    with pytest.raises(ValueError) as error:
+        load_study(_write_study(tmp_path, **change))
+    assert message in str(error.value)
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="compare-nope"):
+        load_study("nope")
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
+    path = _write_study(tmp_path)
+    report_dir = compare(path, progress=False, command="pytest")
+    report = (report_dir / "report.md").read_text()
+    results = json.loads((report_dir / "results.json").read_text())
+    records = results["records"]
+    assert sorted((r["variant"], r["seed"]) for r in records) == [
+        ("bert", 0), ("bert", 1), ("bert-2x", 0), ("bert-2x", 1), ("heun", 0), ("heun", 1)]
+    by_name = {(r["variant"], r["seed"]): r for r in records}
+    # Heun evaluates every vector field twice: twice the NFE, about twice the counted FLOPs of BERT.
+    assert by_name[("heun", 0)]["nfe_per_forward"] == 2 * by_name[("bert", 0)]["nfe_per_forward"]
+    ratio = by_name[("heun", 0)]["train_flops"] / by_name[("bert", 0)]["train_flops"]
+    assert 1.5 < ratio < 2.1
+    # Depth elasticity: the MLM loss was measured at 1 and 2 steps; euler with 2 steps is not euler with 1.
+    assert set(by_name[("bert", 0)]["mlm_by_ode_steps"]) == {"1", "2"}
+    for record in records:
+        assert record["val_loss"] > 0 and record["curve"], record["variant"]
+        assert 0.0 <= record["finetune"]["test"]["accuracy"] <= 1.0
+    summary = results["summary"]["pretrain"]
+    assert summary["heun"]["verdict_val_loss"] in {"win", "loss", "tie"}
+    assert "verdict_vs_bert-2x" in summary["heun"]
+    for plot in ("val_loss_vs_tokens.png", "val_loss_vs_flops.png", "downstream.png", "elasticity.png"):
+        assert (report_dir / plot).stat().st_size > 1000
+    assert "Decision rule" in report and "`heun`" in report
+
+    # Run again: every unit is reused from its record, nothing is retrained.
+    before = {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}
+    assert main(["compare", "--preset", path, "--no-progress"]) == 0
+    after = {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}
+    assert before == after
+    assert "report:" in capsys.readouterr().out
