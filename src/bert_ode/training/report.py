@@ -99,6 +99,15 @@ def summarize(records: list[dict], config) -> dict:
             },
         }
     summary["metric"] = metric
+    base_runs = {r["seed"]: r for r in pretrained.get(config.baseline, [])}
+    for name, runs in pretrained.items():
+        if name == config.baseline:
+            continue
+        # Paired by seed: the same seed gives every variant the same data order and masks.
+        pairs = [(r, base_runs[r["seed"]]) for r in runs if r["seed"] in base_runs]
+        summary["pretrain"][name]["paired_delta_val_loss"] = _stats([r["val_loss"] - b["val_loss"] for r, b in pairs])
+        summary["pretrain"][name]["paired_delta_test"] = _stats(
+            [r["finetune"]["test"][metric] - b["finetune"]["test"][metric] for r, b in pairs])
     base = summary["pretrain"].get(config.baseline)
     for name, row in summary["pretrain"].items():
         if base is None or name == config.baseline:
@@ -318,7 +327,9 @@ def write_report(records: list[dict], config, report_dir: Path, command: str, ma
         f"token budget, for seeds {config.seeds}; then fine-tuned on `{ft.get('task', 'bbc-news')}` with one "
         f"hyperparameter set (`{ft}`), model selection on the validation split, test scored once. "
         f"Figures are mean ± standard deviation over seeds. **Decision rule**: a difference is a win or a loss "
-        f"only when the difference of means exceeds the sum of the two standard deviations; otherwise it is a tie.",
+        f"only when the difference of means exceeds the sum of the two standard deviations; otherwise it is a tie. "
+        f"The paired Δ columns give the per-seed difference to BERT (same seed: same data order and masks), "
+        f"mean ± std over seeds, for a finer reading than the verdict.",
         "",
         "## Summary",
         "",
@@ -329,8 +340,8 @@ def write_report(records: list[dict], config, report_dir: Path, command: str, ma
         "## Pretraining (equal parameters and equal compute)",
         "",
         "| variant | model | params | val MLM loss | val ppl | test " + metric + " | train s | tokens/s | "
-        "train FLOPs | NFE/forward | vs BERT (loss / test) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "train FLOPs | NFE/forward | vs BERT (loss / test) | paired Δ loss | paired Δ " + metric + " |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in summary["pretrain"].items():
         versus = "baseline" if name == config.baseline else f"{row.get('verdict_val_loss')} / {row.get('verdict_test')}"
@@ -340,7 +351,9 @@ def write_report(records: list[dict], config, report_dir: Path, command: str, ma
             f"| `{name}` | {_describe(row['model_overrides'])} | {row['parameters'] / 1e6:.2f}M | "
             f"{_fmt(row['val_loss'])} | {_fmt(row['val_ppl'], 1)} | {_fmt(row['test'])} | "
             f"{_fmt(row['train_seconds'], 0)} | {_fmt(row['tokens_per_second'], 0)} | "
-            f"{row['train_flops']['mean']:.2e} | {_fmt(row['nfe_per_forward'], 1)} | {versus} |"
+            f"{row['train_flops']['mean']:.2e} | {_fmt(row['nfe_per_forward'], 1)} | {versus} | "
+            f"{_fmt(row['paired_delta_val_loss']) if 'paired_delta_val_loss' in row else '-'} | "
+            f"{_fmt(row['paired_delta_test']) if 'paired_delta_test' in row else '-'} |"
         )
     steps = sorted({s for row in summary["pretrain"].values() for s in row["mlm_by_ode_steps"]}, key=int)
     if steps:
