@@ -76,7 +76,7 @@ def test_bad_study_configs_are_clear_errors(tmp_path, change, message):
 
 
 def test_unknown_preset_is_a_clear_error():
-    with pytest.raises(FileNotFoundError, match="compare-nope"):
+    with pytest.raises(FileNotFoundError, match="study 'nope' not found.*presets: cpu, gpu, smoke"):
         load_study("nope")
 
 

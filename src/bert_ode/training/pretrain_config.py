@@ -218,7 +218,9 @@ def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
     preset = PRESET_DIR / f"{name_or_path}.yaml"
     if preset.is_file():
         return preset
-    presets = sorted(p.stem for p in PRESET_DIR.glob("*.yaml")) if PRESET_DIR.is_dir() else []
+    # compare-*.yaml beside them are study presets (bert-ode compare), not pretraining recipes.
+    presets = sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if not p.stem.startswith("compare-")) \
+        if PRESET_DIR.is_dir() else []
     raise FileNotFoundError(f"config {str(name_or_path)!r} not found (not a file; presets: {', '.join(presets)})")
 
 
