@@ -28,8 +28,8 @@ from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageMod
 
 from bert_ode import BertOdeConfig, BertOdeForMaskedLM
 from bert_ode.data import MlmMasker, load_builtin, pack_sequences, train_wordpiece
-from bert_ode.training.pretrain import SparseMlmLoss, cpu_supports_bf16
-from bert_ode.training.pretrain_config import resolve_attention
+from bert_ode.training.device import cpu_supports_bf16, resolve_attention
+from bert_ode.training.mlm_loss import SparseMlmLoss
 
 SIZE = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
             max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)

@@ -116,7 +116,7 @@ def test_glue_shaped_local_data_classification_and_regression(ode_checkpoint, tm
                       "label": [int(i % 4 < 2) for i in range(n)], "idx": range(n)}).to_parquet(
             tmp_path / f"{split}.parquet")
     results = finetune(checkpoint=ode_checkpoint, task="sst2", data_dir=str(tmp_path), seeds=[0, 1], epochs=1,
-                       ode_overrides={"ode_method": "heun"}, **QUICK)
+                       ode_overrides={"ode_method": "heun"}, output_dir=str(tmp_path / "sst2-results"), **QUICK)
     assert results["task"]["sizes"] == {"train": 43, "validation": 5, "test": 16}
     assert results["model"]["ode_method"] == "heun" and results["runs"][0]["test"]["nfe"] == 8
     assert results["summary"]["test"]["accuracy"]["n"] == 2
@@ -127,7 +127,8 @@ def test_glue_shaped_local_data_classification_and_regression(ode_checkpoint, tm
         (stsb / f"{split}.jsonl").write_text("".join(json.dumps(
             {"sentence1": f"a {i}", "sentence2": f"b {i % 3}", "label": (i % 6) * 1.0, "idx": i}) + "\n"
             for i in range(n)))
-    results = finetune(checkpoint=ode_checkpoint, task="stsb", data_dir=str(tmp_path), seeds=[0], epochs=1, **QUICK)
+    results = finetune(checkpoint=ode_checkpoint, task="stsb", data_dir=str(tmp_path), seeds=[0], epochs=1,
+                       output_dir=str(tmp_path / "stsb-results"), **QUICK)
     assert results["task"]["regression"] and results["main_metric"] == "pearson"
     assert set(results["runs"][0]["test"]) >= {"pearson", "spearman", "nfe"}
 

@@ -1,9 +1,69 @@
-"""The ``bert-ode`` command: parses arguments and calls the library. No logic lives here."""
+"""The ``bert-ode`` command: parses arguments and calls the library. No logic lives here.
+
+Options of ``finetune`` and ``evaluate`` are generated from their config dataclasses by transformers'
+``HfArgumentParser`` (help text and defaults come from the dataclass, so they cannot drift); ``--set KEY=VALUE``
+overrides are read by ``config_io.parse_assignments``, the same reader as the YAML configs'.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
+
+from transformers import HfArgumentParser
+
+from . import modeling_bert_ode
+from .convert import save_converted
+from .training.compare import compare
+from .training.config_io import parse_assignments
+from .training.finetune import EvaluateConfig, FinetuneConfig, evaluate, finetune
+from .training.pretrain import pretrain
+
+# --head of ``convert``: the BertOde class to build.
+HEADS = {
+    "base": "BertOdeModel",
+    "masked-lm": "BertOdeForMaskedLM",
+    "sequence-classification": "BertOdeForSequenceClassification",
+    "token-classification": "BertOdeForTokenClassification",
+    "question-answering": "BertOdeForQuestionAnswering",
+    "multiple-choice": "BertOdeForMultipleChoice",
+}
+
+
+def add_config_options(parser: HfArgumentParser, config_class, skip: tuple[str, ...] = ()) -> list[str]:
+    """Every field of ``config_class`` but ``skip`` and dict-valued ones as an option; returns the field names.
+
+    HfArgumentParser builds options from a whole dataclass; a view of the fields the command line sets (the
+    positional checkpoint and the ``--set`` overrides are declared by hand) keeps one declaration per option.
+    """
+    hints = typing.get_type_hints(config_class)
+    fields = []
+    for f in dataclasses.fields(config_class):
+        if f.name in skip or not f.init or typing.get_origin(hints[f.name]) is dict or hints[f.name] is dict:
+            continue
+        default = {"default": f.default} if f.default is not dataclasses.MISSING else {}
+        if f.default_factory is not dataclasses.MISSING:
+            default = {"default_factory": f.default_factory}
+        fields.append((f.name, hints[f.name], dataclasses.field(metadata=f.metadata, **default)))
+    view = dataclasses.make_dataclass(f"{config_class.__name__}Options", fields, kw_only=True)
+    parser._add_dataclass_arguments(view)
+    return [name for name, _, _ in fields]
+
+
+def _add_set_option(parser, example: str) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"a config value to set, e.g. {example} (repeatable)")
+
+
+def _options(args, names: list[str]) -> dict:
+    return {name: getattr(args, name) for name in names}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------------------------
 
 
 def _add_convert(subparsers) -> None:
@@ -15,63 +75,20 @@ def _add_convert(subparsers) -> None:
     )
     parser.add_argument("checkpoint", help="path (or Hub name) of the BERT checkpoint")
     parser.add_argument("output_dir", help="where to save the BertOde checkpoint")
-    parser.add_argument(
-        "--head",
-        default="base",
-        choices=["base", "masked-lm", "sequence-classification", "token-classification", "question-answering",
-                 "multiple-choice"],
-        help="which BertOde class to build (default: the bare encoder)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="a config field to set, e.g. --set ode_method=rk4 --set ode_steps=2 (repeatable)",
-    )
+    parser.add_argument("--head", default="base", choices=list(HEADS), help="which BertOde class to build")
+    _add_set_option(parser, "--set ode_method=rk4 --set ode_steps=2")
     parser.set_defaults(handler=_run_convert)
 
 
 def _run_convert(args) -> None:
-    from .convert import save_converted
-    from .modeling_bert_ode import (
-        BertOdeForMaskedLM,
-        BertOdeForMultipleChoice,
-        BertOdeForQuestionAnswering,
-        BertOdeForSequenceClassification,
-        BertOdeForTokenClassification,
-        BertOdeModel,
-    )
-
-    model_class = {
-        "base": BertOdeModel,
-        "masked-lm": BertOdeForMaskedLM,
-        "sequence-classification": BertOdeForSequenceClassification,
-        "token-classification": BertOdeForTokenClassification,
-        "question-answering": BertOdeForQuestionAnswering,
-        "multiple-choice": BertOdeForMultipleChoice,
-    }[args.head]
-    model = model_class.from_bert(args.checkpoint, **parse_overrides(args.overrides))
+    model_class = getattr(modeling_bert_ode, HEADS[args.head])
+    model = model_class.from_bert(args.checkpoint, **parse_assignments(args.overrides))
     save_converted(model, args.output_dir, tokenizer_source=args.checkpoint)
     config = model.config
     print(
         f"saved {model_class.__name__} ({config.ode_method}, {config.ode_steps} step(s), scope {config.ode_scope}, "
         f"{config.norm_position}-norm, {config.splitting} splitting) to {args.output_dir}"
     )
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``["ode_steps=2", "ode_method=rk4"]`` -> ``{"ode_steps": 2, "ode_method": "rk4"}`` (values parsed as YAML)."""
-    import yaml
-
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"error: expected FIELD=VALUE, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
 
 
 def _add_finetune(subparsers) -> None:
@@ -84,54 +101,22 @@ def _add_finetune(subparsers) -> None:
         "OUTPUT_DIR/results.json and results.md.",
     )
     parser.add_argument("checkpoint", help="BertOde or BERT checkpoint directory (or Hub name), with its tokenizer")
-    parser.add_argument("--task", default="bbc-news",
-                        help="bbc-news (default, offline), a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte), "
-                        "or a path to a CSV / TSV / JSON(L) / Parquet file or directory")
-    parser.add_argument("--data-dir", help="local GLUE-shaped directory, or the directory of a local task")
-    parser.add_argument("--data-files", nargs="+", help="local data file(s), split deterministically")
-    parser.add_argument("--text-column", help="text column of a local task")
-    parser.add_argument("--text-pair-column", help="second text column of a local sentence-pair task")
-    parser.add_argument("--label-column", default="label", help="label column of a local task (default: label)")
-    parser.add_argument("--regression", action="store_true", default=None, help="the local task's label is a number")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the deterministic data splits")
-    parser.add_argument("--max-train-examples", type=int, help="deterministic subsample of train (quick runs)")
-    parser.add_argument("--max-eval-examples", type=int, help="deterministic subsample of validation and test")
-    parser.add_argument("--output-dir", default="finetune-results", help="where results.json / results.md go")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="one run per seed (default 0 1 2)")
-    parser.add_argument("--learning-rate", "--lr", type=float, default=5e-5)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=float, default=3.0)
-    parser.add_argument("--max-seq-length", type=int, default=128)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--evaluations-per-epoch", type=int, default=2, help="validation evaluations per epoch")
-    parser.add_argument("--early-stopping-patience", type=int,
-                        help="stop after this many validation evaluations without improvement (default: never)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="config field set at load time, e.g. --set ode_method=heun --set ode_steps=2")
-    parser.add_argument("--eval-ode-steps", nargs="+", type=int, default=[],
-                        help="also score the selected model with these ode_steps")
-    parser.add_argument("--reinit-head", action="store_true",
-                        help="replace a classification head of the wrong size by a fresh one")
-    parser.add_argument("--save-models", action="store_true", help="save each seed's model to OUTPUT_DIR/seed-N")
-    parser.add_argument("--tokenizer", help="tokenizer location, if not with the checkpoint")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs with AVX-512 bf16, GPUs)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    names = add_config_options(parser, FinetuneConfig, skip=("checkpoint",))
+    _add_set_option(parser, "--set ode_method=heun --set ode_steps=2 (config fields set at load time)")
+    parser.set_defaults(handler=lambda args: _run_finetune(args, names))
 
-    def run(args) -> None:
-        from .training.finetune import FinetuneConfig, finetune
 
-        fields = {k: v for k, v in vars(args).items() if k not in ("command", "handler", "overrides")}
-        results = finetune(FinetuneConfig(ode_overrides=parse_overrides(args.overrides), **fields))
-        metric = results["main_metric"]
-        for steps, by_split in results["summary"]["by_ode_steps"].items():
-            s = by_split["test"][metric]
-            print(f"ode_steps={steps}: test {metric} median {s['median']:.4f} (min {s['min']:.4f}, max "
-                  f"{s['max']:.4f}, std {s['std']:.4f}) over {s['n']} seed(s)")
-        print(f"results: {args.output_dir}/results.md, {args.output_dir}/results.json")
-
-    parser.set_defaults(handler=run)
+def _run_finetune(args, names: list[str]) -> None:
+    config = FinetuneConfig(checkpoint=args.checkpoint, ode_overrides=parse_assignments(args.overrides),
+                            **_options(args, names))
+    results = finetune(config)
+    metric = results["main_metric"]
+    for steps, by_split in results["summary"]["by_ode_steps"].items():
+        s = by_split["test"][metric]
+        print(f"ode_steps={steps}: test {metric} median {s['median']:.4f} (min {s['min']:.4f}, max "
+              f"{s['max']:.4f}, std {s['std']:.4f}) over {s['n']} seed(s)")
+    if config.output_dir is not None:
+        print(f"results: {config.output_dir}/results.md, {config.output_dir}/results.json")
 
 
 def _add_evaluate(subparsers) -> None:
@@ -142,36 +127,16 @@ def _add_evaluate(subparsers) -> None:
         "same code) and reports the task's metrics and function evaluations for each --ode-steps.",
     )
     parser.add_argument("checkpoint", help="fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)")
-    parser.add_argument("--task", default="bbc-news", help="bbc-news (default), a GLUE task, or a local data path")
-    parser.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    parser.add_argument("--ode-steps", nargs="+", type=int, help="step counts to score with (default: the model's)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="config field set at load time, e.g. --set ode_method=rk4")
-    parser.add_argument("--data-dir", help="local GLUE-shaped directory, or the directory of a local task")
-    parser.add_argument("--data-files", nargs="+", help="local data file(s)")
-    parser.add_argument("--text-column")
-    parser.add_argument("--text-pair-column")
-    parser.add_argument("--label-column", default="label")
-    parser.add_argument("--regression", action="store_true", default=None)
-    parser.add_argument("--split-seed", type=int, default=0)
-    parser.add_argument("--max-eval-examples", type=int)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--max-seq-length", type=int, default=128)
-    parser.add_argument("--tokenizer", help="tokenizer location, if not with the checkpoint")
-    parser.add_argument("--bf16", action="store_true")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
-    parser.add_argument("--output-dir", help="write results.json / results.md here")
+    names = add_config_options(parser, EvaluateConfig, skip=("checkpoint",))
+    _add_set_option(parser, "--set ode_method=rk4 (config fields set at load time)")
+    parser.set_defaults(handler=lambda args: _run_evaluate(args, names))
 
-    def run(args) -> None:
-        from .training.finetune import evaluate
 
-        fields = {k: v for k, v in vars(args).items() if k not in ("command", "handler", "overrides", "checkpoint")}
-        results = evaluate(args.checkpoint, ode_overrides=parse_overrides(args.overrides), **fields)
-        metric = results["main_metric"]
-        for steps, row in results["by_ode_steps"].items():
-            print(f"ode_steps={steps}: {args.split} {metric} {row[metric]:.4f}, nfe {row['nfe']:.0f}")
-
-    parser.set_defaults(handler=run)
+def _run_evaluate(args, names: list[str]) -> None:
+    results = evaluate(args.checkpoint, ode_overrides=parse_assignments(args.overrides), **_options(args, names))
+    metric = results["main_metric"]
+    for steps, row in results["by_ode_steps"].items():
+        print(f"ode_steps={steps}: {results['split']} {metric} {row[metric]:.4f}, nfe {row['nfe']:.0f}")
 
 
 def _add_pretrain(subparsers) -> None:
@@ -183,18 +148,14 @@ def _add_pretrain(subparsers) -> None:
     )
     parser.add_argument("--config", default=None, metavar="NAME_OR_YAML",
                         help="a preset (smoke, cpu, gpu) or a YAML file; default: the built-in defaults")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config key, e.g. --set model.ode_method=rk4 --set train.lr=5e-4 "
-                        "--set data.files=[corpus.txt] (repeatable)")
+    _add_set_option(parser, "--set model.ode_method=rk4 --set train.lr=5e-4 --set data.files=[corpus.txt]")
     parser.add_argument("--output-dir", default=None, help="where the run writes (same as --set train.output_dir=...)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
     parser.set_defaults(handler=_run_pretrain)
 
 
 def _run_pretrain(args) -> None:
-    from .training.pretrain import pretrain
-
-    overrides = parse_overrides(args.overrides)
+    overrides = parse_assignments(args.overrides)
     if args.output_dir:
         overrides["train.output_dir"] = args.output_dir
     result = pretrain(args.config, overrides, resume=args.resume)
@@ -212,32 +173,26 @@ def _add_compare(subparsers) -> None:
         "study resumes.",
     )
     parser.add_argument("--preset", default="smoke", metavar="NAME_OR_YAML",
-                        help="smoke (a few minutes on a laptop CPU; default), cpu (the study on 2 cores, about an "
-                        "hour), gpu (BERT-base scale), or a study YAML file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a study key, e.g. --set seeds=[0,1,2,3] --set name=mine "
-                        "--set pretrain_overrides.train.budget_tokens=4000000 --set finetune.epochs=2 (repeatable)")
+                        help="smoke (a few minutes on a laptop CPU), cpu (the study on 2 cores), gpu (BERT-base "
+                        "scale), or a study YAML file")
+    _add_set_option(parser, "--set seeds=[0,1,2,3] --set name=mine "
+                    "--set pretrain_overrides.train.budget_tokens=4000000 --set finetune.epochs=2")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_run_compare)
 
-    def run(args) -> None:
-        from .training.compare import compare
 
-        command = "bert-ode compare --preset " + args.preset + "".join(f" --set {o}" for o in args.overrides)
-        report_dir = compare(args.preset, parse_overrides(args.overrides), progress=not args.no_progress,
-                             command=command)
-        print(f"report: {report_dir / 'report.md'}")
-
-    parser.set_defaults(handler=run)
+def _run_compare(args) -> None:
+    command = "bert-ode compare --preset " + args.preset + "".join(f" --set {o}" for o in args.overrides)
+    report_dir = compare(args.preset, parse_assignments(args.overrides), progress=not args.no_progress,
+                         command=command)
+    print(f"report: {report_dir / 'report.md'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bert-ode", description="ODE-BERT: BERT with ODE-solver residual blocks")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    _add_convert(subparsers)
-    _add_finetune(subparsers)
-    _add_evaluate(subparsers)
-    _add_pretrain(subparsers)
-    _add_compare(subparsers)
+    parser = HfArgumentParser(prog="bert-ode", description="ODE-BERT: BERT with ODE-solver residual blocks")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
+    for add_command in (_add_convert, _add_finetune, _add_evaluate, _add_pretrain, _add_compare):
+        add_command(subparsers)
     return parser
 
 

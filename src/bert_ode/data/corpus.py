@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
+import datasets
+
 BUILTIN_CORPORA = {
     "austen": ("austen.jsonl.gz",),
     "python-docs": ("python-docs.jsonl.gz",),
@@ -140,8 +142,6 @@ def load_hf_dataset(
     With ``streaming`` the dataset is read lazily and only the first ``max_documents`` documents are taken, so a
     huge Hub corpus need not be downloaded in full.
     """
-    import datasets
-
     try:
         if (Path(name) / "state.json").exists() or (Path(name) / "dataset_dict.json").exists():
             dataset = datasets.load_from_disk(name)

@@ -23,7 +23,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import datasets
 import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
 
 BUILTIN_TASK = "bbc-news"
 SPLITS = ("train", "validation", "test")
@@ -226,38 +229,43 @@ def _load_bbc_news(split_seed, validation_fraction, test_fraction):
 def _load_glue(spec: TaskSpec, data_dir, split_seed, validation_fraction):
     eval_split = _GLUE_EVAL_SPLIT.get(spec.name, "validation")
     if data_dir is None:
-        import datasets
-
-        try:
-            official = datasets.load_dataset(GLUE_DATASET, spec.name)
-        except Exception as error:  # no network, no cache: say what to do instead
-            raise ValueError(
-                f"cannot load GLUE task {spec.name!r} from the Hub ({GLUE_DATASET}): {error}; "
-                "without network access pass data_dir= a local copy with train and validation files"
-            ) from error
-        train, official_eval = official["train"].to_dict(), official[eval_split].to_dict()
-        source = f"{GLUE_DATASET}/{spec.name}"
+        train, official_eval, source = _read_glue_from_hub(spec, eval_split)
     else:
-        directory = Path(data_dir)
-        if (directory / spec.name).is_dir():  # the Hub's layout: <config>/<split>-00000-of-00001.parquet
-            directory = directory / spec.name
-        files = _find_split_files(directory)
-        eval_prefixes = (eval_split,) if spec.name == "mnli" else _SPLIT_PREFIXES["validation"]
-        eval_files = _find_files(directory, eval_prefixes)
-        if spec.name == "mnli" and not eval_files:
-            eval_files = _find_files(directory, ("dev_matched",))
-        if not files.get("train") or not eval_files:
-            raise ValueError(
-                f"GLUE task {spec.name!r}: {directory} needs a train file and a {eval_split} file "
-                f"(train.csv / {eval_split}.jsonl / train-00000-of-00001.parquet ...); found {sorted(files)}"
-            )
-        train, official_eval = _read_files(files["train"]), _read_files(eval_files)
-        source = str(directory)
+        train, official_eval, source = _read_glue_from_dir(spec, Path(data_dir), eval_split)
     train = _select_columns(train, spec, source + " (train)")
     official_eval = _select_columns(official_eval, spec, source + f" ({eval_split})")
     train_split, validation_split = _split_off(train, spec, validation_fraction, split_seed)
     splits = {"train": train_split, "validation": validation_split, "test": official_eval}
     return _to_datasets(splits, spec, source), spec, source
+
+
+def _read_glue_from_hub(spec: TaskSpec, eval_split: str) -> tuple[dict, dict, str]:
+    """The official train split and the split serving as test, as columns, and where they came from."""
+    try:
+        official = datasets.load_dataset(GLUE_DATASET, spec.name)
+    except Exception as error:  # no network, no cache: say what to do instead
+        raise ValueError(
+            f"cannot load GLUE task {spec.name!r} from the Hub ({GLUE_DATASET}): {error}; "
+            "without network access pass data_dir= a local copy with train and validation files"
+        ) from error
+    return official["train"].to_dict(), official[eval_split].to_dict(), f"{GLUE_DATASET}/{spec.name}"
+
+
+def _read_glue_from_dir(spec: TaskSpec, directory: Path, eval_split: str) -> tuple[dict, dict, str]:
+    """As ``_read_glue_from_hub``, from local files: ``train.*`` and ``validation.*``, or the Hub's layout."""
+    if (directory / spec.name).is_dir():  # the Hub's layout: <config>/<split>-00000-of-00001.parquet
+        directory = directory / spec.name
+    files = _find_split_files(directory)
+    eval_prefixes = (eval_split,) if spec.name == "mnli" else _SPLIT_PREFIXES["validation"]
+    eval_files = _find_files(directory, eval_prefixes)
+    if spec.name == "mnli" and not eval_files:
+        eval_files = _find_files(directory, ("dev_matched",))
+    if not files.get("train") or not eval_files:
+        raise ValueError(
+            f"GLUE task {spec.name!r}: {directory} needs a train file and a {eval_split} file "
+            f"(train.csv / {eval_split}.jsonl / train-00000-of-00001.parquet ...); found {sorted(files)}"
+        )
+    return _read_files(files["train"]), _read_files(eval_files), str(directory)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -267,19 +275,7 @@ def _load_glue(spec: TaskSpec, data_dir, split_seed, validation_fraction):
 
 def _load_local(name, files, text_column, text_pair_column, label_column, regression, split_seed,
                 validation_fraction, test_fraction):
-    if isinstance(files, dict):
-        unknown = sorted(set(files) - set(SPLITS))
-        if unknown:
-            raise ValueError(f"data_files has unknown split name(s) {unknown}; use {', '.join(SPLITS)}")
-        split_files = {split: _as_paths(paths) for split, paths in files.items()}
-    elif isinstance(files, (str, os.PathLike)) and Path(files).is_dir():
-        split_files = _find_split_files(Path(files))
-        if not split_files:
-            split_files = {"train": sorted(p for p in Path(files).iterdir() if p.suffix in _FORMATS)}
-    else:
-        split_files = {"train": _as_paths(files)}
-    if not split_files.get("train"):
-        raise ValueError(f"local task {name!r}: no train data found in {files!r}")
+    split_files = _local_split_files(name, files)
     source = ", ".join(f"{split}: {', '.join(map(str, paths))}" for split, paths in split_files.items())
     raw = {split: _read_files(paths) for split, paths in split_files.items()}
 
@@ -295,6 +291,29 @@ def _load_local(name, files, text_column, text_pair_column, label_column, regres
     raw = {split: _select_columns(data, probe, f"{source} ({split})") for split, data in raw.items()}
 
     spec, raw = _infer_labels(probe, raw, regression, source)
+    return _local_splits(raw, spec, source, split_seed, validation_fraction, test_fraction), spec, source
+
+
+def _local_split_files(name, files) -> dict[str, list[Path]]:
+    """``{split: paths}`` from ``data_files`` (a file, files, ``{split: file(s)}``) or a directory of split files."""
+    if isinstance(files, dict):
+        unknown = sorted(set(files) - set(SPLITS))
+        if unknown:
+            raise ValueError(f"data_files has unknown split name(s) {unknown}; use {', '.join(SPLITS)}")
+        split_files = {split: _as_paths(paths) for split, paths in files.items()}
+    elif isinstance(files, (str, os.PathLike)) and Path(files).is_dir():
+        split_files = _find_split_files(Path(files))
+        if not split_files:
+            split_files = {"train": sorted(p for p in Path(files).iterdir() if p.suffix in _FORMATS)}
+    else:
+        split_files = {"train": _as_paths(files)}
+    if not split_files.get("train"):
+        raise ValueError(f"local task {name!r}: no train data found in {files!r}")
+    return split_files
+
+
+def _local_splits(raw: dict, spec: TaskSpec, source: str, split_seed, validation_fraction, test_fraction) -> dict:
+    """The three splits from those the files gave; the missing ones are carved out of train."""
     if "test" in raw and "validation" in raw:
         splits = raw
     elif "test" in raw:  # carve the model-selection split out of train
@@ -304,8 +323,8 @@ def _load_local(name, files, text_column, text_pair_column, label_column, regres
         train, validation = _split_off(raw["train"], spec, validation_fraction, split_seed)
         splits = {"train": train, "validation": validation, "test": raw["validation"]}
     else:
-        return _split_three_ways(raw["train"], spec, split_seed, validation_fraction, test_fraction), spec, source
-    return _to_datasets(splits, spec, source), spec, source
+        return _split_three_ways(raw["train"], spec, split_seed, validation_fraction, test_fraction)
+    return _to_datasets(splits, spec, source)
 
 
 def _default_text_columns(columns, text_column, text_pair_column, source):
@@ -381,8 +400,6 @@ def _find_split_files(directory: Path) -> dict[str, list[Path]]:
 
 def _read_files(paths: Sequence[Path]) -> dict[str, list]:
     """Columns of CSV / TSV / JSON(L) / Parquet files, concatenated."""
-    import pandas as pd
-
     frames = []
     for path in paths:
         if not path.is_file():
@@ -426,9 +443,9 @@ def _select_columns(data: dict, spec: TaskSpec, source: str) -> dict[str, list]:
             raise ValueError(f"text column {column!r} not found in {source}; its columns are {sorted(data)}")
     if not data[spec.label_column]:
         raise ValueError(f"no examples in {source}: the data is empty")
-    names = ("text", "text_pair")
+    names = ("text", "text_pair")  # zipped with one or two text columns
     selected = {name: ["" if _missing(t) else str(t) for t in data[column]]
-                for name, column in zip(names, spec.text_columns)}
+                for name, column in zip(names, spec.text_columns, strict=False)}
     labels = data[spec.label_column]
     if any(_missing(v) for v in labels):
         raise ValueError(f"{source} has examples without a label in column {spec.label_column!r}")
@@ -450,8 +467,6 @@ def _take(columns: dict, indices) -> dict:
 
 
 def _split_indices(labels, fraction: float, spec: TaskSpec, seed: int):
-    from sklearn.model_selection import train_test_split
-
     indices = np.arange(len(labels))
     if not 0 < fraction < 1:
         raise ValueError(f"split fractions must lie in (0, 1); got {fraction}")
@@ -482,8 +497,6 @@ def _split_three_ways(columns: dict, spec: TaskSpec, seed: int, validation_fract
 
 
 def _to_datasets(splits: dict, spec: TaskSpec, source: str) -> dict:
-    import datasets
-
     result = {}
     for split in SPLITS:
         columns = splits[split]

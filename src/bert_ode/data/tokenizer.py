@@ -57,12 +57,18 @@ def _canonical_ids(vocab: dict[str, int]) -> dict[str, int]:
     return {token: index for index, token in enumerate(special + alphabet + merged)}
 
 
-def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
-    """An existing tokenizer (a saved tokenizer folder or checkpoint); it must have the tokens MLM needs."""
+def load_tokenizer(path: str | os.PathLike, *, require_mlm_tokens: bool = True) -> PreTrainedTokenizerBase:
+    """An existing tokenizer (a saved tokenizer folder, a checkpoint or a Hub name).
+
+    ``require_mlm_tokens`` (pretraining) also requires the mask, pad, CLS and SEP tokens masked LM training uses;
+    fine-tuning and evaluation load a checkpoint's tokenizer with ``require_mlm_tokens=False``.
+    """
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError) as error:
         raise ValueError(f"cannot load a tokenizer from {str(path)!r}: {error}") from error
+    if not require_mlm_tokens:
+        return tokenizer
     missing = [name for name in ("mask_token", "pad_token", "cls_token", "sep_token") if getattr(tokenizer, name) is None]
     if missing:
         raise ValueError(f"the tokenizer at {str(path)!r} lacks {', '.join(missing)}, which masked LM training needs")

@@ -8,10 +8,13 @@ STS-B Pearson and Spearman correlation.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
+
+from .records import Record
 
 
 def accuracy(predictions, labels) -> float:
@@ -85,24 +88,37 @@ def trainer_compute_metrics(names: Sequence[str], regression: bool) -> Callable:
     return compute
 
 
-def summarize(values: Sequence[float]) -> dict[str, float]:
-    """Median and spread over seeds: median, mean, std (sample, ddof=1; 0 for one seed), min, max, n."""
+@dataclass
+class SeedStats(Record):
+    """Median and spread of one figure over seeds (``std`` is the sample standard deviation, 0 for one seed)."""
+
+    median: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    n: int
+
+
+def summarize(values: Sequence[float]) -> SeedStats:
+    """``SeedStats`` of ``values`` (one per seed); an empty list is an error."""
     array = np.asarray(values, dtype=float)
     if array.size == 0:
         raise ValueError("cannot summarize an empty list of values")
-    return {
-        "median": float(np.median(array)),
-        "mean": float(array.mean()),
-        "std": float(array.std(ddof=1)) if array.size > 1 else 0.0,
-        "min": float(array.min()),
-        "max": float(array.max()),
-        "n": int(array.size),
-    }
+    return SeedStats(
+        median=float(np.median(array)),
+        mean=float(array.mean()),
+        std=float(array.std(ddof=1)) if array.size > 1 else 0.0,
+        min=float(array.min()),
+        max=float(array.max()),
+        n=int(array.size),
+    )
 
 
 __all__ = [
     "METRICS",
     "REGRESSION_METRICS",
+    "SeedStats",
     "accuracy",
     "compute_metrics",
     "f1",

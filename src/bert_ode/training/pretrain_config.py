@@ -1,6 +1,7 @@
 """The pretraining configuration: four sections (data, tokenizer, model, train), read from YAML plus overrides.
 
-Every key is checked: a key that no section defines (a typo) is a ``ValueError`` naming it. ``model`` takes any
+Read with the project's one config mechanism (``config_io``): a key that no section defines (a typo) or a value of
+the wrong type is a ``ValueError`` naming it. ``model`` takes any
 ``BertOdeConfig`` field, so every ODE setting is one override away (``model.ode_method=rk4``).
 """
 
@@ -10,11 +11,12 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from ..configuration_bert_ode import BertOdeConfig
+from .config_io import from_dict, load_yaml, merge, nest, to_dict
 
 # Where named presets (``smoke``, ``cpu``, ``gpu``) live: the repository's configs/ folder.
 PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
@@ -67,19 +69,17 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-6
     weight_decay: float = 0.01
-    schedule: str = "triangle"  # triangle (one-cycle: linear up, linear down to 0), cosine, constant
+    schedule: Literal["triangle", "cosine", "constant"] = "triangle"  # triangle: one-cycle, linear up and down to 0
     warmup_fraction: float = 0.1
     max_grad_norm: float | None = 0.5
-    precision: str = "auto"  # auto (bf16 where the hardware has it), bf16, fp32
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 where the hardware has it
     eval_every: int = 200  # optimizer steps; 0 = only at the end
     eval_blocks: int = 256  # validation blocks per evaluation (at most)
     save_every: int = 500  # optimizer steps; 0 = only at the end
     keep_checkpoints: int = 2
     log_every: int = 10
     num_threads: int | None = None  # torch intra-op threads per process
-    # auto: eager attention for bf16 on CPU (measured faster there: its bf16 matmuls beat the CPU flash-attention
-    # kernel, 396 vs 435 ms a step at hidden 256 / 4 layers / 32 x 128), sdpa everywhere else.
-    attn_implementation: str = "auto"
+    attn_implementation: str = "auto"  # auto: see device.resolve_attention
     init_from: str | None = None  # a BERT / BertOde checkpoint to start from instead of random weights
     progress_bar: bool = True
 
@@ -96,8 +96,6 @@ DEFAULT_MODEL = {
     "attention_probs_dropout_prob": 0.0,
 }
 
-SCHEDULES = ("triangle", "cosine", "constant")
-PRECISIONS = ("auto", "bf16", "fp32")
 # BertOdeConfig fields that describe a file or are set by the run, not by the user.
 _NOT_SETTABLE = {"transformers_version", "architectures", "vocab_size", "pad_token_id", "dtype"}
 
@@ -106,18 +104,22 @@ _NOT_SETTABLE = {"transformers_version", "architectures", "vocab_size", "pad_tok
 class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MODEL))
+    model: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MODEL))  # BertOdeConfig fields
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return to_dict(self)
+
+    def with_overrides(self, overrides: dict) -> PretrainConfig:
+        """A new, validated config: this one with nested (``{"train": {"lr": ...}}``) or dotted (``{"train.lr":
+        ...}``) values applied; unknown keys and wrong types are errors naming the key."""
+        config = from_dict(PretrainConfig, merge(self.to_dict(), nest(overrides)))
+        config.validate()
+        return config
 
     def validate(self) -> None:
-        train, data = self.train, self.data
-        if train.schedule not in SCHEDULES:
-            raise ValueError(f"train.schedule={train.schedule!r}; allowed values: {', '.join(SCHEDULES)}")
-        if train.precision not in PRECISIONS:
-            raise ValueError(f"train.precision={train.precision!r}; allowed values: {', '.join(PRECISIONS)}")
+        self._validate_model_keys()
+        train = self.train
         for name in ("batch_size", "grad_accum", "log_every"):
             if getattr(train, name) < 1:
                 raise ValueError(f"train.{name}={getattr(train, name)} must be >= 1")
@@ -126,12 +128,18 @@ class PretrainConfig:
         if not 0 <= train.warmup_fraction < 1:
             raise ValueError(f"train.warmup_fraction={train.warmup_fraction} must be in [0, 1)")
         max_positions = self.model.get("max_position_embeddings", BertOdeConfig().max_position_embeddings)
-        if data.seq_len > max_positions:
+        if self.data.seq_len > max_positions:
             raise ValueError(
-                f"data.seq_len={data.seq_len} exceeds model.max_position_embeddings={max_positions}; lower the "
+                f"data.seq_len={self.data.seq_len} exceeds model.max_position_embeddings={max_positions}; lower the "
                 "sequence length or raise max_position_embeddings"
             )
         model_config(self, vocab_size=128, pad_token_id=0)  # BertOdeConfig validates the model fields
+
+    def _validate_model_keys(self) -> None:
+        allowed = {f.name for f in dataclasses.fields(BertOdeConfig)} - _NOT_SETTABLE
+        for key in self.model:
+            if key not in allowed:
+                raise ValueError(f"unknown config key 'model.{key}': not a BertOdeConfig field that can be set")
 
 
 def model_config(config: PretrainConfig, vocab_size: int, pad_token_id: int, attn_implementation: str = "sdpa"
@@ -142,72 +150,6 @@ def model_config(config: PretrainConfig, vocab_size: int, pad_token_id: int, att
         pad_token_id=pad_token_id,
         attn_implementation=attn_implementation,
     )
-
-
-def resolve_attention(name: str, device_type: str, bf16: bool) -> str:
-    """``train.attn_implementation``, with ``auto`` made concrete for this device and precision."""
-    if name != "auto":
-        return name
-    return "eager" if device_type == "cpu" and bf16 else "sdpa"
-
-
-def _model_fields() -> set[str]:
-    return {f.name for f in dataclasses.fields(BertOdeConfig)} - _NOT_SETTABLE
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Light type checking from the default's type: YAML ints become floats, everything else must match."""
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f"config key {key!r} must be true or false, got {value!r}")
-    elif isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    elif isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
-        raise ValueError(f"config key {key!r} must be an integer, got {value!r}")
-    elif isinstance(default, str) and not isinstance(value, str):
-        raise ValueError(f"config key {key!r} must be a string, got {value!r}")
-    return value
-
-
-def _section_update(section: str, target, values: dict) -> None:
-    if not isinstance(values, dict):
-        raise ValueError(f"config section {section!r} must be a mapping, got {values!r}")
-    if isinstance(target, dict):  # the model section
-        allowed = _model_fields()
-        for key, value in values.items():
-            if key not in allowed:
-                raise ValueError(f"unknown config key 'model.{key}': not a BertOdeConfig field that can be set")
-            target[key] = value
-        return
-    defaults = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)}
-    for key, value in values.items():
-        if key not in defaults:
-            raise ValueError(
-                f"unknown config key '{section}.{key}'; the {section} section has: {', '.join(sorted(defaults))}"
-            )
-        setattr(target, key, _coerce(f"{section}.{key}", value, defaults[key]))
-
-
-def apply(config: PretrainConfig, values: dict) -> PretrainConfig:
-    """Applies a nested ``{"train": {"lr": ...}}`` or dotted ``{"train.lr": ...}`` mapping; unknown keys raise."""
-    nested: dict[str, dict] = {}
-    for key, value in values.items():
-        section, dot, rest = key.partition(".")
-        if dot:
-            nested.setdefault(section, {})[rest] = value
-        elif isinstance(value, dict):
-            nested.setdefault(section, {}).update(value)
-        else:
-            nested.setdefault(section, {})[""] = value
-    for section, section_values in nested.items():
-        if section not in ("data", "tokenizer", "model", "train"):
-            raise ValueError(f"unknown config key {section!r}; the sections are data, tokenizer, model, train")
-        if "" in section_values:
-            raise ValueError(f"config key {section!r} is a section: set {section}.<key>=<value>")
-        _section_update(section, getattr(config, section), section_values)
-    return config
 
 
 def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
@@ -228,19 +170,8 @@ def load_config(
     name_or_path: str | os.PathLike | None = None, overrides: dict | None = None
 ) -> PretrainConfig:
     """Defaults, then the YAML file (if any), then ``overrides`` (dotted keys); validated."""
-    config = PretrainConfig()
-    if name_or_path is not None:
-        path = resolve_config_path(name_or_path)
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise ValueError(f"cannot parse config {path}: {error}") from error
-        if not isinstance(values, dict):
-            raise ValueError(f"config {path} must be a mapping of sections")
-        apply(config, values)
-    apply(config, overrides or {})
-    config.validate()
-    return config
+    values = load_yaml(resolve_config_path(name_or_path), "config") if name_or_path is not None else {}
+    return PretrainConfig().with_overrides(merge(values, nest(overrides or {})))
 
 
 def save_config(config: PretrainConfig, path: str | os.PathLike) -> None:

@@ -1,0 +1,205 @@
+"""The one way settings are read: YAML or a mapping, plus dotted overrides, into typed dataclasses.
+
+Every configuration of the training wing (``PretrainConfig``, ``FinetuneConfig``, ``StudyConfig``) and every result
+record is a dataclass read by ``from_dict``: an unknown key is an error naming it and the keys that exist, and each
+value is checked against the field's type hint (``int``, ``float``, ``bool``, ``str``, ``Literal``, ``list[...]``,
+``dict[...]``, nested dataclasses, ``X | None``). The command line turns the same dataclasses into options through
+transformers' ``HfArgumentParser`` (``cli.py``); ``--set KEY=VALUE`` overrides go through ``parse_value`` and
+``nest``.
+
+Why not a library: ``HfArgumentParser.parse_dict`` builds only flat dataclasses and passes values through unchecked;
+OmegaConf/Hydra would be a second configuration system beside transformers' own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 as PyYAML reads it, except that ``5e-4`` / ``1E-4`` (exponent, no dot) are numbers as in YAML 1.2
+    and Python, the way people write learning rates; PyYAML reads them as strings."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_value(text: str) -> Any:
+    """One ``--set`` value as YAML: ``5e-4`` -> 0.0005, ``[0,1]`` -> [0, 1], ``true`` -> True, ``rk4`` -> 'rk4'."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text  # not YAML (e.g. an unbalanced bracket in a path): the string as typed
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["train.lr=5e-4", "seeds=[0,1]"]`` -> ``{"train.lr": 0.0005, "seeds": [0, 1]}``."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = parse_value(value)
+    return overrides
+
+
+def load_yaml(path: str | os.PathLike, what: str = "config") -> dict:
+    """A YAML file that must hold a mapping; a clear error for unreadable or malformed files."""
+    path = Path(path)
+    try:
+        values = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except yaml.YAMLError as error:
+        raise ValueError(f"cannot parse {what} {path}: {error}") from error
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{what} {path} must be a mapping of keys to values, got {type(values).__name__}")
+    return values
+
+
+def nest(dotted: Mapping[str, Any]) -> dict:
+    """``{"train.lr": 1, "model": {"x": 2}}`` -> ``{"train": {"lr": 1}, "model": {"x": 2}}``."""
+    nested: dict = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        target = nested
+        for part in parents:
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"config key {key!r}: {part!r} is a value, not a section")
+            target = child
+        if isinstance(value, Mapping) and isinstance(target.get(leaf), dict):
+            target[leaf] = merge(target[leaf], value)
+        else:
+            target[leaf] = value
+    return nested
+
+
+def merge(base: Mapping, extra: Mapping) -> dict:
+    """``base`` updated by ``extra``, recursively for mappings on both sides."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def from_dict(cls, values: Any, where: str = "config"):
+    """An instance of dataclass ``cls`` from a mapping, checked key by key against the field types.
+
+    ``where`` names the mapping in errors (``train`` gives ``train.lr``). Fields missing from ``values`` keep their
+    defaults; a field without a default must be present.
+    """
+    if isinstance(values, cls):
+        return values
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{where} must be a mapping, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        section = "the config" if where in ("config", "") else where
+        raise ValueError(
+            f"unknown config key {_join(where, unknown[0])!r}: {section} has unknown key(s) {unknown}; allowed: "
+            f"{', '.join(sorted(fields))}"
+        )
+    hints = _type_hints(cls)
+    kwargs = {name: convert(values[name], hints[name], _join(where, name)) for name in fields if name in values}
+    missing = [name for name, f in fields.items() if name not in kwargs and _required(f)]
+    if missing:
+        raise ValueError(f"{where} needs {', '.join(_join(where, name) for name in missing)}")
+    return cls(**kwargs)
+
+
+def convert(value: Any, hint: Any, key: str) -> Any:
+    """``value`` checked against the type ``hint`` (and converted where it is lossless: int -> float)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or hint is object:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return convert(value, option, key)
+            except ValueError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{key}={value!r} is invalid; allowed values: {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key)
+    if origin in (list, tuple) or hint in (list, tuple):
+        return _convert_list(value, args, key)
+    if origin is dict or hint is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"config key {key!r} must be a mapping, got {value!r}")
+        value_hint = args[1] if len(args) == 2 else Any
+        return {k: convert(v, value_hint, _join(key, str(k))) for k, v in value.items()}
+    return _convert_scalar(value, hint, key)
+
+
+def _convert_list(value: Any, args: tuple, key: str) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"config key {key!r} must be a list, got {value!r}")
+    item_hint = args[0] if args else Any
+    return [convert(item, item_hint, f"{key}[{i}]") for i, item in enumerate(value)]
+
+
+_SCALAR_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _convert_scalar(value: Any, hint: Any, key: str) -> Any:
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # 1e6 tokens
+    if hint in _SCALAR_NAMES and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        raise ValueError(f"config key {key!r} must be {_SCALAR_NAMES[hint]}, got {value!r}")
+    return value
+
+
+def to_dict(instance) -> dict:
+    """A dataclass as plain JSON/YAML-ready data (tuples become lists)."""
+    return _plain(dataclasses.asdict(instance))
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return str(value)
+    return value
+
+
+@functools.cache
+def _type_hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _required(field: dataclasses.Field) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
+def _join(where: str, key: str) -> str:
+    return key if where in ("config", "") else f"{where}.{key}"

@@ -1,0 +1,72 @@
+"""Evaluation of a fine-tuned checkpoint: one task split, scored with one or more step counts."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+
+from ..data.tasks import TaskData
+from .finetune_config import EvaluateConfig
+from .finetune_report import write_results
+from .finetune_results import EvaluationResults, ModelDescription, TaskDescription
+from .inference import score_by_ode_steps
+from .task_loading import checkpoint_name, load_model_for_task, load_task_tokenizer, tokenize_splits
+
+
+def evaluate(checkpoint, task: str | TaskData | None = None, *, tokenizer=None, return_predictions: bool = False,
+             **options) -> EvaluationResults:
+    """Scores a fine-tuned checkpoint (BertOde or plain BERT, with a sequence-classification head) on a task split.
+
+    Call as ``evaluate(EvaluateConfig(...))`` or ``evaluate(checkpoint, task, **options)``, ``options`` being
+    ``EvaluateConfig`` fields (``split``, ``ode_steps``, ``max_eval_examples``, ...). ``checkpoint`` may be a model
+    object (then ``tokenizer`` must be given), ``task`` an already loaded ``TaskData``, ``tokenizer`` a tokenizer
+    object. ``ode_steps``: the step counts to score with (``None``: the checkpoint's own). With
+    ``return_predictions`` each entry of ``by_ode_steps`` also holds ``predictions`` (list) and ``logits`` (array;
+    not written to JSON).
+    """
+    config, source = _resolve(checkpoint, task, tokenizer, options)
+    task_data = task if isinstance(task, TaskData) else config.load_task()
+    model = load_model_for_task(source, task_data.spec, config.ode_overrides, require_head=True)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        if config.tokenizer is None and not isinstance(source, (str, os.PathLike)):
+            raise ValueError("a checkpoint given as a model needs tokenizer=")
+        tokenizer = load_task_tokenizer(config.tokenizer or source)
+    max_length = min(config.max_seq_length, model.config.max_position_embeddings)
+    encoded = tokenize_splits(task_data, tokenizer, max_length, [config.split], config.progress)
+    steps = list(dict.fromkeys(config.ode_steps or [model.config.ode_steps]))
+    by_steps = score_by_ode_steps(model, encoded, tokenizer, task_data.spec, steps, batch_size=config.batch_size,
+                                  bf16=config.bf16, progress=config.progress, return_predictions=return_predictions)
+    results = EvaluationResults(
+        checkpoint=config.checkpoint,
+        task=TaskDescription.of(task_data),
+        split=config.split,
+        model=ModelDescription.of(model),
+        main_metric=task_data.spec.main_metric,
+        by_ode_steps={count: scores[config.split] for count, scores in by_steps.items()},
+    )
+    if config.output_dir is not None:
+        write_results(results, config.output_dir)
+    return results
+
+
+def _resolve(checkpoint, task, tokenizer, options: dict) -> tuple[EvaluateConfig, object]:
+    """The run's settings, and what to load the model from (a path, or the model object given)."""
+    allowed = {f.name for f in dataclasses.fields(EvaluateConfig)} - {"checkpoint", "task", "tokenizer"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"unknown evaluate option(s) {unknown}; the options are {', '.join(sorted(allowed))}")
+    named = {}
+    if isinstance(task, str):
+        named["task"] = task
+    if isinstance(tokenizer, (str, os.PathLike)):
+        named["tokenizer"] = str(tokenizer)
+    if isinstance(checkpoint, EvaluateConfig):
+        return dataclasses.replace(checkpoint, **named, **options), checkpoint.checkpoint
+    return EvaluateConfig(checkpoint_name(checkpoint), **named, **options), checkpoint
+
+
+__all__ = ["evaluate"]

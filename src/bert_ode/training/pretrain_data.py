@@ -1,0 +1,103 @@
+"""Pretraining data for a run: corpus -> tokenizer -> packed blocks (cached), and the deterministic block stream.
+
+Determinism: sample ``k`` of the endless training stream is block ``perm_e[k mod N]`` with ``perm_e`` a permutation
+seeded by ``(seed, e = k // N)``; each micro-batch draws its masks from a generator seeded by ``(seed, step,
+micro-step, rank)`` (``seed_for``). A resumed run therefore sees exactly the batches and masks the uninterrupted run
+would have seen, whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data import Corpus, load_corpus, pack_sequences, prepare_tokenizer
+from .pretrain_config import DataConfig, PretrainConfig
+
+
+def seed_for(*parts) -> int:
+    """A 63-bit seed that depends on every part (a stable hash, unlike Python's ``hash``)."""
+    digest = hashlib.sha256(",".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+def load_training_corpus(data: DataConfig) -> Corpus:
+    """The corpus ``data`` describes, split into train and validation."""
+    return load_corpus(
+        files=data.files, dataset=data.dataset, dataset_config=data.dataset_config, split=data.split,
+        streaming=data.streaming, text_field=data.text_field, builtin=data.builtin,
+        max_documents=data.max_documents, validation_fraction=data.validation_fraction,
+    )
+
+
+def train_run_tokenizer(config: PretrainConfig, directory: str | os.PathLike, corpus: Corpus):
+    """The run's tokenizer, cached in ``directory/tokenizer``: ``tokenizer.path`` (or the ``train.init_from``
+    checkpoint's), or a WordPiece tokenizer trained on the corpus."""
+    tok = config.tokenizer
+    return prepare_tokenizer(
+        directory, corpus.train, path=tok.path or config.train.init_from, vocab_size=tok.vocab_size,
+        min_frequency=tok.min_frequency, lowercase=tok.lowercase,
+    )
+
+
+@dataclass
+class PretrainData:
+    corpus: Corpus
+    tokenizer: object  # a transformers tokenizer
+    train_blocks: torch.Tensor  # (blocks, seq_len) token ids
+    validation_blocks: torch.Tensor
+
+
+def prepare_data(config: PretrainConfig, output_dir: Path, accelerator) -> PretrainData:
+    """Corpus -> tokenizer -> packed blocks, built by the main process first and cached in ``output_dir``."""
+    with accelerator.main_process_first():
+        corpus = load_training_corpus(config.data)
+        tokenizer = train_run_tokenizer(config, output_dir, corpus)
+        blocks = _cached_blocks(config, output_dir, corpus, tokenizer, accelerator.is_main_process)
+    if len(blocks["train"]) == 0:
+        raise ValueError(
+            f"the corpus ({corpus.description}) is too small: not one training block of "
+            f"data.seq_len={config.data.seq_len} tokens"
+        )
+    return PretrainData(corpus, tokenizer, blocks["train"], blocks["validation"])
+
+
+def _cached_blocks(config: PretrainConfig, output_dir: Path, corpus: Corpus, tokenizer, writer: bool) -> dict:
+    """Packed blocks, keyed by everything they depend on (data config, tokenizer, corpus size)."""
+    key = hashlib.sha1(json.dumps([config.to_dict()["data"], tokenizer.backend_tokenizer.to_str(),
+                                   len(corpus.train), corpus.num_chars]).encode()).hexdigest()[:16]
+    cache = output_dir / "data-cache" / f"blocks-{key}.pt"
+    if cache.is_file():
+        return torch.load(cache)
+    seq_len = config.data.seq_len
+    blocks = {"train": pack_sequences(tokenizer, corpus.train, seq_len),
+              "validation": pack_sequences(tokenizer, corpus.validation, seq_len)}
+    if writer:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        staging = cache.with_suffix(f".tmp{os.getpid()}")
+        torch.save(blocks, staging)
+        os.replace(staging, cache)
+    return blocks
+
+
+class BlockStream:
+    """The endless, epoch-shuffled training stream over packed blocks; indexable by global sample number."""
+
+    def __init__(self, blocks: torch.Tensor, seed: int):
+        self.blocks, self.seed, self._perms = blocks, seed, {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            generator = torch.Generator().manual_seed(seed_for(self.seed, "epoch", epoch))
+            self._perms = {epoch: torch.randperm(len(self.blocks), generator=generator)}
+        return self._perms[epoch]
+
+    def take(self, start: int, count: int) -> torch.Tensor:
+        n = len(self.blocks)
+        indices = [self._perm(k // n)[k % n] for k in range(start, start + count)]
+        return self.blocks[torch.stack(indices)]

