@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 
-from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import AutoTokenizer, PreTrainedConfig, PreTrainedModel
 
 from .configuration_bert_ode import BertOdeConfig
 
@@ -119,8 +119,6 @@ def save_converted(model, output_dir: str | os.PathLike, tokenizer_source: str |
     """Saves a converted model, with the source's tokenizer files when there are any."""
     model.save_pretrained(output_dir)
     if tokenizer_source is not None and os.path.isdir(tokenizer_source):
-        from transformers import AutoTokenizer
-
         try:
             AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(output_dir)
         except (OSError, ValueError):

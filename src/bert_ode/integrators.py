@@ -53,7 +53,7 @@ def _linear_combination(
     and an add. These element-wise passes are the whole overhead of a multi-stage scheme over its evaluations.
     """
     total = base
-    for coefficient, tensor in zip(coefficients, tensors):
+    for coefficient, tensor in zip(coefficients, tensors, strict=True):
         if isinstance(coefficient, float):
             coefficient = coefficient * scale
             if coefficient == 0.0:
@@ -78,7 +78,7 @@ def explicit_rk_increment(
 ) -> torch.Tensor:
     """The increment of one explicit Runge-Kutta step of size ``dt`` from ``(t, y)``."""
     stages: list[torch.Tensor] = []
-    for row, c in zip(tableau.a, tableau.c):
+    for row, c in zip(tableau.a, tableau.c, strict=True):
         stage_input = _linear_combination(row, stages, dt, base=y)  # y + dt * sum_j a_ij k_j
         stages.append(field(t + c * dt, stage_input))
     weights = tableau.b if stage_weights is None else stage_weights(stages)

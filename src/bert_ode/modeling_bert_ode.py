@@ -1,20 +1,22 @@
 """ODE-BERT: BERT whose residual connections are ODE integration steps.
 
 BERT's sublayer update ``LayerNorm(y + F(y))`` is one forward-Euler step (dt = 1) of ``dy/dt = F(y)`` followed by
-a LayerNorm. Here the vector fields F (attention, feed-forward, or the whole layer) are separated from the update,
-and the update is done by ``OdeBlock``: the one place where a residual connection becomes an ODE solve.
-Parameter names are BERT's, so a BERT checkpoint loads unchanged; with the default config the model *is* BERT.
+a LayerNorm. Here the vector fields F (``AttentionField``, ``FeedForwardField``, or the whole layer,
+``LayerField``) are separated from the update, and the update is done by ``OdeBlock``: the one place where a
+residual connection becomes an ODE solve. Parameter names are BERT's, so a BERT checkpoint loads unchanged; with the
+default config the model *is* BERT.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import zip_longest
 from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import CrossEntropyLoss
+from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
@@ -40,9 +42,10 @@ from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_bert_ode import BertOdeConfig
-from .integrators import SolverStats, integrate_fixed
-from .solvers import MaxNfeExceeded, solve_with_backend
-from .tableaux import GATED_METHODS, TABLEAUX
+from .convert import convert_bert
+from .integrators import SolverStats, VectorField
+from .solvers import OdeProblem, SolverSettings, solve
+from .tableaux import GATED_METHODS
 
 # ---------------------------------------------------------------------------------------------------------------
 # Outputs: the HuggingFace outputs plus the cost of the solves.
@@ -91,7 +94,7 @@ class BertOdeMultipleChoiceOutput(MultipleChoiceModelOutput):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Vector fields: BERT's sublayers without their residual connection and LayerNorm.
+# BERT's sublayers, with BERT's module and parameter names; the residual add and the LayerNorm are left to the layer.
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -109,7 +112,7 @@ class BertOdeSelfOutput(nn.Module):
 
 
 class BertOdeAttention(nn.Module):
-    """The attention vector field: self-attention and its output projection, ``F_attn(y)``."""
+    """BERT's attention sublayer: self-attention and its output projection, ``F_attn(y)``."""
 
     def __init__(self, config: BertOdeConfig, layer_idx: int | None = None):
         super().__init__()
@@ -145,6 +148,112 @@ class BertOdeOutput(nn.Module):
         return self.dropout(self.dense(hidden_states))
 
 
+class BertOdeTimeEmbedding(nn.Module):
+    """``tau(t) = W [sin(w t); cos(w t)] + b``: how the weight-tied continuous-depth field knows its depth ``t``.
+
+    ``w`` are 16 frequencies geometric from ``pi / depth`` to ``pi`` (``depth = num_hidden_layers``), so the slowest
+    wave spans the encoder and the fastest tells neighbouring unit depths apart. ``W`` and ``b`` start at zero.
+    """
+
+    FREQUENCIES = 16
+
+    def __init__(self, config: BertOdeConfig):
+        super().__init__()
+        self.depth = float(config.num_hidden_layers)
+        self.weight = nn.Parameter(torch.zeros(config.hidden_size, 2 * self.FREQUENCIES))
+        self.bias = nn.Parameter(torch.zeros(config.hidden_size))
+
+    def forward(self, t, like: torch.Tensor) -> torch.Tensor:
+        """``t``: a float, a 0-d or 1-element tensor, or one time per sample ``(batch,)`` (torchode)."""
+        t = torch.as_tensor(t, device=like.device).to(like.dtype)
+        exponents = torch.linspace(0.0, 1.0, self.FREQUENCIES, device=like.device, dtype=like.dtype)
+        frequencies = (torch.pi / self.depth) * self.depth**exponents  # (frequencies,)
+        if t.numel() == 1:
+            angles = t.reshape(()) * frequencies
+        else:
+            angles = t.reshape(-1, 1, 1) * frequencies  # (batch, 1, frequencies): broadcasts over the sequence
+        features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        return nn.functional.linear(features, self.weight, self.bias)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Vector fields F(t, y): small modules that the layer builds at each forward pass (they bind its attention mask).
+# A field calls BERT's modules above (hooks on them see every evaluation) and registers the modules its parameters
+# live in, so that its parameters() are what the adjoint differentiates. That is not the whole attention / output
+# module: each holds its sublayer's LayerNorm, which in post-norm the layer applies after the solve, outside F. A field
+# is never an attribute of the layer, so registering the layer's modules here leaves the state_dict keys BERT's.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _call_unregistered(field: nn.Module, **modules: nn.Module) -> None:
+    """Gives ``field`` modules to call without registering them (so their parameters are not the field's)."""
+    for name, module in modules.items():
+        object.__setattr__(field, name, module)
+
+
+class AttentionField(nn.Module):
+    """``F_attn(y)``: self-attention and its output projection (``BertOdeAttention``); ``F_attn(LN(y))`` in pre-norm."""
+
+    def __init__(self, attention: BertOdeAttention, pre_norm: bool, attention_mask, kwargs: dict):
+        super().__init__()
+        _call_unregistered(self, attention=attention)
+        self.self_attention, self.dense = attention.self, attention.output.dense
+        self.norm = attention.output.LayerNorm if pre_norm else None
+        self.attention_mask, self.kwargs = attention_mask, kwargs
+
+    def forward(self, t, y: torch.Tensor) -> torch.Tensor:
+        return self.attention(y if self.norm is None else self.norm(y), self.attention_mask, **self.kwargs)
+
+
+class FeedForwardField(nn.Module):
+    """``F_ffn(y) = dropout(W_2 act(W_1 y))`` (``intermediate``, then ``output`` without its LayerNorm);
+    ``F_ffn(LN(y))`` in pre-norm. ``chunk_size > 0`` runs it in chunks of that many tokens (BERT's
+    ``chunk_size_feed_forward``)."""
+
+    def __init__(self, intermediate: BertOdeIntermediate, output: BertOdeOutput, pre_norm: bool, chunk_size: int):
+        super().__init__()
+        _call_unregistered(self, output=output)
+        self.intermediate, self.dense = intermediate, output.dense
+        self.norm = output.LayerNorm if pre_norm else None
+        self.chunk_size = chunk_size
+
+    def forward(self, t, y: torch.Tensor) -> torch.Tensor:
+        h = y if self.norm is None else self.norm(y)
+        if self.chunk_size > 0:  # only then: apply_chunking_to_forward inspects a signature at every call
+            return apply_chunking_to_forward(self.feed_forward, self.chunk_size, 1, h)
+        return self.feed_forward(h)
+
+    def feed_forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.output(self.intermediate(h))
+
+
+class LayerField(nn.Module):
+    """The whole-layer vector field: one Euler pass through the sublayer fields, minus its input.
+
+    Pre-norm: each sublayer adds ``duration * F(LN(h))``. Post-norm: each adds ``duration * F(h)`` and is normalised
+    by ``post_norms``, except the last, whose LayerNorm the layer applies after the solve; with Euler and one step
+    the block then reproduces the plain layer. With ``time_embedding`` (continuous depth) the field is
+    time-conditioned: ``F(t, y) = pass(x) - x`` at ``x = y + tau(t)``.
+    """
+
+    def __init__(self, fields, durations, post_norms, time_embedding: BertOdeTimeEmbedding | None = None):
+        super().__init__()
+        self.fields = nn.ModuleList(fields)
+        self.durations = tuple(durations)  # 1, or 1/2 for Strang's feed-forward half steps
+        self.post_norms = nn.ModuleList(post_norms)  # one fewer than the fields in post-norm; none in pre-norm
+        self.time_embedding = time_embedding
+
+    def forward(self, t, y: torch.Tensor) -> torch.Tensor:
+        x = y if self.time_embedding is None else y + self.time_embedding(t, y)
+        h = x
+        for field, duration, norm in zip_longest(self.fields, self.durations, self.post_norms):
+            update = field(t, h)
+            h = h + (update if duration == 1.0 else duration * update)
+            if norm is not None:
+                h = norm(h)
+        return h - x
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The ODE block: where a residual connection becomes an integration.
 # ---------------------------------------------------------------------------------------------------------------
@@ -176,12 +285,9 @@ class RungeKuttaGate(nn.Module):
 class OdeBlock(nn.Module):
     """Replaces one residual connection ``y + F(y)`` by integrating ``dy/dt = F(t, y)`` over ``[0, duration]``.
 
-    The scheme, step count, backend and tolerances are read from the config at every call, so ``config.ode_steps``
-    (and a fixed-step ``config.ode_method``, or the solver settings) may be changed after training. The gated RK2 owns
-    ``gate``, one ``RungeKuttaGate`` per block.
-
-    ``ode_backend="native"`` runs the project's own fixed-step integrator; the other backends go through the adapters
-    of ``solvers.py`` (adaptive steps, the adjoint, per-sample steps). ``ode_checkpointing`` wraps either.
+    The solver settings are built from the config at every call, so ``config.ode_steps`` (and a fixed-step
+    ``config.ode_method``, or the solver fields) may be changed after training. ``solvers.solve`` runs the backend
+    they name; ``ode_checkpointing`` wraps any of them. The gated RK2 owns ``gate``, one ``RungeKuttaGate`` per block.
     """
 
     def __init__(self, config: BertOdeConfig, name: str = "ODE block"):
@@ -194,114 +300,67 @@ class OdeBlock(nn.Module):
 
     def forward(
         self,
-        field: Callable[[float, torch.Tensor], torch.Tensor],
+        field: VectorField,
         y: torch.Tensor,
         duration: float = 1.0,
-        modules: tuple[nn.Module, ...] = (),
         attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, SolverStats]:
-        """``modules``: those the field closes over (the adjoint differentiates their parameters);
+        """``field``: ``F(t, y)``; where it is an ``nn.Module``, the adjoint differentiates its parameters.
         ``attention_mask``: the attention layers' mask, from which torchode learns where the padding is."""
-        checkpointing = self.config.ode_checkpointing
-        if checkpointing == "none" or not torch.is_grad_enabled():
-            return self._solve(field, y, duration, modules, attention_mask)
-        if checkpointing == "stage":
-            return self._solve(_checkpointed(field), y, duration, modules, attention_mask)
-        first_run: list[SolverStats] = []  # the backward pass re-runs the solve; report the forward one
+        settings = SolverSettings.from_config(self.config, self.depth_units)
+        stage_weights = self._stage_weights(settings.method)
+        problem = OdeProblem(field, y, duration, self.block_name, attention_mask, stage_weights)
+        if settings.checkpointing == "none" or not torch.is_grad_enabled():
+            return solve(problem, settings)
+        if settings.checkpointing == "stage":
+            return solve(replace(problem, field=_StageCheckpointed(field)), settings)
+        return _solve_block_checkpointed(problem, settings)
 
-        def solve(y0: torch.Tensor) -> torch.Tensor:
-            y1, stats = self._solve(field, y0, duration, modules, attention_mask)
-            if not first_run:
-                first_run.append(stats)
-            return y1
-
-        y = torch.utils.checkpoint.checkpoint(solve, y, use_reentrant=False)
-        return y, first_run[0]
-
-    def _solve(self, field, y, duration, modules, attention_mask) -> tuple[torch.Tensor, SolverStats]:
-        config = self.config
-        method = config.ode_method
-        steps = config.ode_steps * self.depth_units
-        if config.ode_backend != "native":
-            return solve_with_backend(
-                field,
-                y,
-                duration,
-                steps,
-                backend=config.ode_backend,
-                method=method,
-                rtol=config.ode_rtol,
-                atol=config.ode_atol,
-                adjoint=config.ode_adjoint,
-                max_nfe=config.ode_max_nfe,
-                params=[p for module in modules for p in module.parameters()] if config.ode_adjoint else (),
-                attention_mask=attention_mask,
-                block=self.block_name,
-            )
-        tableau = TABLEAUX.get(method)
-        if tableau is None:
+    def _stage_weights(self, method: str) -> RungeKuttaGate | None:
+        if method not in GATED_METHODS:
+            return None
+        if self.gate is None:
             raise ValueError(
-                f"{self.block_name}: ode_method={method!r} is not a fixed-step method, so ode_backend='native' cannot run it;"
-                " choose ode_backend 'torchdiffeq', 'torchode' or 'torchdyn'"
+                f"ode_method={method!r} needs the learned gates, but this model was built with another method; "
+                "build (or convert) the model with ode_method='rk2-gated'"
             )
-        if config.ode_max_nfe is not None and steps * tableau.stages > config.ode_max_nfe:
-            raise MaxNfeExceeded(
-                f"{self.block_name}: {steps} steps of {method!r} need {steps * tableau.stages} vector-field evaluations, "
-                f"more than ode_max_nfe={config.ode_max_nfe}"
-            )
-        stage_weights = None
-        if method in GATED_METHODS:
-            if self.gate is None:
-                raise ValueError(
-                    f"ode_method={method!r} needs the learned gates, but this model was built with another method; "
-                    "build (or convert) the model with ode_method='rk2-gated'"
-                )
-            stage_weights = self.gate
-        return integrate_fixed(field, y, 0.0, duration, steps, tableau, stage_weights)
+        return self.gate
 
 
-def _checkpointed(field):
-    """One Runge-Kutta stage per checkpoint: only its input and output are kept for the backward pass."""
+def _solve_block_checkpointed(problem: OdeProblem, settings: SolverSettings) -> tuple[torch.Tensor, SolverStats]:
+    """``ode_checkpointing="block"``: only the block's input is kept; the backward pass re-runs the whole solve."""
+    first_run: list[SolverStats] = []  # the backward pass's re-run reports again; report the forward one
 
-    def checkpointed_field(t, y):
-        return torch.utils.checkpoint.checkpoint(field, t, y, use_reentrant=False)
+    def run(y0: torch.Tensor) -> torch.Tensor:
+        y1, stats = solve(replace(problem, y0=y0), settings)
+        if not first_run:
+            first_run.append(stats)
+        return y1
 
-    return checkpointed_field
+    return checkpoint(run, problem.y0, use_reentrant=False), first_run[0]
 
 
-class BertOdeTimeEmbedding(nn.Module):
-    """``tau(t) = W [sin(w t); cos(w t)] + b``: how the weight-tied continuous-depth field knows its depth ``t``.
+class _StageCheckpointed(nn.Module):
+    """``ode_checkpointing="stage"``: one checkpoint per evaluation, so only its input and output are kept. A module
+    holding the field, so that the field's parameters stay visible."""
 
-    ``w`` are 16 frequencies geometric from ``pi / depth`` to ``pi`` (``depth = num_hidden_layers``), so the slowest
-    wave spans the encoder and the fastest tells neighbouring unit depths apart. ``W`` and ``b`` start at zero.
-    """
-
-    FREQUENCIES = 16
-
-    def __init__(self, config: BertOdeConfig):
+    def __init__(self, field: VectorField):
         super().__init__()
-        self.depth = float(config.num_hidden_layers)
-        self.weight = nn.Parameter(torch.zeros(config.hidden_size, 2 * self.FREQUENCIES))
-        self.bias = nn.Parameter(torch.zeros(config.hidden_size))
+        self.field = field
 
-    def forward(self, t, like: torch.Tensor) -> torch.Tensor:
-        """``t``: a float, a 0-d or 1-element tensor, or one time per sample ``(batch,)`` (torchode)."""
-        t = torch.as_tensor(t, device=like.device).to(like.dtype)
-        exponents = torch.linspace(0.0, 1.0, self.FREQUENCIES, device=like.device, dtype=like.dtype)
-        frequencies = (torch.pi / self.depth) * self.depth**exponents  # (frequencies,)
-        if t.numel() == 1:
-            angles = t.reshape(()) * frequencies
-        else:
-            angles = t.reshape(-1, 1, 1) * frequencies  # (batch, 1, frequencies): broadcasts over the sequence
-        features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
-        return nn.functional.linear(features, self.weight, self.bias)
+    def forward(self, t, y: torch.Tensor) -> torch.Tensor:
+        return checkpoint(self.field, t, y, use_reentrant=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The encoder layer: sublayers and their vector fields, integrated by ODE blocks.
+# ---------------------------------------------------------------------------------------------------------------
 
 
 class _Sublayer(NamedTuple):
-    field: Callable[[torch.Tensor], torch.Tensor]  # F without residual or norm
-    norm: nn.LayerNorm  # the sublayer's LayerNorm: applied to F's input (pre) or after the update (post)
+    field: nn.Module  # F(t, y): what the block integrates
+    norm: nn.LayerNorm  # in post-norm, applied after the block's solve (in pre-norm the field applies it)
     duration: float  # 1, or 1/2 for Strang's feed-forward half steps
-    modules: tuple[nn.Module, ...]  # what F's parameters live in (not the norm)
 
 
 class BertOdeLayer(GradientCheckpointingLayer):
@@ -333,84 +392,52 @@ class BertOdeLayer(GradientCheckpointingLayer):
         # continuous_depth: this one layer is the field over all depths; it needs to know which depth it is at.
         self.time_embedding = BertOdeTimeEmbedding(config) if config.continuous_depth else None
 
-    def _feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return apply_chunking_to_forward(
-            lambda h: self.output(self.intermediate(h)), self.config.chunk_size_feed_forward, 1, hidden_states
-        )
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> tuple[torch.Tensor, tuple[SolverStats, ...]]:
+        sublayers = self._sublayers(attention_mask, kwargs)
+        if self.config.ode_scope == "layer":
+            sublayers = [self._whole_layer(sublayers)]
+        post_norm = self.config.norm_position == "post"
+        stats = []
+        for sublayer, block in zip(sublayers, self._blocks(), strict=True):
+            hidden_states, block_stats = block(sublayer.field, hidden_states, sublayer.duration, attention_mask)
+            if post_norm:
+                hidden_states = sublayer.norm(hidden_states)
+            stats.append(block_stats)
+        return hidden_states, tuple(stats)
 
-    def _sublayers(self, attention_mask, kwargs) -> list[_Sublayer]:
+    def _sublayers(self, attention_mask, kwargs: dict) -> list[_Sublayer]:
+        """In order: attention, feed-forward (Lie); or feed-forward half step, attention, feed-forward half step
+        (Strang)."""
+        pre_norm = self.config.norm_position == "pre"
+        chunk_size = self.config.chunk_size_feed_forward
         attention = _Sublayer(
-            lambda h: self.attention(h, attention_mask, **kwargs),
-            self.attention.output.LayerNorm,
-            1.0,
-            (self.attention.self, self.attention.output.dense),
+            AttentionField(self.attention, pre_norm, attention_mask, kwargs), self.attention.output.LayerNorm, 1.0
         )
-        feed_forward = (self.intermediate, self.output.dense)
         if self.config.splitting == "lie":
-            return [attention, _Sublayer(self._feed_forward, self.output.LayerNorm, 1.0, feed_forward)]
-        macaron = _Sublayer(
-            lambda h: self.macaron_output(self.macaron_intermediate(h)),
-            self.macaron_output.LayerNorm,
-            0.5,
-            (self.macaron_intermediate, self.macaron_output.dense),
-        )
-        return [macaron, attention, _Sublayer(self._feed_forward, self.output.LayerNorm, 0.5, feed_forward)]
+            field = FeedForwardField(self.intermediate, self.output, pre_norm, chunk_size)
+            return [attention, _Sublayer(field, self.output.LayerNorm, 1.0)]
+        before = FeedForwardField(self.macaron_intermediate, self.macaron_output, pre_norm, chunk_size)
+        after = FeedForwardField(self.intermediate, self.output, pre_norm, chunk_size)
+        return [
+            _Sublayer(before, self.macaron_output.LayerNorm, 0.5),
+            attention,
+            _Sublayer(after, self.output.LayerNorm, 0.5),
+        ]
+
+    def _whole_layer(self, sublayers: list[_Sublayer]) -> _Sublayer:
+        """``ode_scope="layer"``: the sublayers as one field; in post-norm the last LayerNorm closes the block."""
+        post_norms = [s.norm for s in sublayers[:-1]] if self.config.norm_position == "post" else []
+        fields, durations = [s.field for s in sublayers], [s.duration for s in sublayers]
+        field = LayerField(fields, durations, post_norms, self.time_embedding)
+        duration = float(self.config.num_hidden_layers) if self.time_embedding is not None else 1.0
+        return _Sublayer(field, sublayers[-1].norm, duration)
 
     def _blocks(self) -> list[OdeBlock]:
         if self.config.ode_scope == "layer":
             return [self.layer_ode]
         return ([self.macaron_ode] if self.config.splitting == "strang" else []) + [self.attention_ode, self.ffn_ode]
-
-    def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
-    ) -> tuple[torch.Tensor, tuple[SolverStats, ...]]:
-        sublayers = self._sublayers(attention_mask, kwargs)
-        pre_norm = self.config.norm_position == "pre"
-        if self.config.ode_scope == "layer":
-            # Inside the whole-layer field the norms run too: all of them (pre), all but the last (post).
-            norms = tuple(s.norm for s in (sublayers if pre_norm else sublayers[:-1]))
-            modules = tuple(m for s in sublayers for m in s.modules) + norms
-            duration = 1.0
-            if self.time_embedding is not None:
-                modules += (self.time_embedding,)
-                duration = float(self.config.num_hidden_layers)
-            sublayers = [_Sublayer(_layer_increment(sublayers, pre_norm), sublayers[-1].norm, duration, modules)]
-        stats = []
-        for sublayer, block in zip(sublayers, self._blocks()):
-            modules = sublayer.modules
-            if self.time_embedding is not None:
-                tau = self.time_embedding
-                field = lambda t, y, s=sublayer: s.field(y + tau(t, y))  # noqa: E731
-            elif pre_norm and self.config.ode_scope == "sublayer":
-                field = lambda t, y, s=sublayer: s.field(s.norm(y))  # noqa: E731
-                modules = modules + (sublayer.norm,)
-            else:
-                field = lambda t, y, s=sublayer: s.field(y)  # noqa: E731
-            hidden_states, block_stats = block(field, hidden_states, sublayer.duration, modules, attention_mask)
-            if not pre_norm:
-                hidden_states = sublayer.norm(hidden_states)
-            stats.append(block_stats)
-        return hidden_states, tuple(stats)
-
-
-def _layer_increment(sublayers: list[_Sublayer], pre_norm: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The whole-layer vector field: one Euler pass through the sublayers, minus its input.
-
-    Pre-norm: each sublayer adds ``duration * F(LN(h))``. Post-norm: each sublayer adds ``duration * F(h)`` and is
-    normalised, except the last, whose LayerNorm the block applies after the integration. With Euler and one step
-    the block then reproduces the plain layer.
-    """
-
-    def increment(y: torch.Tensor) -> torch.Tensor:
-        h = y
-        for i, sublayer in enumerate(sublayers):
-            update = sublayer.field(sublayer.norm(h) if pre_norm else h)
-            h = h + (update if sublayer.duration == 1.0 else sublayer.duration * update)
-            if not pre_norm and i < len(sublayers) - 1:
-                h = sublayer.norm(h)
-        return h - y
-
-    return increment
 
 
 class BertOdeEncoder(nn.Module):
@@ -476,8 +503,6 @@ class BertOdePreTrainedModel(PreTrainedModel):
         what the BERT model computes. Parameters the checkpoint lacks (a task head, gates, a pre-norm final
         LayerNorm) are freshly initialised; parameters of other heads are dropped.
         """
-        from .convert import convert_bert
-
         return convert_bert(cls, checkpoint, **config_overrides)
 
 

@@ -1,46 +1,30 @@
-"""Adapters that let the ODE-solver libraries integrate an ODE block: torchdiffeq, torchode and torchdyn.
+"""How an ODE block is solved: frozen settings, one table of backends, one entry point.
 
-The project's own fixed-step integrator (``integrators.integrate_fixed``) is the ``"native"`` backend and needs none of
-this. Every adapter takes the same vector field ``f(t, y)`` with ``y`` of shape ``(batch, seq, hidden)``, counts its
-evaluations, enforces ``ode_max_nfe`` and returns ``(y(t1), SolverStats)``.
+``solve(problem, settings)`` integrates ``dy/dt = field(t, y)`` over ``[0, t1]``, ``y`` of shape
+``(batch, seq, hidden)``, and returns ``(y(t1), SolverStats)``. ``SolverSettings`` is built from the config's
+``ode_*`` fields at each call; the backend it names is an entry of ``BACKENDS``: the project's own fixed-step
+integrator (``"native"``, ``integrators.integrate_fixed``) or an adapter of torchdiffeq, torchode or torchdyn (adaptive
+steps, the adjoint, per-sample steps). The adapters count the field's evaluations and enforce ``max_nfe``. What each
+backend offers, and why, is in ``docs/solvers.md``.
 
-The libraries are optional: each is imported inside the function that needs it (inside ``try``), so a checkpoint's
-copied model code loads with ``trust_remote_code=True`` where they are not installed.
+The libraries are optional, so each adapter imports its library inside ``try`` in the function that needs it (the
+only function-local imports of the model code): a checkpoint's copied model code then loads with
+``trust_remote_code=True`` where they are not installed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from .integrators import SolverStats
+from .integrators import SolverStats, StageWeights, VectorField, integrate_fixed
+from .tableaux import TABLEAUX
 
 ADAPTIVE_METHODS = ("dopri5", "bosh3", "tsit5", "adaptive_heun")
-BACKENDS = ("native", "torchdiffeq", "torchode", "torchdyn")
-
-# Our method name -> the backend's name for the *same* scheme. A method missing from a backend's table is not offered
-# there, even where the library has a scheme of that name that differs (torchdiffeq's "rk4" is the 3/8 rule, and its
-# "heun3" is not Kutta's rk3). The native backend runs every Butcher tableau of ``tableaux.TABLEAUX``.
-BACKEND_METHODS: dict[str, dict[str, str]] = {
-    "torchdiffeq": {
-        "euler": "euler",
-        "midpoint": "midpoint",
-        "heun": "heun2",
-        "dopri5": "dopri5",
-        "bosh3": "bosh3",
-        "adaptive_heun": "adaptive_heun",
-    },
-    # torchode's Heun carries an embedded Euler error estimate: with a fixed step it is "heun", with the integral
-    # controller it is the same Heun-Euler pair that torchdiffeq calls "adaptive_heun".
-    "torchode": {"euler": "euler", "heun": "heun", "adaptive_heun": "heun", "dopri5": "dopri5", "tsit5": "tsit5"},
-    "torchdyn": {"euler": "euler", "midpoint": "midpoint", "rk4": "rk4", "dopri5": "dopri5", "tsit5": "tsit5"},
-}
-# Backends whose adjoint this project wires up. torchode's BacksolveAdjoint vmaps a per-sample VJP through
-# ``functional_call`` of one module and keeps a per-sample copy of every parameter gradient (batch x parameters of
-# memory), which neither fits a vector field closing over a layer and an attention mask nor saves memory.
-ADJOINT_BACKENDS = ("torchdiffeq", "torchdyn")
 
 TORCHDYN_INSTALL = (
     "pip install --no-deps torchdyn==1.0.6 && pip install -c constraints.txt pytorch-lightning torchcde torchsde attrs"
@@ -51,11 +35,121 @@ class MaxNfeExceeded(RuntimeError):
     """An ODE solve needed more vector-field evaluations than ``config.ode_max_nfe`` allows."""
 
 
+@dataclass(frozen=True)
+class SolverSettings:
+    """How to solve: the config's solver fields, resolved once per call (the config may change after training)."""
+
+    backend: str = "native"
+    method: str = "euler"
+    steps: int = 1  # fixed-step methods: equal steps over the whole interval [0, t1]
+    rtol: float = 1e-3
+    atol: float = 1e-4
+    adjoint: bool = False
+    max_nfe: int | None = None
+    checkpointing: str = "none"
+
+    @classmethod
+    def from_config(cls, config, depth_units: int = 1) -> SolverSettings:
+        """``depth_units``: how many units of depth the block spans; it takes ``ode_steps`` steps per unit."""
+        return cls(
+            backend=config.ode_backend,
+            method=config.ode_method,
+            steps=config.ode_steps * depth_units,
+            rtol=config.ode_rtol,
+            atol=config.ode_atol,
+            adjoint=config.ode_adjoint,
+            max_nfe=config.ode_max_nfe,
+            checkpointing=config.ode_checkpointing,
+        )
+
+    @property
+    def adaptive(self) -> bool:
+        return self.method in ADAPTIVE_METHODS
+
+
+@dataclass(frozen=True)
+class OdeProblem:
+    """``dy/dt = field(t, y)`` over ``[0, t1]`` from ``y0``, and what a backend needs to know about its block.
+
+    Where ``field`` is an ``nn.Module``, its parameters are the ones the adjoint differentiates.
+    """
+
+    field: VectorField
+    y0: torch.Tensor  # (batch, seq, hidden)
+    t1: float = 1.0
+    block: str = "ODE block"  # named in errors, e.g. "encoder.layer.3.attention_ode"
+    attention_mask: Any = None  # the attention layers' mask: torchode leaves padding out of its error norm
+    stage_weights: StageWeights | None = None  # the gated RK2's learned weights (native backend)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way to integrate a block: the methods it runs and its solve function."""
+
+    methods: Mapping[str, str]  # our method name -> the backend's name for the *same* scheme
+    solve: Callable[[OdeProblem, SolverSettings, str], tuple[torch.Tensor, SolverStats]]
+    adjoint: bool = False  # whether ode_adjoint=True is wired up
+    why_no_adjoint: str = ""
+
+
+def solve(problem: OdeProblem, settings: SolverSettings) -> tuple[torch.Tensor, SolverStats]:
+    """Integrates ``problem`` as ``settings`` say, with the backend they name."""
+    check_backend(settings.backend, settings.method, settings.adjoint, where=problem.block)
+    backend = BACKENDS[settings.backend]
+    return backend.solve(problem, settings, backend.methods[settings.method])
+
+
+def check_backend(backend: str, method: str, adjoint: bool = False, where: str = "") -> None:
+    """Raises a ValueError naming the fields unless ``backend`` runs ``method`` (and its adjoint, if asked for)."""
+    prefix = f"{where}: " if where else ""
+    methods = BACKENDS[backend].methods
+    if method not in methods:
+        runners = [name for name, entry in BACKENDS.items() if method in entry.methods]
+        raise ValueError(
+            f"{prefix}ode_method={method!r} is not run by ode_backend={backend!r}; that backend runs: {_names(methods)}"
+            f" (ode_method={method!r} runs with ode_backend {_names(runners) or 'none'})"
+        )
+    if adjoint and not BACKENDS[backend].adjoint:
+        raise ValueError(
+            f"{prefix}ode_adjoint=True is supported with ode_backend in {_names(ADJOINT_BACKENDS)}, not {backend!r} "
+            f"({BACKENDS[backend].why_no_adjoint})"
+        )
+
+
+def _names(values) -> str:
+    return ", ".join(map(repr, values))
+
+
+def _parameters(field: VectorField) -> tuple[torch.Tensor, ...]:
+    """The parameters the adjoint differentiates: a module field's own; a plain function has none."""
+    return tuple(field.parameters()) if isinstance(field, nn.Module) else ()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# native: the project's own fixed-step Runge-Kutta (every tableau of ``tableaux.TABLEAUX``); the fast path.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _solve_native(problem: OdeProblem, settings: SolverSettings, name: str) -> tuple[torch.Tensor, SolverStats]:
+    tableau = TABLEAUX[name]
+    if settings.max_nfe is not None and settings.steps * tableau.stages > settings.max_nfe:
+        raise MaxNfeExceeded(
+            f"{problem.block}: {settings.steps} steps of {name!r} need {settings.steps * tableau.stages} vector-field "
+            f"evaluations, more than ode_max_nfe={settings.max_nfe}"
+        )
+    return integrate_fixed(problem.field, problem.y0, 0.0, problem.t1, settings.steps, tableau, problem.stage_weights)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Counting the library backends' evaluations (they do not all report them) and bounding them.
+# ---------------------------------------------------------------------------------------------------------------
+
+
 class _CountingField:
     """Wraps a vector field: counts its evaluations, stops the solve past ``limit``, and receives torchdiffeq's
     step callbacks."""
 
-    def __init__(self, field: Callable, limit: int | None, block: str):
+    def __init__(self, field: VectorField, limit: int | None, block: str):
         self.field, self.limit, self.block = field, limit, block
         self.phase = "forward solve"
         self.nfe = self.steps = self.accepted = self.rejected = 0
@@ -87,6 +181,11 @@ class _AdaptiveCountingField(_CountingField):
         self.rejected += 1
 
 
+def _counting(problem: OdeProblem, settings: SolverSettings) -> _CountingField:
+    counter_class = _AdaptiveCountingField if settings.adaptive else _CountingField
+    return counter_class(problem.field, settings.max_nfe, problem.block)
+
+
 def token_mask_from_attention_mask(attention_mask, batch: int, seq: int) -> torch.Tensor | None:
     """``(batch, seq)`` bool, True at real tokens, from the mask the attention layers get; None when all are real."""
     if not isinstance(attention_mask, torch.Tensor):
@@ -104,78 +203,38 @@ def token_mask_from_attention_mask(attention_mask, batch: int, seq: int) -> torc
     return mask
 
 
-def solve_with_backend(
-    field: Callable,
-    y: torch.Tensor,
-    t1: float,
-    steps: int,
-    *,
-    backend: str,
-    method: str,
-    rtol: float,
-    atol: float,
-    adjoint: bool,
-    max_nfe: int | None,
-    params: Sequence[torch.Tensor] = (),
-    attention_mask=None,
-    block: str = "ODE block",
-) -> tuple[torch.Tensor, SolverStats]:
-    """Integrates ``dy/dt = field(t, y)`` over ``[0, t1]`` with a library backend.
-
-    ``steps`` is used by fixed-step methods only; ``params`` are the parameters the field closes over (the adjoint
-    computes their gradients); ``attention_mask`` lets torchode leave padding out of its error norm.
-    """
-    table = BACKEND_METHODS.get(backend)
-    if table is None or method not in table:
-        supported = ", ".join(map(repr, table)) if table else "none"
-        raise ValueError(f"ode_backend={backend!r} does not run ode_method={method!r}; it runs: {supported}")
-    if adjoint and backend not in ADJOINT_BACKENDS:
-        raise ValueError(f"ode_adjoint=True is supported with ode_backend in {ADJOINT_BACKENDS}, not {backend!r}")
-    adaptive = method in ADAPTIVE_METHODS
-    counter = (_AdaptiveCountingField if adaptive else _CountingField)(field, max_nfe, block)
-    solve = {"torchdiffeq": _solve_torchdiffeq, "torchode": _solve_torchode, "torchdyn": _solve_torchdyn}[backend]
-    return solve(counter, y, t1, steps, table[method], adaptive, rtol, atol, adjoint, params, attention_mask)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # torchdiffeq: batch-coupled steps (one RMS error norm over the whole batch).
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _solve_torchdiffeq(counter, y, t1, steps, name, adaptive, rtol, atol, adjoint, params, attention_mask):
+def _solve_torchdiffeq(problem: OdeProblem, settings: SolverSettings, name: str) -> tuple[torch.Tensor, SolverStats]:
     try:
         import torchdiffeq
     except ImportError as error:
         raise ImportError("ode_backend='torchdiffeq' needs torchdiffeq: pip install torchdiffeq") from error
-    t = torch.tensor([0.0, t1], dtype=y.dtype, device=y.device)
-    if adaptive:
-        options = {}
-    else:
-        # An explicit grid: torchdiffeq's step_size grid can add a zero-length step from rounding.
-        def grid(func, y0, t):
-            return torch.linspace(float(t[0]), float(t[-1]), steps + 1, dtype=t.dtype, device=t.device)
-
-        options = {"grid_constructor": grid}
-    kwargs = dict(rtol=rtol, atol=atol, method=name, options=options)
-    if adjoint:
-        adjoint_options = {"norm": "seminorm"} if adaptive else dict(options)
+    counter, adaptive, y0 = _counting(problem, settings), settings.adaptive, problem.y0
+    t = torch.tensor([0.0, problem.t1], dtype=y0.dtype, device=y0.device)
+    # Fixed steps on an explicit grid: torchdiffeq's step_size grid can add a zero-length step from rounding.
+    options = {} if adaptive else {"grid_constructor": _uniform_grid(settings.steps)}
+    kwargs = dict(rtol=settings.rtol, atol=settings.atol, method=name, options=options)
+    if settings.adjoint:
         wrapper = (_AdaptiveAdjointCountingField if adaptive else _AdjointCountingField)(counter)
+        adjoint_options = {"norm": "seminorm"} if adaptive else dict(options)
         solution = torchdiffeq.odeint_adjoint(
-            wrapper,
-            y,
-            t,
-            adjoint_params=tuple(params),
-            adjoint_options=adjoint_options,
-            **kwargs,
+            wrapper, y0, t, adjoint_params=_parameters(problem.field), adjoint_options=adjoint_options, **kwargs
         )
     else:
-        solution = torchdiffeq.odeint(counter, y, t, **kwargs)
-    stats = SolverStats(
-        nfe=counter.nfe,
-        steps=counter.accepted if adaptive else counter.steps,
-        rejected=counter.rejected,
-    )
-    return solution[-1], stats
+        solution = torchdiffeq.odeint(counter, y0, t, **kwargs)
+    steps = counter.accepted if adaptive else counter.steps
+    return solution[-1], SolverStats(nfe=counter.nfe, steps=steps, rejected=counter.rejected)
+
+
+def _uniform_grid(steps: int):
+    def grid(func, y0, t):
+        return torch.linspace(float(t[0]), float(t[-1]), steps + 1, dtype=t.dtype, device=t.device)
+
+    return grid
 
 
 class _AdjointCountingField(nn.Module):
@@ -210,50 +269,51 @@ class _AdaptiveAdjointCountingField(_AdjointCountingField):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _solve_torchode(counter, y, t1, steps, name, adaptive, rtol, atol, adjoint, params, attention_mask):
+def _solve_torchode(problem: OdeProblem, settings: SolverSettings, name: str) -> tuple[torch.Tensor, SolverStats]:
     try:
         import torchode
     except ImportError as error:
         raise ImportError("ode_backend='torchode' needs torchode: pip install torchode") from error
-    shape, batch = y.shape, y.shape[0]
+    counter, y0 = _counting(problem, settings), problem.y0
+    shape, batch = y0.shape, y0.shape[0]
 
     def flat_field(t, y_flat):  # torchode's state is (batch, features); its t is (batch,)
         return counter(t, y_flat.view(shape)).reshape(batch, -1)
 
     term = torchode.ODETerm(flat_field)
-    step_method = {"euler": torchode.Euler, "heun": torchode.Heun, "dopri5": torchode.Dopri5, "tsit5": torchode.Tsit5}[
-        name
-    ](term=term)
+    step_method = getattr(torchode, name)(term=term)
     # Time in float64: a float32 clock can fall short of t1 by one ulp after a few steps and take an extra step.
-    time = dict(dtype=torch.float64, device=y.device)
-    if adaptive:
-        norm = _masked_rms_norm(token_mask_from_attention_mask(attention_mask, batch, shape[1]), shape)
-        controller = torchode.IntegralController(atol=atol, rtol=rtol, term=term, norm=norm)
+    time = dict(dtype=torch.float64, device=y0.device)
+    if settings.adaptive:
+        norm = _masked_rms_norm(token_mask_from_attention_mask(problem.attention_mask, batch, shape[1]), shape)
+        controller = torchode.IntegralController(atol=settings.atol, rtol=settings.rtol, term=term, norm=norm)
         dt0 = None
     else:
         controller = torchode.FixedStepController()
-        dt0 = torch.full((batch,), t1 / steps, **time)
-    solver = torchode.AutoDiffAdjoint(step_method, controller)
-    problem = torchode.InitialValueProblem(
-        y0=y.reshape(batch, -1), t_start=torch.zeros(batch, **time), t_end=torch.full((batch,), float(t1), **time)
+        dt0 = torch.full((batch,), problem.t1 / settings.steps, **time)
+    ivp = torchode.InitialValueProblem(
+        y0=y0.reshape(batch, -1), t_start=torch.zeros(batch, **time), t_end=torch.full((batch,), problem.t1, **time)
     )
-    solution = solver.solve(problem, dt0=dt0)
+    solution = torchode.AutoDiffAdjoint(step_method, controller).solve(ivp, dt0=dt0)
     if not bool((solution.status == torchode.Status.SUCCESS.value).all()):
-        raise RuntimeError(f"{counter.block}: torchode stopped with status {solution.status.tolist()}")
-    n_steps, n_accepted = solution.stats["n_steps"], solution.stats["n_accepted"]
+        raise RuntimeError(f"{problem.block}: torchode stopped with status {solution.status.tolist()}")
+    return solution.ys[:, -1].view(shape), _torchode_stats(solution.stats, step_method, counter.nfe)
+
+
+def _torchode_stats(stats: dict, step_method, nfe: int) -> SolverStats:
+    n_steps, n_accepted = stats["n_steps"], stats["n_accepted"]
     # Every batched call evaluates all samples, so the per-sample cost is what the sample's own steps needed: the
     # evaluations before the first step plus the evaluations of each step it attempted.
     per_step = _evaluations_per_step(step_method)
-    initial = counter.nfe - int(n_steps.max()) * per_step
-    stats = SolverStats(
-        nfe=counter.nfe,
+    initial = nfe - int(n_steps.max()) * per_step
+    return SolverStats(
+        nfe=nfe,
         steps=int(n_accepted.max()),
         rejected=int((n_steps - n_accepted).max()),
         nfe_per_sample=(initial + n_steps * per_step).cpu(),
         steps_per_sample=n_accepted.cpu(),
         rejected_per_sample=(n_steps - n_accepted).cpu(),
     )
-    return solution.ys[:, -1].view(shape), stats
 
 
 def _evaluations_per_step(step_method) -> int:
@@ -295,43 +355,48 @@ def torchdyn_available() -> tuple[bool, str]:
     return True, ""
 
 
-def _solve_torchdyn(counter, y, t1, steps, name, adaptive, rtol, atol, adjoint, params, attention_mask):
+def _solve_torchdyn(problem: OdeProblem, settings: SolverSettings, name: str) -> tuple[torch.Tensor, SolverStats]:
     try:
         from torchdyn.core import ODEProblem
         from torchdyn.numerics import odeint as torchdyn_odeint
         from torchdyn.numerics.solvers.ode import str_to_solver
     except ImportError as error:
         raise ImportError(f"ode_backend='torchdyn' needs torchdyn and its dependencies: {TORCHDYN_INSTALL}") from error
-    solver = str_to_solver(name, y.dtype)
+    counter, y0, t1 = _counting(problem, settings), problem.y0, problem.t1
+    solver = str_to_solver(name, y0.dtype)
+    step_times = _record_step_times(solver)
+    if settings.adaptive:
+        t_span = torch.tensor([0.0, t1], dtype=y0.dtype, device=y0.device)
+        tolerances = dict(atol=settings.atol, rtol=settings.rtol)
+    else:
+        t_span = torch.linspace(0.0, t1, settings.steps + 1, dtype=y0.dtype, device=y0.device)
+        tolerances = dict(atol=1e-3, rtol=1e-3)  # torchdyn warns unless a fixed-step solver gets its defaults
+    if settings.adjoint:
+        module = _TorchdynField(counter, [p for p in _parameters(problem.field) if p.requires_grad])
+        adjoint_tolerances = {f"{key}_adjoint": value for key, value in tolerances.items()}
+        ode = ODEProblem(module, solver=solver, sensitivity="adjoint", **tolerances, **adjoint_tolerances)
+        _, solution = ode.odeint(y0, t_span)
+    else:
+        _, solution = torchdyn_odeint(counter, y0, t_span, solver, **tolerances)
+    attempted = len(step_times)
+    accepted = len(set(step_times)) if settings.adaptive else attempted
+    stats = SolverStats(nfe=counter.nfe, steps=accepted, rejected=attempted - accepted)
+    if settings.adjoint:
+        counter.start_backward()
+    return solution[-1], stats
+
+
+def _record_step_times(solver) -> list[float]:
+    """torchdyn does not report steps; a step was accepted exactly when the next one starts at a later time."""
     step_times: list[float] = []
     solver_step = solver.step
 
     def counted_step(f, x, t, dt, k1=None, args=None):
-        # torchdyn does not report steps; a step was accepted exactly when the next one starts at a later time.
         step_times.append(float(t.detach()) if isinstance(t, torch.Tensor) else float(t))
         return solver_step(f, x, t, dt, k1=k1, args=args)
 
     solver.step = counted_step
-    if adaptive:
-        t_span = torch.tensor([0.0, t1], dtype=y.dtype, device=y.device)
-        tolerances = dict(atol=atol, rtol=rtol)
-    else:
-        t_span = torch.linspace(0.0, t1, steps + 1, dtype=y.dtype, device=y.device)
-        tolerances = dict(atol=1e-3, rtol=1e-3)  # torchdyn warns unless a fixed-step solver gets its defaults
-    if adjoint:
-        trainable = [p for p in params if p.requires_grad]
-        module = _TorchdynField(counter, trainable)
-        adjoint_tolerances = {f"{key}_adjoint": value for key, value in tolerances.items()}
-        problem = ODEProblem(module, solver=solver, sensitivity="adjoint", **tolerances, **adjoint_tolerances)
-        _, solution = problem.odeint(y, t_span)
-    else:
-        _, solution = torchdyn_odeint(counter, y, t_span, solver, **tolerances)
-    attempted = len(step_times)
-    accepted = len(set(step_times)) if adaptive else attempted
-    stats = SolverStats(nfe=counter.nfe, steps=accepted, rejected=attempted - accepted)
-    if adjoint:
-        counter.start_backward()
-    return solution[-1], stats
+    return step_times
 
 
 class _TorchdynField(nn.Module):
@@ -339,10 +404,55 @@ class _TorchdynField(nn.Module):
     (the same tensors, registered again), and only those the field uses (torchdyn's adjoint mis-sizes the gradient
     of a parameter the field does not use)."""
 
-    def __init__(self, counter: _CountingField, params: Sequence[nn.Parameter]):
+    def __init__(self, counter: _CountingField, params: list[nn.Parameter]):
         super().__init__()
         self.counter = counter
         self.block_params = nn.ParameterList(params)
 
     def forward(self, t, x, args=None):
         return self.counter(t, x)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The backends. A method is offered where a backend runs the *same* scheme as ours, even where a library has a
+# different scheme of that name (torchdiffeq's "rk4" is the 3/8 rule, and its "heun3" is not Kutta's rk3).
+# ---------------------------------------------------------------------------------------------------------------
+
+BACKENDS: dict[str, Backend] = {
+    "native": Backend(
+        {name: name for name in TABLEAUX},
+        _solve_native,
+        why_no_adjoint="the native integrator backpropagates through its steps; ode_checkpointing saves memory",
+    ),
+    "torchdiffeq": Backend(
+        {
+            "euler": "euler",
+            "midpoint": "midpoint",
+            "heun": "heun2",
+            "dopri5": "dopri5",
+            "bosh3": "bosh3",
+            "adaptive_heun": "adaptive_heun",
+        },
+        _solve_torchdiffeq,
+        adjoint=True,
+    ),
+    # The names are torchode's step classes. Its Heun carries an embedded Euler error estimate: with a fixed step it is
+    # "heun", with the integral controller it is the Heun-Euler pair that torchdiffeq calls "adaptive_heun".
+    "torchode": Backend(
+        {"euler": "Euler", "heun": "Heun", "adaptive_heun": "Heun", "dopri5": "Dopri5", "tsit5": "Tsit5"},
+        _solve_torchode,
+        # torchode's BacksolveAdjoint vmaps a per-sample VJP through ``functional_call`` of one module and keeps a
+        # per-sample copy of every parameter gradient (batch x parameters of memory).
+        why_no_adjoint="torchode's backsolve adjoint keeps per-sample parameter gradients",
+    ),
+    "torchdyn": Backend(
+        {"euler": "euler", "midpoint": "midpoint", "rk4": "rk4", "dopri5": "dopri5", "tsit5": "tsit5"},
+        _solve_torchdyn,
+        adjoint=True,
+    ),
+}
+ADJOINT_BACKENDS = tuple(name for name, backend in BACKENDS.items() if backend.adjoint)
+# The library backends' tables: what the tests and benchmarks compare with the native integrator.
+BACKEND_METHODS: dict[str, dict[str, str]] = {
+    name: dict(backend.methods) for name, backend in BACKENDS.items() if name != "native"
+}
