@@ -44,14 +44,9 @@ for _auto_class, _model_class in _AUTO_CLASSES.items():
 
 __all__ = [
     "BertOdeConfig",
-    "BertOdeForMaskedLM",
-    "BertOdeForMultipleChoice",
-    "BertOdeForQuestionAnswering",
-    "BertOdeForSequenceClassification",
-    "BertOdeForTokenClassification",
-    "BertOdeModel",
     "BertOdePreTrainedModel",
     "ButcherTableau",
     "SolverStats",
     "TABLEAUX",
+    *sorted(model_class.__name__ for model_class in _AUTO_CLASSES.values()),
 ]

@@ -66,13 +66,7 @@ def _options(args, names: list[str]) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _add_convert(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "convert",
-        help="convert a HuggingFace BERT checkpoint into a BertOde checkpoint",
-        description="Loads a BERT checkpoint (any BertModel / BertFor* save), sets the ODE fields, saves the result "
-        "with the source's tokenizer. With no ODE options the result computes exactly what BERT computes.",
-    )
+def _add_convert(parser) -> None:
     parser.add_argument("checkpoint", help="path (or Hub name) of the BERT checkpoint")
     parser.add_argument("output_dir", help="where to save the BertOde checkpoint")
     parser.add_argument("--head", default="base", choices=list(HEADS), help="which BertOde class to build")
@@ -91,19 +85,18 @@ def _run_convert(args) -> None:
     )
 
 
-def _add_finetune(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "finetune",
-        help="fine-tune a BertOde or plain BERT checkpoint on a downstream task over several seeds",
-        description="Fine-tunes any BERT / BertOde checkpoint (both through the same code) on a task: the built-in "
-        "BBC News topic task by default, a GLUE task, or local CSV/JSONL files. Best checkpoint selected on the "
-        "validation split; the test split scored once; median and spread over seeds written to "
-        "OUTPUT_DIR/results.json and results.md.",
-    )
-    parser.add_argument("checkpoint", help="BertOde or BERT checkpoint directory (or Hub name), with its tokenizer")
-    names = add_config_options(parser, FinetuneConfig, skip=("checkpoint",))
-    _add_set_option(parser, "--set ode_method=heun --set ode_steps=2 (config fields set at load time)")
-    parser.set_defaults(handler=lambda args: _run_finetune(args, names))
+def _add_checkpoint_command(parser, config_class, run, checkpoint_help: str, set_example: str) -> None:
+    """A command on one checkpoint whose options are the fields of ``config_class``."""
+    parser.add_argument("checkpoint", help=checkpoint_help)
+    names = add_config_options(parser, config_class, skip=("checkpoint",))
+    _add_set_option(parser, f"{set_example} (config fields set at load time)")
+    parser.set_defaults(handler=lambda args: run(args, names))
+
+
+def _add_finetune(parser) -> None:
+    _add_checkpoint_command(parser, FinetuneConfig, _run_finetune,
+                            "BertOde or BERT checkpoint directory (or Hub name), with its tokenizer",
+                            "--set ode_method=heun --set ode_steps=2")
 
 
 def _run_finetune(args, names: list[str]) -> None:
@@ -119,17 +112,10 @@ def _run_finetune(args, names: list[str]) -> None:
         print(f"results: {config.output_dir}/results.md, {config.output_dir}/results.json")
 
 
-def _add_evaluate(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="score a fine-tuned BertOde or BERT checkpoint on a task split, optionally with other ode_steps",
-        description="Loads a checkpoint with a sequence-classification head (BertOde or plain BERT, through the "
-        "same code) and reports the task's metrics and function evaluations for each --ode-steps.",
-    )
-    parser.add_argument("checkpoint", help="fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)")
-    names = add_config_options(parser, EvaluateConfig, skip=("checkpoint",))
-    _add_set_option(parser, "--set ode_method=rk4 (config fields set at load time)")
-    parser.set_defaults(handler=lambda args: _run_evaluate(args, names))
+def _add_evaluate(parser) -> None:
+    _add_checkpoint_command(parser, EvaluateConfig, _run_evaluate,
+                            "fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)",
+                            "--set ode_method=rk4")
 
 
 def _run_evaluate(args, names: list[str]) -> None:
@@ -139,13 +125,7 @@ def _run_evaluate(args, names: list[str]) -> None:
         print(f"ode_steps={steps}: {results['split']} {metric} {row[metric]:.4f}, nfe {row['nfe']:.0f}")
 
 
-def _add_pretrain(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "pretrain",
-        help="pretrain a BertOde masked language model (built-in offline corpus by default)",
-        description="Masked-LM pretraining from a YAML config plus overrides. With no arguments it trains on the "
-        "built-in corpus. Runs unchanged under torchrun / accelerate launch (data-parallel).",
-    )
+def _add_pretrain(parser) -> None:
     parser.add_argument("--config", default=None, metavar="NAME_OR_YAML",
                         help="a preset (smoke, cpu, gpu) or a YAML file; default: the built-in defaults")
     _add_set_option(parser, "--set model.ode_method=rk4 --set train.lr=5e-4 --set data.files=[corpus.txt]")
@@ -164,14 +144,7 @@ def _run_pretrain(args) -> None:
           f"{result.tokens_per_second:,.0f} tokens/s){val}; model and tokenizer in {result.final_dir}")
 
 
-def _add_compare(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "compare",
-        help="the study: pretrain BERT and ODE variants under one recipe, fine-tune each, write a report",
-        description="Runs a comparison study (configs/compare-<preset>.yaml) and writes reports/<name>/report.md "
-        "with tables and plots. Finished runs are reused when the same study is run again, so an interrupted "
-        "study resumes.",
-    )
+def _add_compare(parser) -> None:
     parser.add_argument("--preset", default="smoke", metavar="NAME_OR_YAML",
                         help="smoke (a few minutes on a laptop CPU), cpu (the study on 2 cores), gpu (BERT-base "
                         "scale), or a study YAML file")
@@ -188,11 +161,48 @@ def _run_compare(args) -> None:
     print(f"report: {report_dir / 'report.md'}")
 
 
+# name -> (adds the arguments, one-line help, description)
+COMMANDS = {
+    "convert": (
+        _add_convert,
+        "convert a HuggingFace BERT checkpoint into a BertOde checkpoint",
+        "Loads a BERT checkpoint (any BertModel / BertFor* save), sets the ODE fields, saves the result with the "
+        "source's tokenizer. With no ODE options the result computes exactly what BERT computes.",
+    ),
+    "finetune": (
+        _add_finetune,
+        "fine-tune a BertOde or plain BERT checkpoint on a downstream task over several seeds",
+        "Fine-tunes any BERT / BertOde checkpoint (both through the same code) on a task: the built-in BBC News "
+        "topic task by default, a GLUE task, or local CSV/JSONL files. Best checkpoint selected on the validation "
+        "split; the test split scored once; median and spread over seeds written to OUTPUT_DIR/results.json and "
+        "results.md.",
+    ),
+    "evaluate": (
+        _add_evaluate,
+        "score a fine-tuned BertOde or BERT checkpoint on a task split, optionally with other ode_steps",
+        "Loads a checkpoint with a sequence-classification head (BertOde or plain BERT, through the same code) and "
+        "reports the task's metrics and function evaluations for each --ode-steps.",
+    ),
+    "pretrain": (
+        _add_pretrain,
+        "pretrain a BertOde masked language model (built-in offline corpus by default)",
+        "Masked-LM pretraining from a YAML config plus overrides. With no arguments it trains on the built-in "
+        "corpus. Runs unchanged under torchrun / accelerate launch (data-parallel).",
+    ),
+    "compare": (
+        _add_compare,
+        "the study: pretrain BERT and ODE variants under one recipe, fine-tune each, write a report",
+        "Runs a comparison study (configs/compare-<preset>.yaml) and writes reports/<name>/report.md with tables "
+        "and plots. Finished runs are reused when the same study is run again, so an interrupted study resumes.",
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = HfArgumentParser(prog="bert-ode", description="ODE-BERT: BERT with ODE-solver residual blocks")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
-    for add_command in (_add_convert, _add_finetune, _add_evaluate, _add_pretrain, _add_compare):
-        add_command(subparsers)
+    for name, (add_arguments, help_line, description) in COMMANDS.items():
+        add_arguments(subparsers.add_parser(name, help=help_line, description=description))
     return parser
 
 

@@ -55,16 +55,24 @@ class FinetuneScores(Record):
 
 
 @dataclass(kw_only=True)
-class PretrainUnit(Record):
-    """One variant pretrained with one seed under the study's recipe, measured, then fine-tuned."""
+class _Unit(Record):
+    """What every unit record holds: which model, which seed, and how it fine-tuned."""
 
-    kind: str = "pretrain"
+    kind: str
     variant: str
     seed: int
     model_overrides: dict[str, Any]
+    parameters: int
+    finetune: FinetuneScores
+
+
+@dataclass(kw_only=True)
+class PretrainUnit(_Unit):
+    """One variant pretrained with one seed under the study's recipe, measured, then fine-tuned."""
+
+    kind: str = "pretrain"
     compute_match: str | None
     run_dir: str
-    parameters: int
     steps: int
     tokens: int
     train_seconds: float
@@ -76,20 +84,14 @@ class PretrainUnit(Record):
     train_flops: float  # train_flops_per_token x tokens
     curve: list[CurvePoint]
     mlm_by_ode_steps: dict[str, ValidationLoss]  # step count -> validation MLM loss with it
-    finetune: FinetuneScores
 
 
 @dataclass(kw_only=True)
-class WarmUnit(Record):
+class WarmUnit(_Unit):
     """One conversion of a pretrained BERT, fine-tuned with one seed (no pretraining)."""
 
     kind: str = "warm"
-    variant: str
-    seed: int
-    model_overrides: dict[str, Any]
     source: str  # ``WarmStart.checkpoint``
-    parameters: int
-    finetune: FinetuneScores
 
 
 UnitRecord = PretrainUnit | WarmUnit
