@@ -35,7 +35,10 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/bert-ode compare --preset smoke
 
+# Lint and format check (ruff, settings in pyproject.toml), then the tests.
 test: install $(VENV)/.torchdyn
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 clean:

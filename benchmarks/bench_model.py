@@ -4,10 +4,10 @@
     python benchmarks/bench_model.py --hidden 128 --layers 2 --batch 32 --repeats 20
 
 All models are built in one process and timed interleaved (one step of each per round, median over rounds), so
-machine noise hits them alike. Targets (issue 2): euler / BertModel <= 1.03; a scheme with k evaluations per step
-<= 1.05 * k * euler. Memory is the activation memory autograd saves for the backward pass (bytes of distinct
-tensor storages captured by saved-tensor hooks): deterministic, and what training memory grows with; on a GPU the
-peak allocated memory is reported too.
+machine noise hits them alike. Targets (issue 2): euler / BertModel <= 1.03; a scheme with k evaluations per
+step <= 1.05 * k * euler. Memory is the activation memory autograd saves for the backward pass (bytes of
+distinct tensor storages captured by saved-tensor hooks): deterministic, and what training memory grows with;
+on a GPU the peak allocated memory is reported too.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def saved_activation_bytes(step) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=16)
@@ -109,7 +111,8 @@ def main() -> None:
     median = {name: statistics.median(ts) for name, ts in times.items()}
     print(
         f"device {device}, threads {torch.get_num_threads()}, attention {args.attn}; hidden {args.hidden}, "
-        f"{args.layers} layers, batch {args.batch} x {args.seq}; median of {args.repeats} interleaved fwd+bwd steps\n"
+        f"{args.layers} layers, batch {args.batch} x {args.seq}; median of {args.repeats} interleaved "
+        "fwd+bwd steps\n"
     )
     header = (
         f"{'model':<10} {'evals/step':>10} {'ms':>8} {'vs BERT':>8} {'vs k*euler':>11} {'target':>11} "

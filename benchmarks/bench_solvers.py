@@ -3,18 +3,18 @@
     python benchmarks/bench_solvers.py                          # hidden 128, 2 layers, batch 16 x 64
     python benchmarks/bench_solvers.py --hidden 256 --layers 4 --batch 16 --seq 128 --repeats 10
 
-1. Speed: forward+backward of the same BertOdeModel (same weights) with each fixed-step scheme run by the native
-   integrator and by torchdiffeq / torchdyn wherever they run the same scheme, timed interleaved in one process
-   (median over rounds). Target: native at least as fast.
-2. Training memory of rk4 with block / stage checkpointing and with the adjoint (torchdyn: classic RK4), against
-   euler and plain rk4 backprop. Two measures: (a) the activation memory autograd keeps from forward to backward
-   (distinct storages seen by saved-tensor hooks, as in bench_model.py; deterministic); (b) the peak resident
-   memory during one training step, in a fresh subprocess per case: RSS sampled every 0.2 ms by a thread, peak
-   minus the RSS after a warm-up step (includes transient recomputation in the backward pass; allocator noise of a
-   few MB, so use a size where activations are tens of MB). Target: <= 1.3 x euler.
+1. Speed: forward+backward of the same BertOdeModel (same weights) with each fixed-step scheme run by the
+   native integrator and by torchdiffeq / torchdyn wherever they run the same scheme, timed interleaved in one
+   process (median over rounds). Target: native at least as fast.
+2. Training memory of rk4 with block / stage checkpointing and with the adjoint (torchdyn: classic RK4),
+   against euler and plain rk4 backprop. Two measures: (a) the activation memory autograd keeps from forward
+   to backward (distinct storages seen by saved-tensor hooks, as in bench_model.py; deterministic); (b) the
+   peak resident memory during one training step, in a fresh subprocess per case: RSS sampled every 0.2 ms by
+   a thread, peak minus the RSS after a warm-up step (includes transient recomputation in the backward pass;
+   allocator noise of a few MB, so use a size where activations are tens of MB). Target: <= 1.3 x euler.
 3. Function evaluations of torchode's per-sample steps vs torchdiffeq's batch-coupled steps (dopri5, same
-   tolerance) on one BertOde layer (pre-norm, whole-layer field) over a batch of sequences where one is hard: its
-   hidden states are scaled by 0.05, so its LayerNorm'd field turns it fast relative to its size.
+   tolerance) on one BertOde layer (pre-norm, whole-layer field) over a batch of sequences where one is hard:
+   its hidden states are scaled by 0.05, so its LayerNorm'd field turns it fast relative to its size.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ import time
 
 import psutil
 import torch
-from transformers.utils import logging as hf_logging
-
 from bench_model import saved_activation_bytes  # this folder is on sys.path when run as a script
+from transformers.utils import logging as hf_logging
 
 from bert_ode import BertOdeConfig, BertOdeModel
 from bert_ode.solvers import BACKEND_METHODS, torchdyn_available
@@ -158,7 +157,9 @@ def memory(args) -> None:
 
 def nfe(args) -> None:
     torch.manual_seed(0)
-    model = build(args, ode_scope="layer", norm_position="pre", ode_method="dopri5", ode_backend="torchdiffeq")
+    model = build(
+        args, ode_scope="layer", norm_position="pre", ode_method="dopri5", ode_backend="torchdiffeq"
+    )
     model.config.ode_rtol, model.config.ode_atol = args.rtol, args.rtol
     with torch.no_grad():
         for p in model.encoder.parameters():
@@ -177,8 +178,10 @@ def nfe(args) -> None:
             rows.append((backend, stats, seconds))
         model.config.ode_backend = "torchdiffeq"
         _, (easy,) = layer(states[1:])
-    print(f"\n## 3. function evaluations, dopri5, rtol = atol = {args.rtol}, one layer, batch {args.batch} "
-          "(sample 0 hard)")
+    print(
+        f"\n## 3. function evaluations, dopri5, rtol = atol = {args.rtol}, one layer, batch {args.batch} "
+        "(sample 0 hard)"
+    )
     print("| backend | batched evaluations | per-sample NFE: hard | easy (mean) | accepted / rejected | s |")
     print("|---|---|---|---|---|---|")
     for backend, stats, seconds in rows:
@@ -187,19 +190,31 @@ def nfe(args) -> None:
             steps = f"{stats.steps} / {stats.rejected}"
         else:
             hard, easy_mean = int(stats.nfe_per_sample[0]), stats.nfe_per_sample[1:].float().mean().item()
-            steps = f"hard {int(stats.steps_per_sample[0])} / {int(stats.rejected_per_sample[0])}, easy max " \
-                    f"{int(stats.steps_per_sample[1:].max())} / {int(stats.rejected_per_sample[1:].max())}"
+            steps = (
+                f"hard {int(stats.steps_per_sample[0])} / {int(stats.rejected_per_sample[0])}, easy max "
+                f"{int(stats.steps_per_sample[1:].max())} / {int(stats.rejected_per_sample[1:].max())}"
+            )
         print(f"| {backend} | {stats.nfe} | {hard} | {easy_mean:.1f} | {steps} | {seconds:.2f} |")
     print(f"(torchdiffeq on the easy samples alone: {easy.nfe} evaluations)")
 
 
 def _size_flags(args) -> list[str]:
-    return ["--hidden", str(args.hidden), "--layers", str(args.layers), "--batch", str(args.batch),
-            "--seq", str(args.seq)]
+    return [
+        "--hidden",
+        str(args.hidden),
+        "--layers",
+        str(args.layers),
+        "--batch",
+        str(args.batch),
+        "--seq",
+        str(args.seq),
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
@@ -217,8 +232,10 @@ def main() -> None:
     if args.memory_case:
         memory_case(args, args.memory_case)
         return
-    print(f"hidden {args.hidden}, {args.layers} layers, batch {args.batch} x {args.seq}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"hidden {args.hidden}, {args.layers} layers, batch {args.batch} x {args.seq}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     for part in (speed, memory, nfe):
         if args.only in (None, part.__name__):
             part(args)

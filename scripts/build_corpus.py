@@ -3,18 +3,18 @@
 
 Provenance (both Debian packages, installed with ``apt-get install -y r-cran-janeaustenr python3.11-doc``):
 
-* ``austen.jsonl.gz``: Jane Austen's six completed novels (public domain; the Project Gutenberg texts as packaged
-  by the R package janeaustenr, Debian ``r-cran-janeaustenr``). The package keeps them in an R lazy-load
-  database: ``data/Rdata.rdx`` (a gzip'd, R-serialised index of offsets) and ``data/Rdata.rdb`` (one record per
-  novel: a 4-byte length and a zlib stream of an R-serialised character vector, one element per line). This
-  script reads both with a minimal reader of R's XDR serialisation format (no R needed).
+* ``austen.jsonl.gz``: Jane Austen's six completed novels (public domain; the Project Gutenberg texts as
+  packaged by the R package janeaustenr, Debian ``r-cran-janeaustenr``). The package keeps them in an R
+  lazy-load database: ``data/Rdata.rdx`` (a gzip'd, R-serialised index of offsets) and ``data/Rdata.rdb`` (one
+  record per novel: a 4-byte length and a zlib stream of an R-serialised character vector, one element per
+  line). This script reads both with a minimal reader of R's XDR serialisation format (no R needed).
 * ``python-docs.jsonl.gz``: the reStructuredText sources of the Python 3.11 documentation (Debian
   ``python3.11-doc``, ``/usr/share/doc/python3.11/html/_sources``), reduced to their prose: code blocks,
-  directives and heading underlines are dropped, inline roles are reduced to their text. Licensed under the PSF
-  License Agreement; ``python-docs.LICENSE.txt`` (written next to it) carries the notice.
+  directives and heading underlines are dropped, inline roles are reduced to their text. Licensed under the
+  PSF License Agreement; ``python-docs.LICENSE.txt`` (written next to it) carries the notice.
 
-Each output line is ``{"source": ..., "text": ...}``: one document (a chapter of a novel, one documentation page)
-that the loader splits deterministically into train / validation chunks.
+Each output line is ``{"source": ..., "text": ...}``: one document (a chapter of a novel, one documentation
+page) that the loader splits deterministically into train / validation chunks.
 
 Usage: ``python scripts/build_corpus.py [--out src/bert_ode/data/corpora]``
 """
@@ -38,7 +38,14 @@ PYDOC_COPYRIGHT = Path("/usr/share/doc/python3.11-doc/copyright")
 class _RReader:
     """Reads the subset of R's XDR serialisation (format 2 or 3) that character vectors and lists need."""
 
-    _NIL_LIKE = {254, 253, 242, 241, 251, 250}  # NILVALUE, GLOBALENV, EMPTYENV, BASEENV, MISSINGARG, BASENAMESPACE
+    _NIL_LIKE = {
+        254,
+        253,
+        242,
+        241,
+        251,
+        250,
+    }  # NILVALUE, GLOBALENV, EMPTYENV, BASEENV, MISSINGARG, BASENAMESPACE
 
     def __init__(self, data: bytes):
         self.data, self.pos, self.refs = data, 0, []
@@ -89,7 +96,9 @@ class _RReader:
                 value = [self._item() for _ in range(length)]
             else:
                 code, size = ("d", 8) if kind == 14 else ("i", 4)
-                value = list(struct.unpack(f">{length}{code}", self.data[self.pos : self.pos + size * length]))
+                value = list(
+                    struct.unpack(f">{length}{code}", self.data[self.pos : self.pos + size * length])
+                )
                 self.pos += size * length
             attributes = dict(self._item()) if has_attr else {}
             return (value, attributes) if attributes else value
@@ -101,7 +110,7 @@ def austen_documents() -> list[dict]:
     offsets, attributes = index[0]
     database = (AUSTEN_DIR / "Rdata.rdb").read_bytes()
     documents = []
-    for name, (offset, length) in zip(attributes["names"], offsets):
+    for name, (offset, length) in zip(attributes["names"], offsets, strict=True):
         record = database[offset : offset + length]
         lines = _RReader(zlib.decompress(record[4:])).read()
         lines = lines[0] if isinstance(lines, tuple) else lines
@@ -109,7 +118,9 @@ def austen_documents() -> list[dict]:
         # One document per chapter; headings such as "CHAPTER I" / "Chapter 12" start a new one.
         chapters = re.split(r"\n\s*(?:CHAPTER|Chapter)\s+[0-9IVXLC]+\.?\s*\n", novel)
         for number, chapter in enumerate(chapters):
-            text = re.sub(r"[ \t]*\n[ \t]*(?!\n)", " ", chapter.strip())  # unwrap lines, keep paragraph breaks
+            text = re.sub(
+                r"[ \t]*\n[ \t]*(?!\n)", " ", chapter.strip()
+            )  # unwrap lines, keep paragraph breaks
             text = re.sub(r"\n{2,}", "\n\n", text).replace("_", "")
             if len(text) > 200:
                 documents.append({"source": f"austen/{name}/{number:03d}", "text": text})
@@ -163,29 +174,38 @@ def write_jsonl_gz(documents: list[dict], path: Path) -> None:
     # mtime=0 keeps the file byte-identical across rebuilds.
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
         gz.write(payload)
-    print(f"{path}: {len(documents)} documents, {len(payload) / 1e6:.2f} MB of text, "
-          f"{path.stat().st_size / 1e6:.2f} MB gzip'd")
+    print(
+        f"{path}: {len(documents)} documents, {len(payload) / 1e6:.2f} MB of text, "
+        f"{path.stat().st_size / 1e6:.2f} MB gzip'd"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "src/bert_ode/data/corpora")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "src/bert_ode/data/corpora"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     write_jsonl_gz(austen_documents(), args.out / "austen.jsonl.gz")
     write_jsonl_gz(python_doc_documents(), args.out / "python-docs.jsonl.gz")
     notice = (
-        "The corpus python-docs.jsonl.gz is derived from the Python 3.11 documentation sources (Debian package\n"
-        "python3.11-doc). Copyright (c) 2001-2023 Python Software Foundation; all rights reserved. Distributed under\n"
-        "the PSF License Agreement, reproduced below together with the Debian copyright file.\n\n"
+        "The corpus python-docs.jsonl.gz is derived from the Python 3.11 documentation sources (Debian "
+        "package\npython3.11-doc). Copyright (c) 2001-2023 Python Software Foundation; all rights reserved. "
+        "Distributed under\nthe PSF License Agreement, reproduced below together with the Debian copyright "
+        "file.\n\n"
     )
     (args.out / "python-docs.LICENSE.txt").write_text(
-        notice + PYDOC_LICENSE.read_text(encoding="utf-8") + "\n\n" + PYDOC_COPYRIGHT.read_text(encoding="utf-8"),
+        notice
+        + PYDOC_LICENSE.read_text(encoding="utf-8")
+        + "\n\n"
+        + PYDOC_COPYRIGHT.read_text(encoding="utf-8"),
         encoding="utf-8",
     )
     (args.out / "austen.LICENSE.txt").write_text(
-        "austen.jsonl.gz: the six novels of Jane Austen (1775-1817), public domain; Project Gutenberg texts as\n"
-        "packaged by the R package janeaustenr (Debian r-cran-janeaustenr). Rebuilt by scripts/build_corpus.py.\n",
+        "austen.jsonl.gz: the six novels of Jane Austen (1775-1817), public domain; Project Gutenberg texts "
+        "as\npackaged by the R package janeaustenr (Debian r-cran-janeaustenr). Rebuilt by "
+        "scripts/build_corpus.py.\n",
         encoding="utf-8",
     )
 

@@ -1,4 +1,5 @@
-"""Solver backends, adaptive steps, the adjoint, per-sample stepping, ode_max_nfe, checkpointing, continuous depth."""
+"""Solver backends, adaptive steps, the adjoint, per-sample stepping, ode_max_nfe, checkpointing, continuous
+depth."""
 
 from __future__ import annotations
 
@@ -45,9 +46,9 @@ def _batch(batch=3, seq=7, seed=1):
     return ids, mask
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Config validation
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,10 @@ def _batch(batch=3, seq=7, seed=1):
         (dict(ode_method="dopri8", ode_backend="torchdiffeq"), "ode_method"),
         (dict(ode_method="dopri5"), "ode_method"),  # adaptive needs a library backend
         (dict(ode_method="rk2-gated", ode_backend="torchdiffeq"), "ode_method"),
-        (dict(ode_method="rk4", ode_backend="torchdiffeq"), "ode_method"),  # torchdiffeq's rk4 is the 3/8 rule
+        (
+            dict(ode_method="rk4", ode_backend="torchdiffeq"),
+            "ode_method",
+        ),  # torchdiffeq's rk4 is the 3/8 rule
         (dict(ode_method="midpoint", ode_backend="torchode"), "ode_method"),
         (dict(ode_method="bosh3", ode_backend="torchdyn"), "ode_method"),
         (dict(ode_adjoint=True), "ode_adjoint"),
@@ -91,9 +95,9 @@ def test_invalid_assignment_raises():
         model(torch.tensor([[1, 2, 3]]))
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Backends agree with the native fixed-step integrator
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 FIXED_PAIRS = [
     _backend_param(backend, method)
@@ -116,9 +120,9 @@ def test_backend_matches_native_fixed_step(backend, method):
     assert [s.steps for s in other.solver_stats] == [3] * len(other.solver_stats)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Adaptive solves
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -141,7 +145,7 @@ def test_adaptive_error_falls_as_tolerance_tightens(backend):
             out = model(ids, attention_mask=mask)
         errors.append((out.last_hidden_state - reference).abs().max().item())
         nfes.append(out.nfe)
-    assert all(b < a for a, b in zip(errors, errors[1:])), errors
+    assert all(b < a for a, b in zip(errors, errors[1:], strict=False)), errors
     assert errors[-1] < 1e-3 * errors[0], errors
     assert nfes == sorted(nfes) and nfes[-1] > nfes[0], nfes
     assert all(s.steps >= 1 and s.rejected >= 0 for s in out.solver_stats)
@@ -170,7 +174,9 @@ def test_adjoint_gradients_match_backprop(backend, method):
     overrides = dict(ode_method=method, ode_backend=backend, ode_rtol=1e-9, ode_atol=1e-9, ode_steps=2)
     model = _model(torch.float64, **overrides)
     ids, mask = _batch(batch=2, seq=5)
-    embeds = torch.randn(2, 5, TINY["hidden_size"], dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    embeds = torch.randn(
+        2, 5, TINY["hidden_size"], dtype=torch.float64, generator=torch.Generator().manual_seed(3)
+    )
     direct = _gradients(model, embeds, mask)
     model.config.ode_adjoint = True
     adjoint = _gradients(model, embeds, mask)
@@ -211,7 +217,9 @@ def test_max_nfe_bounds_fixed_step_blocks_before_they_start():
 
 def test_max_nfe_bounds_a_stiff_model_block():
     # Large weights make the attention field stiff; a tight tolerance would take thousands of steps.
-    model = _model(ode_method="dopri5", ode_backend="torchdiffeq", ode_rtol=1e-10, ode_atol=1e-10, ode_max_nfe=60)
+    model = _model(
+        ode_method="dopri5", ode_backend="torchdiffeq", ode_rtol=1e-10, ode_atol=1e-10, ode_max_nfe=60
+    )
     with torch.no_grad():
         for p in model.encoder.parameters():
             p.mul_(20.0)
@@ -221,9 +229,9 @@ def test_max_nfe_bounds_a_stiff_model_block():
     assert time.perf_counter() - started < 10
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Per-sample stepping (torchode)
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def test_per_sample_stepping_equals_solving_each_sample_alone():
@@ -240,7 +248,7 @@ def test_per_sample_stepping_equals_solving_each_sample_alone():
             torch.testing.assert_close(
                 batched.last_hidden_state[i, :length], alone.last_hidden_state[0], rtol=0, atol=1e-8
             )
-            for batch_stats, alone_stats in zip(batched.solver_stats, alone.solver_stats):
+            for batch_stats, alone_stats in zip(batched.solver_stats, alone.solver_stats, strict=True):
                 assert batch_stats.steps_per_sample[i] == alone_stats.steps_per_sample[0]
                 assert batch_stats.nfe_per_sample[i] == alone_stats.nfe_per_sample[0]
     per_sample = sum(s.nfe_per_sample for s in batched.solver_stats)
@@ -248,14 +256,19 @@ def test_per_sample_stepping_equals_solving_each_sample_alone():
     assert batched.nfe == int(per_sample.max())
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Save / load
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def test_save_load_with_adaptive_settings(tmp_path):
     overrides = dict(
-        ode_method="tsit5", ode_backend="torchode", ode_rtol=1e-4, ode_atol=1e-5, ode_max_nfe=500, ode_scope="layer"
+        ode_method="tsit5",
+        ode_backend="torchode",
+        ode_rtol=1e-4,
+        ode_atol=1e-5,
+        ode_max_nfe=500,
+        ode_scope="layer",
     )
     model = _model(**overrides)
     model.save_pretrained(tmp_path)
@@ -270,9 +283,9 @@ def test_save_load_with_adaptive_settings(tmp_path):
     assert a.nfe == b.nfe
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Activation checkpointing
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -281,7 +294,9 @@ def test_save_load_with_adaptive_settings(tmp_path):
 )
 def test_checkpointing_gives_the_same_loss_and_gradients(checkpointing, backend, method):
     # Dropout on: checkpointing must replay the same dropout masks when it recomputes.
-    overrides = dict(ode_method=method, ode_backend=backend, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    overrides = dict(
+        ode_method=method, ode_backend=backend, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1
+    )
     model = _model(**overrides).train()
     ids, mask = _batch()
 
@@ -298,14 +313,14 @@ def test_checkpointing_gives_the_same_loss_and_gradients(checkpointing, backend,
     loss_ck, grads_ck, nfe_ck = loss_and_gradients()
     torch.testing.assert_close(loss_ck, loss, rtol=0, atol=1e-6)
     assert len(grads) == len(grads_ck)
-    for g, g_ck in zip(grads, grads_ck):
+    for g, g_ck in zip(grads, grads_ck, strict=True):
         torch.testing.assert_close(g_ck, g, rtol=1e-5, atol=1e-6)
     assert nfe_ck == nfe  # the recomputation is not reported as forward evaluations
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Weight-tied continuous depth
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 CONTINUOUS = dict(continuous_depth=True, ode_scope="layer", norm_position="pre", num_hidden_layers=4)
 

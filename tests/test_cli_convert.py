@@ -11,8 +11,9 @@ from bert_ode.cli import main
 
 def _bert_dir(tmp_path):
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=37)
+    config = BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+    )
     model = BertForMaskedLM(config).eval()
     model.save_pretrained(tmp_path / "bert")
     return model, tmp_path / "bert"
@@ -21,8 +22,22 @@ def _bert_dir(tmp_path):
 def test_convert_writes_an_equivalent_checkpoint_and_sets_fields(tmp_path, capsys):
     bert, source = _bert_dir(tmp_path)
     assert main(["convert", str(source), str(tmp_path / "euler"), "--head", "masked-lm"]) == 0
-    assert main(["convert", str(source), str(tmp_path / "rk4"), "--head", "masked-lm",
-                 "--set", "ode_method=rk4", "--set", "ode_steps=2"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(source),
+                str(tmp_path / "rk4"),
+                "--head",
+                "masked-lm",
+                "--set",
+                "ode_method=rk4",
+                "--set",
+                "ode_steps=2",
+            ]
+        )
+        == 0
+    )
     assert "saved BertOdeForMaskedLM (rk4, 2 step(s)" in capsys.readouterr().out
     ids = torch.randint(0, 99, (2, 7))
     euler = bert_ode.BertOdeForMaskedLM.from_pretrained(tmp_path / "euler").eval()

@@ -45,8 +45,11 @@ def _write_study(tmp_path, **changes) -> str:
             "model.max_position_embeddings": 64,
         },
         "seeds": [0, 1],
-        "variants": [{"name": "bert"}, {"name": "heun", "model": {"ode_method": "heun"}},
-                     {"name": "bert-2x", "model": {"num_hidden_layers": 4}, "compute_match": "heun"}],
+        "variants": [
+            {"name": "bert"},
+            {"name": "heun", "model": {"ode_method": "heun"}},
+            {"name": "bert-2x", "model": {"num_hidden_layers": 4}, "compute_match": "heun"},
+        ],
         "finetune": {"epochs": 1, "max_train_examples": 40, "max_eval_examples": 40, "max_seq_length": 64},
         "elasticity_steps": [1, 2],
         "runs_dir": str(tmp_path / "runs"),
@@ -88,7 +91,13 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
     results = json.loads((report_dir / "results.json").read_text())
     records = results["records"]
     assert sorted((r["variant"], r["seed"]) for r in records) == [
-        ("bert", 0), ("bert", 1), ("bert-2x", 0), ("bert-2x", 1), ("heun", 0), ("heun", 1)]
+        ("bert", 0),
+        ("bert", 1),
+        ("bert-2x", 0),
+        ("bert-2x", 1),
+        ("heun", 0),
+        ("heun", 1),
+    ]
     by_name = {(r["variant"], r["seed"]): r for r in records}
     # Heun evaluates every vector field twice: twice the NFE, about twice the counted FLOPs of BERT.
     assert by_name[("heun", 0)]["nfe_per_forward"] == 2 * by_name[("bert", 0)]["nfe_per_forward"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import tiny_config_dict
 from transformers import AutoConfig, BertConfig
 
 from bert_ode import TABLEAUX, BertOdeConfig
-from conftest import tiny_config_dict
 
 ALLOWED = {
     "ode_method": tuple(TABLEAUX),
@@ -76,8 +76,14 @@ def test_ode_steps_must_be_a_positive_int(value):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("ode_steps", 0), ("ode_steps", "3"), ("ode_method", "rk5"), ("ode_scope", "x"), ("norm_position", "x"),
-     ("splitting", "x")],
+    [
+        ("ode_steps", 0),
+        ("ode_steps", "3"),
+        ("ode_method", "rk5"),
+        ("ode_scope", "x"),
+        ("norm_position", "x"),
+        ("splitting", "x"),
+    ],
 )
 def test_assignment_after_construction_is_validated(field, value):
     config = BertOdeConfig()
@@ -108,13 +114,21 @@ def test_decoder_is_rejected(field):
 
 def test_to_dict_from_dict_round_trip():
     config = BertOdeConfig(
-        **tiny_config_dict(ode_method="rk2-gated", ode_steps=3, ode_scope="layer", norm_position="pre",
-                           splitting="strang")
+        **tiny_config_dict(
+            ode_method="rk2-gated", ode_steps=3, ode_scope="layer", norm_position="pre", splitting="strang"
+        )
     )
     restored = BertOdeConfig.from_dict(config.to_dict())
     assert restored.to_dict() == config.to_dict()
-    for field in ("ode_method", "ode_steps", "ode_scope", "norm_position", "splitting", "hidden_size",
-                  "intermediate_size"):
+    for field in (
+        "ode_method",
+        "ode_steps",
+        "ode_scope",
+        "norm_position",
+        "splitting",
+        "hidden_size",
+        "intermediate_size",
+    ):
         assert getattr(restored, field) == getattr(config, field)
 
 

@@ -1,4 +1,5 @@
-"""The one config mechanism: YAML / --set values, dotted overrides, typed dataclasses with unknown-key errors."""
+"""The one config mechanism: YAML / --set values, dotted overrides, typed dataclasses with unknown-key
+errors."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from typing import Literal
 
 import pytest
 
-from bert_ode.training.config_io import from_dict, load_yaml, merge, nest, parse_assignments, parse_value, to_dict
+from bert_ode.training.config_io import (
+    from_dict,
+    load_yaml,
+    merge,
+    nest,
+    parse_assignments,
+    parse_value,
+    to_dict,
+)
 from bert_ode.training.records import Record
 
 
@@ -30,9 +39,22 @@ class Outer:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("5e-4", 5e-4), ("5E-4", 5e-4), ("1e-4", 1e-4), ("2.0e-3", 2e-3), (".5", 0.5), ("1_000_000", 1_000_000),
-     ("-3e2", -300.0), ("7", 7), ("true", True), ("null", None), ("[0, 1]", [0, 1]), ("rk4", "rk4"),
-     ("runs/x", "runs/x"), ("[unclosed", "[unclosed")],
+    [
+        ("5e-4", 5e-4),
+        ("5E-4", 5e-4),
+        ("1e-4", 1e-4),
+        ("2.0e-3", 2e-3),
+        (".5", 0.5),
+        ("1_000_000", 1_000_000),
+        ("-3e2", -300.0),
+        ("7", 7),
+        ("true", True),
+        ("null", None),
+        ("[0, 1]", [0, 1]),
+        ("rk4", "rk4"),
+        ("runs/x", "runs/x"),
+        ("[unclosed", "[unclosed"),
+    ],
 )
 def test_values_are_read_as_users_write_them(text, expected):
     value = parse_value(text)
@@ -62,8 +84,16 @@ def test_assignments_and_nesting():
 
 
 def test_from_dict_builds_nested_typed_dataclasses():
-    config = from_dict(Outer, {"seeds": [1, 2], "inner": {"rate": 1, "steps": 1e3}, "items": [{"mode": "exact"}],
-                               "extra": {"k": 4}, "optional": {"rate": 0.5}})
+    config = from_dict(
+        Outer,
+        {
+            "seeds": [1, 2],
+            "inner": {"rate": 1, "steps": 1e3},
+            "items": [{"mode": "exact"}],
+            "extra": {"k": 4},
+            "optional": {"rate": 0.5},
+        },
+    )
     assert config.seeds == [1, 2] and config.extra == {"k": 4}
     assert config.inner == Inner(rate=1.0, steps=1000, mode="fast") and isinstance(config.inner.rate, float)
     assert isinstance(config.inner.steps, int)
@@ -73,18 +103,28 @@ def test_from_dict_builds_nested_typed_dataclasses():
 
 @pytest.mark.parametrize(
     ("values", "message"),
-    [({"nmae": "x"}, r"unknown config key 'nmae': the config has unknown key\(s\) \['nmae'\]; allowed: extra, inner, items"),
-     ({"inner": {"rte": 1}}, r"unknown config key 'inner\.rte': inner has unknown key\(s\) \['rte'\]; allowed: mode, rate, steps"),
-     ({"inner": {"rate": "fast"}}, r"config key 'inner\.rate' must be a number, got 'fast'"),
-     ({"inner": {"steps": 2.5}}, r"config key 'inner\.steps' must be an integer, got 2\.5"),
-     ({"inner": {"steps": True}}, r"config key 'inner\.steps' must be an integer, got True"),
-     ({"inner": {"mode": "slow"}}, r"inner\.mode='slow' is invalid; allowed values: 'fast', 'exact'"),
-     ({"inner": 3}, r"inner must be a mapping, got 3"),
-     ({"seeds": 3}, r"config key 'seeds' must be a list, got 3"),
-     ({"seeds": [0, "a"]}, r"config key 'seeds\[1\]' must be an integer, got 'a'"),
-     ({"items": [{"bad": 1}]}, r"unknown config key 'items\[0\]\.bad'"),
-     ({"extra": {"k": "v"}}, r"config key 'extra\.k' must be an integer, got 'v'"),
-     ({"name": 5}, r"config key 'name' must be a string, got 5")],
+    [
+        (
+            {"nmae": "x"},
+            r"unknown config key 'nmae': the config has unknown key\(s\) \['nmae'\]; allowed: extra, inner, "
+            r"items",
+        ),
+        (
+            {"inner": {"rte": 1}},
+            r"unknown config key 'inner\.rte': inner has unknown key\(s\) \['rte'\]; allowed: mode, rate, "
+            r"steps",
+        ),
+        ({"inner": {"rate": "fast"}}, r"config key 'inner\.rate' must be a number, got 'fast'"),
+        ({"inner": {"steps": 2.5}}, r"config key 'inner\.steps' must be an integer, got 2\.5"),
+        ({"inner": {"steps": True}}, r"config key 'inner\.steps' must be an integer, got True"),
+        ({"inner": {"mode": "slow"}}, r"inner\.mode='slow' is invalid; allowed values: 'fast', 'exact'"),
+        ({"inner": 3}, r"inner must be a mapping, got 3"),
+        ({"seeds": 3}, r"config key 'seeds' must be a list, got 3"),
+        ({"seeds": [0, "a"]}, r"config key 'seeds\[1\]' must be an integer, got 'a'"),
+        ({"items": [{"bad": 1}]}, r"unknown config key 'items\[0\]\.bad'"),
+        ({"extra": {"k": "v"}}, r"config key 'extra\.k' must be an integer, got 'v'"),
+        ({"name": 5}, r"config key 'name' must be a string, got 5"),
+    ],
 )
 def test_from_dict_names_the_bad_key(values, message):
     with pytest.raises(ValueError, match=message):

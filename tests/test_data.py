@@ -37,7 +37,7 @@ def blocks(tokenizer, austen):
     return pack_sequences(tokenizer, austen[30:40], seq_len=64)
 
 
-# --- sources -----------------------------------------------------------------------------------------------------
+# --- sources ------------------------------------------------------------------------------------------------
 
 
 def test_builtin_corpus_is_megabytes_of_english():
@@ -63,7 +63,9 @@ def test_text_files_folders_jsonl_and_gzip(tmp_path):
     (tmp_path / "a.txt").write_text("First document.\n\nSecond paragraph.", encoding="utf-8")
     sub = tmp_path / "sub"
     sub.mkdir()
-    (sub / "b.jsonl").write_text(json.dumps({"body": "json one"}) + "\n\n" + json.dumps({"body": "json two"}) + "\n")
+    (sub / "b.jsonl").write_text(
+        json.dumps({"body": "json one"}) + "\n\n" + json.dumps({"body": "json two"}) + "\n"
+    )
     with gzip.open(sub / "c.jsonl.gz", "wt", encoding="utf-8") as handle:
         handle.write(json.dumps({"body": "gzipped"}) + "\n")
     (sub / "ignored.bin").write_bytes(b"\x00\x01")
@@ -71,7 +73,9 @@ def test_text_files_folders_jsonl_and_gzip(tmp_path):
     assert sorted(load_files(sub, text_field="body")) == ["gzipped", "json one", "json two"]
     with pytest.raises(ValueError, match="no text field 'text'"):
         load_files(sub / "b.jsonl")
-    corpus = load_corpus(files=[str(tmp_path / "a.txt"), str(sub)], text_field="body", validation_fraction=0.01)
+    corpus = load_corpus(
+        files=[str(tmp_path / "a.txt"), str(sub)], text_field="body", validation_fraction=0.01
+    )
     assert sorted(corpus.train + corpus.validation) == sorted(
         ["First document.\n\nSecond paragraph.", "json one", "json two", "gzipped"]
     )
@@ -92,7 +96,7 @@ def test_huggingface_dataset_path_on_a_local_dataset(tmp_path):
         load_hf_dataset(str(folder))
 
 
-# --- bad input ---------------------------------------------------------------------------------------------------
+# --- bad input ----------------------------------------------------------------------------------------------
 
 
 def test_missing_empty_and_unreadable_sources(tmp_path):
@@ -123,7 +127,7 @@ def test_unknown_dataset_name_is_a_clear_error(monkeypatch):
         load_corpus(dataset="no-such-user/no-such-dataset-xyz")
 
 
-# --- tokenizer ---------------------------------------------------------------------------------------------------
+# --- tokenizer ----------------------------------------------------------------------------------------------
 
 
 def test_wordpiece_training_and_cache(tmp_path, austen, tokenizer):
@@ -150,7 +154,7 @@ def test_existing_tokenizer_is_used():
         load_tokenizer("/nonexistent/tokenizer")
 
 
-# --- packing and masking -----------------------------------------------------------------------------------------
+# --- packing and masking ------------------------------------------------------------------------------------
 
 
 def test_packing_fills_blocks_in_order(tokenizer, austen, blocks):
@@ -176,7 +180,9 @@ def test_masking_rate_and_80_10_10(tokenizer, blocks, rate):
     changed = selected & ~masked & ~kept
     n = selected.sum().item()
     assert abs(masked.sum().item() / n - 0.8) < 0.03
-    assert abs(changed.sum().item() / n - 0.1) < 0.03  # random tokens (a random draw equal to the original counts as kept)
+    assert (
+        abs(changed.sum().item() / n - 0.1) < 0.03
+    )  # random tokens (a random draw equal to the original counts as kept)
     assert abs(kept.sum().item() / n - 0.1) < 0.03
     again = masker(blocks, torch.Generator().manual_seed(0))
     assert torch.equal(again["input_ids"], batch["input_ids"])  # a pure function of the generator's seed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
+from conftest import max_diff_at_real_tokens, random_batch, tiny_config_dict
 from transformers import (
     BertConfig,
     BertForMaskedLM,
@@ -16,7 +17,6 @@ from transformers import (
 )
 
 import bert_ode
-from conftest import max_diff_at_real_tokens, random_batch, tiny_config_dict
 
 TOL = 1e-5
 
@@ -168,7 +168,7 @@ def test_strang_conversion_splits_the_feed_forward(tmp_path):
     assert converted.config.splitting == "strang"
     h = torch.randn(2, 5, 32)
     with torch.no_grad():
-        for bert_layer, ode_layer in zip(bert.encoder.layer, converted.encoder.layer):
+        for bert_layer, ode_layer in zip(bert.encoder.layer, converted.encoder.layer, strict=True):
             expected = bert_layer.output.dense(bert_layer.intermediate(h))
             first = ode_layer.macaron_output(ode_layer.macaron_intermediate(h))
             second = ode_layer.output(ode_layer.intermediate(h))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import METHODS
 from torch.autograd import gradcheck
 from torch.func import functional_call
 
 import bert_ode
 from bert_ode import TABLEAUX
 from bert_ode.integrators import integrate_fixed
-from conftest import METHODS
 
 F64 = torch.float64
 
@@ -113,7 +113,7 @@ def test_gradcheck_through_gate_parameters():
     gates = [gate.requires_grad_() for gate in gates]
 
     def forward(inputs_embeds, *gate_values):
-        parameters = dict(zip(names, gate_values))
+        parameters = dict(zip(names, gate_values, strict=True))
         outputs = functional_call(model, parameters, kwargs={"inputs_embeds": inputs_embeds})
         return outputs.last_hidden_state
 

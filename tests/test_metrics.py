@@ -20,7 +20,8 @@ def test_binary_metrics_by_hand():
 
 
 def test_correlations_by_hand():
-    # x - mean = (-1, 0, 1), y - mean = (-1, 1, 0): r = 1 / sqrt(2 * 2); ranks equal the values, so Spearman too
+    # x - mean = (-1, 0, 1), y - mean = (-1, 1, 0): r = 1 / sqrt(2 * 2); ranks equal the values, so Spearman
+    # too
     assert metrics.pearson([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
     assert metrics.spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
     # monotone but not linear: Spearman 1, Pearson below 1
@@ -34,9 +35,13 @@ def test_agreement_with_sklearn_and_scipy():
     labels, predictions = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
     assert metrics.accuracy(predictions, labels) == pytest.approx(skm.accuracy_score(labels, predictions))
     assert metrics.f1(predictions, labels) == pytest.approx(skm.f1_score(labels, predictions))
-    assert metrics.matthews_correlation(predictions, labels) == pytest.approx(skm.matthews_corrcoef(labels, predictions))
+    assert metrics.matthews_correlation(predictions, labels) == pytest.approx(
+        skm.matthews_corrcoef(labels, predictions)
+    )
     labels5, predictions5 = rng.integers(0, 5, 200), rng.integers(0, 5, 200)
-    assert metrics.macro_f1(predictions5, labels5) == pytest.approx(skm.f1_score(labels5, predictions5, average="macro"))
+    assert metrics.macro_f1(predictions5, labels5) == pytest.approx(
+        skm.f1_score(labels5, predictions5, average="macro")
+    )
     x, y = rng.normal(size=100), rng.normal(size=100)
     assert metrics.pearson(x, y) == pytest.approx(stats.pearsonr(x, y)[0])
     assert metrics.spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0])
@@ -51,9 +56,9 @@ def test_compute_metrics_and_trainer_adapter():
     result = compute(EvalPrediction(predictions=logits, label_ids=labels))
     assert result == {"accuracy": pytest.approx(2 / 3), "f1": pytest.approx(2 / 3)}
     regression = metrics.trainer_compute_metrics(["pearson"], regression=True)
-    assert regression(EvalPrediction(predictions=np.array([[1.0], [2.0], [3.0]]), label_ids=np.array([2.0, 4.0, 6.0]))) == {
-        "pearson": pytest.approx(1.0)
-    }
+    assert regression(
+        EvalPrediction(predictions=np.array([[1.0], [2.0], [3.0]]), label_ids=np.array([2.0, 4.0, 6.0]))
+    ) == {"pearson": pytest.approx(1.0)}
     with pytest.raises(ValueError, match="unknown metric"):
         metrics.compute_metrics(["bleu"], [0], [0])
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import random_batch, tiny_config_dict, tiny_ode_config
 from transformers import BertConfig, BertModel, Trainer, TrainingArguments
 
 import bert_ode
-from conftest import random_batch, tiny_config_dict, tiny_ode_config
 
 TOL = 1e-5
 
@@ -166,7 +166,7 @@ def test_attentions_match_bert_for_the_default_config(tmp_path):
         expected = bert(**batch, output_attentions=True).attentions
         actual = converted(**batch, output_attentions=True).attentions
     assert len(actual) == len(expected) == 2
-    for a, b in zip(actual, expected):
+    for a, b in zip(actual, expected, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=TOL)
 
 
@@ -196,8 +196,11 @@ def test_inputs_embeds_equals_input_ids_path():
     with torch.no_grad():
         embeds = model.embeddings.word_embeddings(batch["input_ids"])
         a = model(**batch).last_hidden_state
-        b = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
-                  token_type_ids=batch["token_type_ids"]).last_hidden_state
+        b = model(
+            inputs_embeds=embeds,
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch["token_type_ids"],
+        ).last_hidden_state
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 

@@ -11,11 +11,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import METHODS, tiny_config_dict
 
 import bert_ode
 from bert_ode import TABLEAUX
 from bert_ode.integrators import explicit_rk_increment, integrate_fixed
-from conftest import METHODS, tiny_config_dict
 
 SLOPE_TOL = 0.3
 
@@ -148,9 +148,7 @@ def _block_errors(model, layer, method, x, mask=None):
     return errors
 
 
-@pytest.mark.parametrize(
-    "scope, splitting", [("sublayer", "lie"), ("layer", "lie"), ("sublayer", "strang")]
-)
+@pytest.mark.parametrize("scope, splitting", [("sublayer", "lie"), ("layer", "lie"), ("sublayer", "strang")])
 @pytest.mark.parametrize("method", METHODS)
 def test_order_on_prenorm_bert_ode_layer(method, scope, splitting):
     # rk2-gated is checked as built: its gates start at zero (gamma = 1/2, Heun), where it is second order.

@@ -59,7 +59,7 @@ def tiny_overrides(corpus_file, output_dir, **extra) -> dict:
     return overrides
 
 
-# --- configuration -----------------------------------------------------------------------------------------------
+# --- configuration ------------------------------------------------------------------------------------------
 
 
 def test_presets_load_and_any_model_field_is_one_override_away():
@@ -97,12 +97,21 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert "unknown config key 'train.lrr'" in capsys.readouterr().err
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
-    code = cli_main(["pretrain", "--config", "smoke", "--output-dir", str(tmp_path / "run"),
-                     "--set", f"data.files=[{empty}]"])
+    code = cli_main(
+        [
+            "pretrain",
+            "--config",
+            "smoke",
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--set",
+            f"data.files=[{empty}]",
+        ]
+    )
     assert code == 2 and "empty" in capsys.readouterr().err
 
 
-# --- a smoke run and its checkpoints -----------------------------------------------------------------------------
+# --- a smoke run and its checkpoints ------------------------------------------------------------------------
 
 
 def test_smoke_run_lowers_the_loss_and_writes_loadable_checkpoints(tmp_path, corpus_file):
@@ -112,7 +121,9 @@ def test_smoke_run_lowers_the_loss_and_writes_loadable_checkpoints(tmp_path, cor
     rows = (out / "log.csv").read_text().splitlines()
     first_loss = float(rows[1].split(",")[4])
     assert result.train_loss < first_loss - 0.5  # from ~log(400) = 6 towards unigram statistics and below
-    assert result.val_loss is not None and result.val_ppl == pytest.approx(torch.tensor(result.val_loss).exp().item())
+    assert result.val_loss is not None and result.val_ppl == pytest.approx(
+        torch.tensor(result.val_loss).exp().item()
+    )
     assert list((out / "tensorboard").iterdir())
     # The final model and every checkpoint are self-contained: model, config and tokenizer.
     for folder in (result.final_dir, latest_checkpoint(out)):
@@ -120,8 +131,9 @@ def test_smoke_run_lowers_the_loss_and_writes_loadable_checkpoints(tmp_path, cor
         assert isinstance(model, BertOdeForMaskedLM) and model.config.ode_method == "heun"
         tokenizer = AutoTokenizer.from_pretrained(folder)
         assert len(tokenizer) == model.config.vocab_size == 400
-    assert torch.equal(model.bert.embeddings.word_embeddings.weight,
-                       result.model.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(
+        model.bert.embeddings.word_embeddings.weight, result.model.bert.embeddings.word_embeddings.weight
+    )
     assert len(list((out / "checkpoints").iterdir())) == 2  # keep_checkpoints
     with pytest.raises(ValueError, match="already holds checkpoints"):
         pretrain(None, tiny_overrides(corpus_file, out))
@@ -153,7 +165,7 @@ def test_sequence_longer_than_positions_and_tiny_corpus(tmp_path, corpus_file):
         pretrain(None, tiny_overrides(short, tmp_path / "b"))
 
 
-# --- kill and resume ---------------------------------------------------------------------------------------------
+# --- kill and resume ----------------------------------------------------------------------------------------
 
 
 def _run_script(overrides: dict, resume: bool) -> str:
@@ -161,7 +173,8 @@ def _run_script(overrides: dict, resume: bool) -> str:
         import json, sys
         from bert_ode.training import pretrain
         result = pretrain(None, {overrides!r}, resume={resume})
-        print(json.dumps({{"steps": result.steps, "last_loss": result.last_loss, "val_loss": result.val_loss}}))
+        print(json.dumps({{"steps": result.steps, "last_loss": result.last_loss,
+                          "val_loss": result.val_loss}}))
     """)
 
 
@@ -172,8 +185,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_file)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "killed"
     script = _run_script(tiny_overrides(corpus_file, out, **steps), resume=False)
-    process = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 300  # generous: a loaded CI machine is slow
     while time.time() < deadline and process.poll() is None:
         latest = latest_checkpoint(out)
@@ -186,18 +200,30 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_file)
     killed_at = int(latest_checkpoint(out).name.split("-")[1])
     assert 20 <= killed_at < 60
 
-    # The uninterrupted reference: a subprocess like the others (same threads and kernels), with the killed run's
-    # tokenizer - WordPiece training can break frequency ties differently from one process to the next, and the
-    # comparison is about resumption, not tokenizer training.
-    reference_overrides = {**tiny_overrides(corpus_file, tmp_path / "reference", **steps),
-                           "tokenizer.path": str(out / "tokenizer")}
-    completed = subprocess.run([sys.executable, "-c", _run_script(reference_overrides, False)],
-                               env=env, capture_output=True, text=True, timeout=300)
+    # The uninterrupted reference: a subprocess like the others (same threads and kernels), with the killed
+    # run's tokenizer - WordPiece training can break frequency ties differently from one process to the next,
+    # and the comparison is about resumption, not tokenizer training.
+    reference_overrides = {
+        **tiny_overrides(corpus_file, tmp_path / "reference", **steps),
+        "tokenizer.path": str(out / "tokenizer"),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", _run_script(reference_overrides, False)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     reference = json.loads(completed.stdout.strip().splitlines()[-1])
 
-    resumed = subprocess.run([sys.executable, "-c", _run_script(tiny_overrides(corpus_file, out, **steps), True)],
-                             env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-c", _run_script(tiny_overrides(corpus_file, out, **steps), True)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming at step {killed_at}" in resumed.stderr
     outcome = json.loads(resumed.stdout.strip().splitlines()[-1])
@@ -209,27 +235,43 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_file)
     assert logged == sorted(set(logged)) and logged[-1] == 60
 
 
-# --- data-parallel -----------------------------------------------------------------------------------------------
+# --- data-parallel ------------------------------------------------------------------------------------------
 
 
 def test_two_process_ddp_run_keeps_ranks_in_sync(tmp_path, corpus_file):
     out = tmp_path / "ddp"
     worker = tmp_path / "worker.py"
-    worker.write_text(textwrap.dedent(f"""
+    overrides = tiny_overrides(corpus_file, out, **{"train.max_steps": 12, "train.batch_size": 8})
+    worker.write_text(
+        textwrap.dedent(f"""
         import torch, torch.distributed as dist
         from bert_ode.training import pretrain
-        result = pretrain(None, {tiny_overrides(corpus_file, out, **{"train.max_steps": 12, "train.batch_size": 8})!r})
+        result = pretrain(None, {overrides!r})
         checksum = sum(p.detach().double().pow(2).sum() for p in result.model.parameters()).item()
         # One file per rank: the two processes' stdout lines can interleave in torchrun's forwarding.
         with open({str(tmp_path)!r} + f"/rank-{{dist.get_rank()}}.txt", "w") as handle:
             handle.write(f"RANK {{dist.get_rank()}} OF {{dist.get_world_size()}} STEPS {{result.steps}} "
                          f"CHECKSUM {{checksum!r}}")
-    """))
+    """)
+    )
     torchrun = Path(sys.executable).with_name("torchrun")
     completed = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "0", "--rdzv-backend", "c10d",
-         "--rdzv-endpoint", "localhost:0", str(worker)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "0",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            "localhost:0",
+            str(worker),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     lines = sorted(path.read_text() for path in tmp_path.glob("rank-*.txt"))

@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import torch
+from conftest import random_batch, tiny_ode_config
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -21,7 +22,6 @@ from transformers import (
 )
 
 import bert_ode
-from conftest import random_batch, tiny_ode_config
 
 VARIANTS = {
     "default": {},
@@ -221,8 +221,13 @@ def test_trust_remote_code_without_the_package(tmp_path):
         mlm_out, cls_out = mlm(**inputs), cls(**inputs)
     expected_file = tmp_path / "expected.pt"
     torch.save(
-        {"inputs": inputs, "mlm": mlm_out.logits, "mlm_nfe": mlm_out.nfe, "cls": cls_out.logits,
-         "cls_nfe": cls_out.nfe},
+        {
+            "inputs": inputs,
+            "mlm": mlm_out.logits,
+            "mlm_nfe": mlm_out.nfe,
+            "cls": cls_out.logits,
+            "cls_nfe": cls_out.nfe,
+        },
         expected_file,
     )
     script = tmp_path / "load_remote.py"

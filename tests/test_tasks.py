@@ -1,4 +1,5 @@
-"""Downstream tasks: the built-in BBC News task, GLUE on local GLUE-shaped files, local CSV/JSONL, bad input."""
+"""Downstream tasks: the built-in BBC News task, GLUE on local GLUE-shaped files, local CSV/JSONL, bad
+input."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from bert_ode.data.tasks import GLUE_TASKS, load_task
 
 def _sst2_frame(n, seed=0):
     words = ["good", "great", "bad", "awful", "fine", "dull"]
-    return pd.DataFrame({
-        "sentence": [f"{words[(i + seed) % 6]} movie number {i}" for i in range(n)],
-        "label": [int(words[(i + seed) % 6] in ("good", "great", "fine")) for i in range(n)],
-        "idx": range(n),
-    })
+    return pd.DataFrame(
+        {
+            "sentence": [f"{words[(i + seed) % 6]} movie number {i}" for i in range(n)],
+            "label": [int(words[(i + seed) % 6] in ("good", "great", "fine")) for i in range(n)],
+            "idx": range(n),
+        }
+    )
 
 
 def test_builtin_bbc_news_task_is_deterministic_and_stratified():
@@ -24,7 +27,8 @@ def test_builtin_bbc_news_task_is_deterministic_and_stratified():
     assert task.spec.name == "bbc-news" and task.spec.num_labels == 5 and not task.spec.is_pair
     assert task.spec.label_names == ("business", "entertainment", "politics", "sports", "tech")
     sizes = task.sizes()
-    # 2225 articles, 100 of them repeats of others: dropped before splitting, so no test article is seen in training
+    # 2225 articles, 100 of them repeats of others: dropped before splitting, so no test article is seen in
+    # training
     assert sum(sizes.values()) == 2125 and sizes["validation"] > 200 and sizes["test"] > 200
     texts = {split: set(task[split]["text"]) for split in sizes}
     assert not texts["train"] & texts["test"] and not texts["validation"] & texts["test"]
@@ -40,7 +44,8 @@ def test_glue_sst2_from_local_parquet(tmp_path):
     _sst2_frame(12, seed=1).to_parquet(tmp_path / "validation.parquet")
     task = load_task("SST-2", data_dir=tmp_path)
     assert task.spec == GLUE_TASKS["sst2"] and task.spec.metrics == ("accuracy",)
-    # GLUE's test labels are hidden: the official validation split is the test set, selection data comes from train
+    # GLUE's test labels are hidden: the official validation split is the test set, selection data comes from
+    # train
     assert task["test"]["text"] == _sst2_frame(12, seed=1)["sentence"].tolist()
     assert task.sizes() == {"train": 54, "validation": 6, "test": 12}
     assert not set(task["validation"]["text"]) & set(task["train"]["text"])
@@ -50,24 +55,35 @@ def test_glue_mrpc_hub_layout_jsonl_and_stsb_csv(tmp_path):
     mrpc = tmp_path / "mrpc"
     mrpc.mkdir()
     rows = [{"sentence1": f"a {i}", "sentence2": f"b {i}", "label": i % 2, "idx": i} for i in range(20)]
-    for name, part in (("train-00000-of-00001.jsonl", rows), ("validation-00000-of-00001.jsonl", rows[:6]),
-                       ("test-00000-of-00001.jsonl", [{**r, "label": -1} for r in rows[:4]])):
+    for name, part in (
+        ("train-00000-of-00001.jsonl", rows),
+        ("validation-00000-of-00001.jsonl", rows[:6]),
+        ("test-00000-of-00001.jsonl", [{**r, "label": -1} for r in rows[:4]]),
+    ):
         (mrpc / name).write_text("".join(json.dumps(r) + "\n" for r in part))
     task = load_task("mrpc", data_dir=tmp_path)  # the Hub layout: <data_dir>/<config>/<split>-*.jsonl
     assert task.spec.is_pair and task.spec.metrics == ("f1", "accuracy")
     assert task["test"]["text_pair"] == [f"b {i}" for i in range(6)]
 
-    pd.DataFrame({"sentence1": [f"s {i}" for i in range(20)], "sentence2": [f"t {i}" for i in range(20)],
-                  "label": [i / 4 for i in range(20)]}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(
+        {
+            "sentence1": [f"s {i}" for i in range(20)],
+            "sentence2": [f"t {i}" for i in range(20)],
+            "label": [i / 4 for i in range(20)],
+        }
+    ).to_csv(tmp_path / "train.csv", index=False)
     pd.DataFrame({"sentence1": ["x", "y"], "sentence2": ["z", "w"], "label": [0.5, 4.2]}).to_csv(
-        tmp_path / "validation.csv", index=False)
+        tmp_path / "validation.csv", index=False
+    )
     stsb = load_task("stsb", data_dir=tmp_path)
     assert stsb.spec.is_regression and stsb.spec.metrics == ("pearson", "spearman")
     assert stsb["test"]["label"] == [0.5, 4.2]
 
 
 def test_glue_mnli_uses_validation_matched(tmp_path):
-    frame = pd.DataFrame({"premise": [f"p {i}" for i in range(12)], "hypothesis": ["h"] * 12, "label": [0, 1, 2] * 4})
+    frame = pd.DataFrame(
+        {"premise": [f"p {i}" for i in range(12)], "hypothesis": ["h"] * 12, "label": [0, 1, 2] * 4}
+    )
     frame.to_csv(tmp_path / "train.csv", index=False)
     frame[:3].to_csv(tmp_path / "validation_matched.csv", index=False)
     frame[3:5].to_csv(tmp_path / "validation_mismatched.csv", index=False)
@@ -77,8 +93,13 @@ def test_glue_mnli_uses_validation_matched(tmp_path):
 
 def test_local_csv_with_string_labels_and_pair_column(tmp_path):
     path = tmp_path / "mytask.csv"
-    pd.DataFrame({"question": [f"q{i}" for i in range(40)], "passage": [f"p{i}" for i in range(40)],
-                  "answer": ["yes", "no"] * 20}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "question": [f"q{i}" for i in range(40)],
+            "passage": [f"p{i}" for i in range(40)],
+            "answer": ["yes", "no"] * 20,
+        }
+    ).to_csv(path, index=False)
     task = load_task(str(path), text_column="question", text_pair_column="passage", label_column="answer")
     assert task.spec.name == "mytask" and task.spec.label_names == ("no", "yes") and task.spec.is_pair
     assert sum(task.sizes().values()) == 40 and task.sizes()["test"] == 4
@@ -88,7 +109,8 @@ def test_local_csv_with_string_labels_and_pair_column(tmp_path):
 def test_local_jsonl_directory_with_train_and_test(tmp_path):
     for split, n in (("train", 30), ("test", 6)):
         (tmp_path / f"{split}.jsonl").write_text(
-            "".join(json.dumps({"text": f"{split} {i}", "label": i % 3}) + "\n" for i in range(n)))
+            "".join(json.dumps({"text": f"{split} {i}", "label": i % 3}) + "\n" for i in range(n))
+        )
     task = load_task("local", data_dir=tmp_path)
     assert task.sizes() == {"train": 27, "validation": 3, "test": 6} and task.spec.num_labels == 3
     assert task.spec.metrics == ("accuracy", "macro_f1")

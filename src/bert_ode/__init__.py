@@ -35,8 +35,8 @@ _AUTO_CLASSES = {
 }
 
 AutoConfig.register(BertOdeConfig.model_type, BertOdeConfig, exist_ok=True)
-# register_for_auto_class makes save_pretrained write an auto_map and copy the model code, so a checkpoint also
-# loads with trust_remote_code=True where bert_ode is not installed.
+# register_for_auto_class makes save_pretrained write an auto_map and copy the model code, so a checkpoint
+# also loads with trust_remote_code=True where bert_ode is not installed.
 BertOdeConfig.register_for_auto_class()
 for _auto_class, _model_class in _AUTO_CLASSES.items():
     _auto_class.register(BertOdeConfig, _model_class, exist_ok=True)

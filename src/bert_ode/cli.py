@@ -1,8 +1,9 @@
 """The ``bert-ode`` command: parses arguments and calls the library. No logic lives here.
 
 Options of ``finetune`` and ``evaluate`` are generated from their config dataclasses by transformers'
-``HfArgumentParser`` (help text and defaults come from the dataclass, so they cannot drift); ``--set KEY=VALUE``
-overrides are read by ``config_io.parse_assignments``, the same reader as the YAML configs'.
+``HfArgumentParser`` (help text and defaults come from the dataclass, so they cannot drift);
+``--set KEY=VALUE`` overrides are read by ``config_io.parse_assignments``, the same reader as the YAML
+configs'.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ HEADS = {
 
 
 def add_config_options(parser: HfArgumentParser, config_class, skip: tuple[str, ...] = ()) -> list[str]:
-    """Every field of ``config_class`` but ``skip`` and dict-valued ones as an option; returns the field names.
+    """Every field of ``config_class`` but ``skip`` and dict-valued ones as an option; returns the field
+    names.
 
     HfArgumentParser builds options from a whole dataclass; a view of the fields the command line sets (the
     positional checkpoint and the ``--set`` overrides are declared by hand) keeps one declaration per option.
@@ -53,17 +55,23 @@ def add_config_options(parser: HfArgumentParser, config_class, skip: tuple[str, 
 
 
 def _add_set_option(parser, example: str) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"a config value to set, e.g. {example} (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a config value to set, e.g. {example} (repeatable)",
+    )
 
 
 def _options(args, names: list[str]) -> dict:
     return {name: getattr(args, name) for name in names}
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Commands
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _add_convert(parser) -> None:
@@ -80,8 +88,8 @@ def _run_convert(args) -> None:
     save_converted(model, args.output_dir, tokenizer_source=args.checkpoint)
     config = model.config
     print(
-        f"saved {model_class.__name__} ({config.ode_method}, {config.ode_steps} step(s), scope {config.ode_scope}, "
-        f"{config.norm_position}-norm, {config.splitting} splitting) to {args.output_dir}"
+        f"saved {model_class.__name__} ({config.ode_method}, {config.ode_steps} step(s), scope "
+        f"{config.ode_scope}, {config.norm_position}-norm, {config.splitting} splitting) to {args.output_dir}"
     )
 
 
@@ -94,42 +102,61 @@ def _add_checkpoint_command(parser, config_class, run, checkpoint_help: str, set
 
 
 def _add_finetune(parser) -> None:
-    _add_checkpoint_command(parser, FinetuneConfig, _run_finetune,
-                            "BertOde or BERT checkpoint directory (or Hub name), with its tokenizer",
-                            "--set ode_method=heun --set ode_steps=2")
+    _add_checkpoint_command(
+        parser,
+        FinetuneConfig,
+        _run_finetune,
+        "BertOde or BERT checkpoint directory (or Hub name), with its tokenizer",
+        "--set ode_method=heun --set ode_steps=2",
+    )
 
 
 def _run_finetune(args, names: list[str]) -> None:
-    config = FinetuneConfig(checkpoint=args.checkpoint, ode_overrides=parse_assignments(args.overrides),
-                            **_options(args, names))
+    config = FinetuneConfig(
+        checkpoint=args.checkpoint, ode_overrides=parse_assignments(args.overrides), **_options(args, names)
+    )
     results = finetune(config)
     metric = results["main_metric"]
     for steps, by_split in results["summary"]["by_ode_steps"].items():
         s = by_split["test"][metric]
-        print(f"ode_steps={steps}: test {metric} median {s['median']:.4f} (min {s['min']:.4f}, max "
-              f"{s['max']:.4f}, std {s['std']:.4f}) over {s['n']} seed(s)")
+        print(
+            f"ode_steps={steps}: test {metric} median {s['median']:.4f} (min {s['min']:.4f}, max "
+            f"{s['max']:.4f}, std {s['std']:.4f}) over {s['n']} seed(s)"
+        )
     if config.output_dir is not None:
         print(f"results: {config.output_dir}/results.md, {config.output_dir}/results.json")
 
 
 def _add_evaluate(parser) -> None:
-    _add_checkpoint_command(parser, EvaluateConfig, _run_evaluate,
-                            "fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)",
-                            "--set ode_method=rk4")
+    _add_checkpoint_command(
+        parser,
+        EvaluateConfig,
+        _run_evaluate,
+        "fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)",
+        "--set ode_method=rk4",
+    )
 
 
 def _run_evaluate(args, names: list[str]) -> None:
-    results = evaluate(args.checkpoint, ode_overrides=parse_assignments(args.overrides), **_options(args, names))
+    results = evaluate(
+        args.checkpoint, ode_overrides=parse_assignments(args.overrides), **_options(args, names)
+    )
     metric = results["main_metric"]
     for steps, row in results["by_ode_steps"].items():
         print(f"ode_steps={steps}: {results['split']} {metric} {row[metric]:.4f}, nfe {row['nfe']:.0f}")
 
 
 def _add_pretrain(parser) -> None:
-    parser.add_argument("--config", default=None, metavar="NAME_OR_YAML",
-                        help="a preset (smoke, cpu, gpu) or a YAML file; default: the built-in defaults")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="NAME_OR_YAML",
+        help="a preset (smoke, cpu, gpu) or a YAML file; default: the built-in defaults",
+    )
     _add_set_option(parser, "--set model.ode_method=rk4 --set train.lr=5e-4 --set data.files=[corpus.txt]")
-    parser.add_argument("--output-dir", default=None, help="where the run writes (same as --set train.output_dir=...)")
+    parser.add_argument(
+        "--output-dir", default=None, help="where the run writes (same as --set train.output_dir=...)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
     parser.set_defaults(handler=_run_pretrain)
 
@@ -139,25 +166,39 @@ def _run_pretrain(args) -> None:
     if args.output_dir:
         overrides["train.output_dir"] = args.output_dir
     result = pretrain(args.config, overrides, resume=args.resume)
-    val = f", validation loss {result.val_loss:.4f} (perplexity {result.val_ppl:.1f})" if result.val_loss else ""
-    print(f"pretrained {result.steps} steps ({result.tokens:,} tokens, {result.train_seconds:.0f} s, "
-          f"{result.tokens_per_second:,.0f} tokens/s){val}; model and tokenizer in {result.final_dir}")
+    val = (
+        f", validation loss {result.val_loss:.4f} (perplexity {result.val_ppl:.1f})"
+        if result.val_loss
+        else ""
+    )
+    print(
+        f"pretrained {result.steps} steps ({result.tokens:,} tokens, {result.train_seconds:.0f} s, "
+        f"{result.tokens_per_second:,.0f} tokens/s){val}; model and tokenizer in {result.final_dir}"
+    )
 
 
 def _add_compare(parser) -> None:
-    parser.add_argument("--preset", default="smoke", metavar="NAME_OR_YAML",
-                        help="smoke (a few minutes on a laptop CPU), cpu (the study on 2 cores), gpu (BERT-base "
-                        "scale), or a study YAML file")
-    _add_set_option(parser, "--set seeds=[0,1,2,3] --set name=mine "
-                    "--set pretrain_overrides.train.budget_tokens=4000000 --set finetune.epochs=2")
+    parser.add_argument(
+        "--preset",
+        default="smoke",
+        metavar="NAME_OR_YAML",
+        help="smoke (a few minutes on a laptop CPU), cpu (the study on 2 cores), gpu (BERT-base "
+        "scale), or a study YAML file",
+    )
+    _add_set_option(
+        parser,
+        "--set seeds=[0,1,2,3] --set name=mine "
+        "--set pretrain_overrides.train.budget_tokens=4000000 --set finetune.epochs=2",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run_compare)
 
 
 def _run_compare(args) -> None:
     command = "bert-ode compare --preset " + args.preset + "".join(f" --set {o}" for o in args.overrides)
-    report_dir = compare(args.preset, parse_assignments(args.overrides), progress=not args.no_progress,
-                         command=command)
+    report_dir = compare(
+        args.preset, parse_assignments(args.overrides), progress=not args.no_progress, command=command
+    )
     print(f"report: {report_dir / 'report.md'}")
 
 
@@ -166,34 +207,35 @@ COMMANDS = {
     "convert": (
         _add_convert,
         "convert a HuggingFace BERT checkpoint into a BertOde checkpoint",
-        "Loads a BERT checkpoint (any BertModel / BertFor* save), sets the ODE fields, saves the result with the "
-        "source's tokenizer. With no ODE options the result computes exactly what BERT computes.",
+        "Loads a BERT checkpoint (any BertModel / BertFor* save), sets the ODE fields, saves the result with "
+        "the source's tokenizer. With no ODE options the result computes exactly what BERT computes.",
     ),
     "finetune": (
         _add_finetune,
         "fine-tune a BertOde or plain BERT checkpoint on a downstream task over several seeds",
-        "Fine-tunes any BERT / BertOde checkpoint (both through the same code) on a task: the built-in BBC News "
-        "topic task by default, a GLUE task, or local CSV/JSONL files. Best checkpoint selected on the validation "
-        "split; the test split scored once; median and spread over seeds written to OUTPUT_DIR/results.json and "
-        "results.md.",
+        "Fine-tunes any BERT / BertOde checkpoint (both through the same code) on a task: the built-in BBC "
+        "News topic task by default, a GLUE task, or local CSV/JSONL files. Best checkpoint selected on the "
+        "validation split; the test split scored once; median and spread over seeds written to "
+        "OUTPUT_DIR/results.json and results.md.",
     ),
     "evaluate": (
         _add_evaluate,
         "score a fine-tuned BertOde or BERT checkpoint on a task split, optionally with other ode_steps",
-        "Loads a checkpoint with a sequence-classification head (BertOde or plain BERT, through the same code) and "
-        "reports the task's metrics and function evaluations for each --ode-steps.",
+        "Loads a checkpoint with a sequence-classification head (BertOde or plain BERT, through the same "
+        "code) and reports the task's metrics and function evaluations for each --ode-steps.",
     ),
     "pretrain": (
         _add_pretrain,
         "pretrain a BertOde masked language model (built-in offline corpus by default)",
-        "Masked-LM pretraining from a YAML config plus overrides. With no arguments it trains on the built-in "
-        "corpus. Runs unchanged under torchrun / accelerate launch (data-parallel).",
+        "Masked-LM pretraining from a YAML config plus overrides. With no arguments it trains on the "
+        "built-in corpus. Runs unchanged under torchrun / accelerate launch (data-parallel).",
     ),
     "compare": (
         _add_compare,
         "the study: pretrain BERT and ODE variants under one recipe, fine-tune each, write a report",
-        "Runs a comparison study (configs/compare-<preset>.yaml) and writes reports/<name>/report.md with tables "
-        "and plots. Finished runs are reused when the same study is run again, so an interrupted study resumes.",
+        "Runs a comparison study (configs/compare-<preset>.yaml) and writes reports/<name>/report.md with "
+        "tables and plots. Finished runs are reused when the same study is run again, so an interrupted "
+        "study resumes.",
     ),
 }
 

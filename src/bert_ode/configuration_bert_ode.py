@@ -1,4 +1,5 @@
-"""Configuration of ODE-BERT: a ``BertConfig`` plus the fields that turn residual connections into ODE steps."""
+"""Configuration of ODE-BERT: a ``BertConfig`` plus the fields that turn residual connections into ODE
+steps."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ OdeScope = Literal["sublayer", "layer"]
 NormPosition = Literal["post", "pre"]
 Splitting = Literal["lie", "strang"]
 Checkpointing = Literal["none", "block", "stage"]
-# Methods and backends are typed `str`: their values are the keys of the tables that define them (``TABLEAUX``,
-# ``solvers.BACKENDS``), so adding a scheme or a backend stays one entry there.
+# Methods and backends are typed `str`: their values are the keys of the tables that define them
+# (``TABLEAUX``, ``solvers.BACKENDS``), so adding a scheme or a backend stays one entry there.
 ODE_METHODS = (*TABLEAUX, *ADAPTIVE_METHODS)
 ODE_BACKENDS = tuple(BACKENDS)
 
@@ -23,7 +24,9 @@ ODE_BACKENDS = tuple(BACKENDS)
 def _one_of(*allowed):
     def check(field: str, value: Any) -> None:
         if value not in allowed:
-            raise ValueError(f"{field}={value!r} is not supported; allowed values: {', '.join(map(repr, allowed))}")
+            raise ValueError(
+                f"{field}={value!r} is not supported; allowed values: {', '.join(map(repr, allowed))}"
+            )
 
     return check
 
@@ -68,48 +71,51 @@ _FIELD_CHECKS = {
 class BertOdeConfig(BertConfig):
     r"""Configuration of a BertOde model: every field of [`BertConfig`] plus the ODE fields below.
 
-    With the defaults the model is exactly BERT, so any BERT checkpoint loads and reproduces its outputs. Each field is
-    checked on construction and on assignment (a `ValueError` names the field and its allowed values); the
-    ``validate_*`` methods check combinations on construction. The solver fields are read at every forward pass, so a
-    trained model may be run with other ones. More on each choice: ``docs/solvers.md``.
+    With the defaults the model is exactly BERT, so any BERT checkpoint loads and reproduces its outputs. Each
+    field is checked on construction and on assignment (a `ValueError` names the field and its allowed
+    values); the ``validate_*`` methods check combinations on construction. The solver fields are read at
+    every forward pass, so a trained model may be run with other ones. More on each choice:
+    ``docs/solvers.md``.
 
     Args:
         ode_method (`str`, *optional*, defaults to `"euler"`):
-            The scheme that replaces each residual connection ``y + F(y)``. Fixed-step: ``"euler"`` (the residual
-            itself), ``"midpoint"``, ``"heun"``, ``"rk3"``, ``"rk4"``, ``"rk2-gated"`` (the ODE Transformer's learned
-            RK2: a per-token gate per block, starting as Heun; it cannot be swapped in after construction).
-            Adaptive: ``"dopri5"``, ``"bosh3"``, ``"tsit5"``, ``"adaptive_heun"`` (need a library ``ode_backend``).
+            The scheme that replaces each residual connection ``y + F(y)``. Fixed-step: ``"euler"`` (the
+            residual itself), ``"midpoint"``, ``"heun"``, ``"rk3"``, ``"rk4"``, ``"rk2-gated"`` (the ODE
+            Transformer's learned RK2: a per-token gate per block, starting as Heun; it cannot be swapped in
+            after construction). Adaptive: ``"dopri5"``, ``"bosh3"``, ``"tsit5"``, ``"adaptive_heun"`` (need a
+            library ``ode_backend``).
         ode_steps (`int`, *optional*, defaults to 1):
             Fixed-step methods: steps per block over ``t`` in ``[0, 1]``, so ``dt = 1 / ode_steps``.
         ode_scope (`Literal["sublayer", "layer"]`, *optional*, defaults to `"sublayer"`):
-            ``"sublayer"``: attention and feed-forward are ODE blocks of their own, where BERT has its residuals.
-            ``"layer"``: one block per layer, whose field is one pass through the layer minus its input.
+            ``"sublayer"``: attention and feed-forward are ODE blocks of their own, where BERT has its
+            residuals. ``"layer"``: one block per layer, whose field is one pass through the layer minus its
+            input.
         norm_position (`Literal["post", "pre"]`, *optional*, defaults to `"post"`):
-            ``"post"`` (BERT): a block's LayerNorm is applied once, after its solve. ``"pre"``: the LayerNorm is part
-            of the field, ``F(LN(y))``, and the encoder ends with ``encoder.LayerNorm``.
+            ``"post"`` (BERT): a block's LayerNorm is applied once, after its solve. ``"pre"``: the LayerNorm
+            is part of the field, ``F(LN(y))``, and the encoder ends with ``encoder.LayerNorm``.
         splitting (`Literal["lie", "strang"]`, *optional*, defaults to `"lie"`):
             ``"lie"``: attention, then feed-forward (BERT). ``"strang"``: Macaron's feed-forward half step
-            (``macaron_intermediate`` / ``macaron_output``), attention, feed-forward half step; each feed-forward
-            has ``intermediate_size // 2`` units, so ``intermediate_size`` must be even.
+            (``macaron_intermediate`` / ``macaron_output``), attention, feed-forward half step; each
+            feed-forward has ``intermediate_size // 2`` units, so ``intermediate_size`` must be even.
         ode_backend (`str`, *optional*, defaults to `"native"`):
-            What integrates each block: ``"native"`` (the project's fixed-step Runge-Kutta, every fixed-step method;
-            the fast path), ``"torchdiffeq"``, ``"torchode"`` (a step size per sample) or ``"torchdyn"``. Each runs the
-            methods listed for it in ``solvers.BACKENDS``.
+            What integrates each block: ``"native"`` (the project's fixed-step Runge-Kutta, every fixed-step
+            method; the fast path), ``"torchdiffeq"``, ``"torchode"`` (a step size per sample) or
+            ``"torchdyn"``. Each runs the methods listed for it in ``solvers.BACKENDS``.
         ode_rtol (`float`, *optional*, defaults to 1e-3), ode_atol (`float`, *optional*, defaults to 1e-4):
             Adaptive methods: a step is accepted when the RMS of ``error / (atol + rtol * |y|)`` is at most 1.
         ode_adjoint (`bool`, *optional*, defaults to `False`):
-            Gradients by the adjoint method: training memory does not grow with the steps; gradients are accurate
-            to the tolerance. Backends ``"torchdiffeq"`` and ``"torchdyn"``; the field must be deterministic
-            (dropout 0).
+            Gradients by the adjoint method: training memory does not grow with the steps; gradients are
+            accurate to the tolerance. Backends ``"torchdiffeq"`` and ``"torchdyn"``; the field must be
+            deterministic (dropout 0).
         ode_max_nfe (`int` or `None`, *optional*, defaults to `None`):
-            The most vector-field evaluations a block's solve may take (the adjoint's backward solve too); beyond it
-            ``solvers.MaxNfeExceeded`` is raised. `None`: no bound.
+            The most vector-field evaluations a block's solve may take (the adjoint's backward solve too);
+            beyond it ``solvers.MaxNfeExceeded`` is raised. `None`: no bound.
         ode_checkpointing (`Literal["none", "block", "stage"]`, *optional*, defaults to `"none"`):
             Activation checkpointing inside ODE blocks: ``"block"`` keeps each block's input, ``"stage"`` each
             evaluation's input and output; the rest is recomputed. Same gradients. Not with ``ode_adjoint``.
         continuous_depth (`bool`, *optional*, defaults to `False`):
-            One weight-tied layer as a time-conditioned field ``F(t, y) = F_layer(y + tau(t))`` integrated over ``t``
-            in ``[0, num_hidden_layers]`` (``ode_steps`` per unit). Needs ``ode_scope="layer"`` and
+            One weight-tied layer as a time-conditioned field ``F(t, y) = F_layer(y + tau(t))`` integrated
+            over ``t`` in ``[0, num_hidden_layers]`` (``ode_steps`` per unit). Needs ``ode_scope="layer"`` and
             ``norm_position="pre"``.
     """
 
@@ -153,7 +159,8 @@ class BertOdeConfig(BertConfig):
     def validate_splitting(self) -> None:
         if self.splitting == "strang" and self.intermediate_size % 2:
             raise ValueError(
-                f"splitting='strang' halves the feed-forward: intermediate_size={self.intermediate_size} must be even"
+                f"splitting='strang' halves the feed-forward: intermediate_size={self.intermediate_size} "
+                "must be even"
             )
 
     def validate_solver(self) -> None:
@@ -161,7 +168,8 @@ class BertOdeConfig(BertConfig):
         check_backend(self.ode_backend, self.ode_method, self.ode_adjoint)
         if self.ode_adjoint and self.ode_checkpointing != "none":
             raise ValueError(
-                f"ode_checkpointing={self.ode_checkpointing!r} cannot be combined with ode_adjoint=True: the adjoint "
+                f"ode_checkpointing={self.ode_checkpointing!r} cannot be combined with ode_adjoint=True: the "
+                "adjoint "
                 "already keeps no activations; use ode_checkpointing='none'"
             )
 
@@ -176,9 +184,9 @@ class BertOdeConfig(BertConfig):
             )
         if self.ode_backend == "torchdyn" and self.ode_method == "rk4":
             raise ValueError(
-                "continuous_depth=True with ode_backend='torchdyn' and ode_method='rk4': torchdyn 1.0.6's RK4 "
-                "evaluates its stages at the wrong times (t, t+dt/2, t+dt/2 instead of t+dt/2, t+dt/2, t+dt), "
-                "which matters for a time-dependent field; use ode_backend='native'"
+                "continuous_depth=True with ode_backend='torchdyn' and ode_method='rk4': torchdyn 1.0.6's "
+                "RK4 evaluates its stages at the wrong times (t, t+dt/2, t+dt/2 instead of t+dt/2, t+dt/2, "
+                "t+dt), which matters for a time-dependent field; use ode_backend='native'"
             )
 
 

@@ -1,4 +1,5 @@
-"""BERT checkpoint -> BertOde model. Parameter names are shared, so conversion is loading with another config."""
+"""BERT checkpoint -> BertOde model. Parameter names are shared, so conversion is loading with another
+config."""
 
 from __future__ import annotations
 
@@ -48,10 +49,13 @@ def _check_is_bert(config_dict: dict, checkpoint) -> None:
 
 
 def convert_bert(model_class, checkpoint, **overrides):
-    """Loads ``checkpoint`` (a path, a Hub name, or a loaded BERT model) into ``model_class`` with ODE fields set."""
+    """Loads ``checkpoint`` (a path, a Hub name, or a loaded BERT model) into ``model_class`` with ODE fields
+    set."""
     unknown = sorted(set(overrides) - _config_fields() - set(_LOADING_KWARGS))
     if unknown:
-        raise ValueError(f"unknown config field(s) {unknown}; see BertOdeConfig for the fields that can be set")
+        raise ValueError(
+            f"unknown config field(s) {unknown}; see BertOdeConfig for the fields that can be set"
+        )
     loading_kwargs = {key: overrides.pop(key) for key in _LOADING_KWARGS if key in overrides}
     config_dict = _read_source_config(checkpoint)
     _check_is_bert(config_dict, checkpoint)
@@ -59,7 +63,8 @@ def convert_bert(model_class, checkpoint, **overrides):
     base = {key: value for key, value in config_dict.items() if key not in _FILE_KEYS}
     config = BertOdeConfig(**{**base, **overrides})
     if isinstance(checkpoint, PreTrainedModel):
-        # One loading path for both cases: HuggingFace's, which maps head/base prefixes and initialises what is new.
+        # One loading path for both cases: HuggingFace's, which maps head/base prefixes and initialises what
+        # is new.
         with tempfile.TemporaryDirectory() as directory:
             checkpoint.save_pretrained(directory)
             return _load(model_class, directory, config, loading_kwargs)
@@ -91,10 +96,10 @@ _FFN_KEY = re.compile(r"^(?P<layer>.*layer\.\d+\.)(?P<module>intermediate|output
 def split_feed_forward(lie_state: dict, strang_state: dict) -> dict:
     """Warm start for Strang splitting: BERT's feed-forward units are shared out between the two half steps.
 
-    The first half of the units goes to the feed-forward before attention (``macaron_*``), the second half to the
-    one after. Output weights are doubled because each half step is scaled by 1/2, so that the two half steps add
-    up to BERT's feed-forward on the same input. The layer is not equivalent to BERT (the halves see different
-    inputs), but it starts near it. ``macaron_output.LayerNorm`` keeps its fresh initialisation.
+    The first half of the units goes to the feed-forward before attention (``macaron_*``), the second half to
+    the one after. Output weights are doubled because each half step is scaled by 1/2, so that the two half
+    steps add up to BERT's feed-forward on the same input. The layer is not equivalent to BERT (the halves see
+    different inputs), but it starts near it. ``macaron_output.LayerNorm`` keeps its fresh initialisation.
     """
     new_state = dict(strang_state)
     for key, value in lie_state.items():

@@ -1,6 +1,7 @@
 """The project's own fixed-step integrator: one generic explicit Runge-Kutta step for every Butcher tableau.
 
-A step computes the increment ``dt * sum_i b_i k_i``; ``integrate_fixed`` is the one place that adds it to the state.
+A step computes the increment ``dt * sum_i b_i k_i``; ``integrate_fixed`` is the one place that adds it to the
+state.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ class SolverStats:
         nfe: evaluations of the vector field.
         steps: accepted steps.
         rejected: rejected steps (adaptive solvers only).
-        nfe_per_sample: for solvers that step each sample on its own (torchode), the evaluations each sample's own
-            steps needed, shape ``(batch,)``. The batched solve still evaluates every sample at every call (``nfe``).
+        nfe_per_sample: for solvers that step each sample on its own (torchode), the evaluations each sample's
+            own steps needed, shape ``(batch,)``. The batched solve still evaluates every sample at every call
+            (``nfe``).
         steps_per_sample, rejected_per_sample: the accepted and rejected steps of each sample (torchode).
 
     For a per-sample solver, ``steps`` and ``rejected`` are the largest over the batch.

@@ -1,10 +1,10 @@
 """ODE-BERT: BERT whose residual connections are ODE integration steps.
 
-BERT's sublayer update ``LayerNorm(y + F(y))`` is one forward-Euler step (dt = 1) of ``dy/dt = F(y)`` followed by
-a LayerNorm. Here the vector fields F (``AttentionField``, ``FeedForwardField``, or the whole layer,
+BERT's sublayer update ``LayerNorm(y + F(y))`` is one forward-Euler step (dt = 1) of ``dy/dt = F(y)`` followed
+by a LayerNorm. Here the vector fields F (``AttentionField``, ``FeedForwardField``, or the whole layer,
 ``LayerField``) are separated from the update, and the update is done by ``OdeBlock``: the one place where a
-residual connection becomes an ODE solve. Parameter names are BERT's, so a BERT checkpoint loads unchanged; with the
-default config the model *is* BERT.
+residual connection becomes an ODE solve. Parameter names are BERT's, so a BERT checkpoint loads unchanged;
+with the default config the model *is* BERT.
 """
 
 from __future__ import annotations
@@ -47,14 +47,14 @@ from .integrators import SolverStats, VectorField
 from .solvers import OdeProblem, SolverSettings, solve
 from .tableaux import GATED_METHODS
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Outputs: the HuggingFace outputs plus the cost of the solves.
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
-# Every output adds, after HuggingFace's fields: ``nfe``, the vector-field evaluations of the whole forward pass,
-# and ``solver_stats``, one ``SolverStats`` per ODE block in the order the blocks ran (layer by layer; within a
-# layer, sublayer by sublayer).
+# Every output adds, after HuggingFace's fields: ``nfe``, the vector-field evaluations of the whole forward
+# pass, and ``solver_stats``, one ``SolverStats`` per ODE block in the order the blocks ran (layer by layer;
+# within a layer, sublayer by sublayer).
 
 
 @dataclass
@@ -93,9 +93,10 @@ class BertOdeMultipleChoiceOutput(MultipleChoiceModelOutput):
     solver_stats: tuple[SolverStats, ...] | None = None
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# BERT's sublayers, with BERT's module and parameter names; the residual add and the LayerNorm are left to the layer.
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
+# BERT's sublayers, with BERT's module and parameter names; the residual add and the LayerNorm are left to the
+# layer.
+# ------------------------------------------------------------------------------------------------------------
 
 
 class BertOdeSelfOutput(nn.Module):
@@ -149,10 +150,12 @@ class BertOdeOutput(nn.Module):
 
 
 class BertOdeTimeEmbedding(nn.Module):
-    """``tau(t) = W [sin(w t); cos(w t)] + b``: how the weight-tied continuous-depth field knows its depth ``t``.
+    """``tau(t) = W [sin(w t); cos(w t)] + b``: how the weight-tied continuous-depth field knows its depth
+    ``t``.
 
-    ``w`` are 16 frequencies geometric from ``pi / depth`` to ``pi`` (``depth = num_hidden_layers``), so the slowest
-    wave spans the encoder and the fastest tells neighbouring unit depths apart. ``W`` and ``b`` start at zero.
+    ``w`` are 16 frequencies geometric from ``pi / depth`` to ``pi`` (``depth = num_hidden_layers``), so the
+    slowest wave spans the encoder and the fastest tells neighbouring unit depths apart. ``W`` and ``b`` start
+    at zero.
     """
 
     FREQUENCIES = 16
@@ -171,18 +174,21 @@ class BertOdeTimeEmbedding(nn.Module):
         if t.numel() == 1:
             angles = t.reshape(()) * frequencies
         else:
-            angles = t.reshape(-1, 1, 1) * frequencies  # (batch, 1, frequencies): broadcasts over the sequence
+            angles = (
+                t.reshape(-1, 1, 1) * frequencies
+            )  # (batch, 1, frequencies): broadcasts over the sequence
         features = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
         return nn.functional.linear(features, self.weight, self.bias)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Vector fields F(t, y): small modules that the layer builds at each forward pass (they bind its attention mask).
-# A field calls BERT's modules above (hooks on them see every evaluation) and registers the modules its parameters
-# live in, so that its parameters() are what the adjoint differentiates. That is not the whole attention / output
-# module: each holds its sublayer's LayerNorm, which in post-norm the layer applies after the solve, outside F. A field
-# is never an attribute of the layer, so registering the layer's modules here leaves the state_dict keys BERT's.
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
+# Vector fields F(t, y): small modules that the layer builds at each forward pass (they bind its attention
+# mask). A field calls BERT's modules above (hooks on them see every evaluation) and registers the modules its
+# parameters live in, so that its parameters() are what the adjoint differentiates. That is not the whole
+# attention / output module: each holds its sublayer's LayerNorm, which in post-norm the layer applies after
+# the solve, outside F. A field is never an attribute of the layer, so registering the layer's modules here
+# leaves the state_dict keys BERT's.
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _call_unregistered(field: nn.Module, **modules: nn.Module) -> None:
@@ -192,7 +198,8 @@ def _call_unregistered(field: nn.Module, **modules: nn.Module) -> None:
 
 
 class AttentionField(nn.Module):
-    """``F_attn(y)``: self-attention and its output projection (``BertOdeAttention``); ``F_attn(LN(y))`` in pre-norm."""
+    """``F_attn(y)``: self-attention and its output projection (``BertOdeAttention``); ``F_attn(LN(y))`` in
+    pre-norm."""
 
     def __init__(self, attention: BertOdeAttention, pre_norm: bool, attention_mask, kwargs: dict):
         super().__init__()
@@ -210,7 +217,9 @@ class FeedForwardField(nn.Module):
     ``F_ffn(LN(y))`` in pre-norm. ``chunk_size > 0`` runs it in chunks of that many tokens (BERT's
     ``chunk_size_feed_forward``)."""
 
-    def __init__(self, intermediate: BertOdeIntermediate, output: BertOdeOutput, pre_norm: bool, chunk_size: int):
+    def __init__(
+        self, intermediate: BertOdeIntermediate, output: BertOdeOutput, pre_norm: bool, chunk_size: int
+    ):
         super().__init__()
         _call_unregistered(self, output=output)
         self.intermediate, self.dense = intermediate, output.dense
@@ -230,17 +239,19 @@ class FeedForwardField(nn.Module):
 class LayerField(nn.Module):
     """The whole-layer vector field: one Euler pass through the sublayer fields, minus its input.
 
-    Pre-norm: each sublayer adds ``duration * F(LN(h))``. Post-norm: each adds ``duration * F(h)`` and is normalised
-    by ``post_norms``, except the last, whose LayerNorm the layer applies after the solve; with Euler and one step
-    the block then reproduces the plain layer. With ``time_embedding`` (continuous depth) the field is
-    time-conditioned: ``F(t, y) = pass(x) - x`` at ``x = y + tau(t)``.
+    Pre-norm: each sublayer adds ``duration * F(LN(h))``. Post-norm: each adds ``duration * F(h)`` and is
+    normalised by ``post_norms``, except the last, whose LayerNorm the layer applies after the solve; with
+    Euler and one step the block then reproduces the plain layer. With ``time_embedding`` (continuous depth)
+    the field is time-conditioned: ``F(t, y) = pass(x) - x`` at ``x = y + tau(t)``.
     """
 
     def __init__(self, fields, durations, post_norms, time_embedding: BertOdeTimeEmbedding | None = None):
         super().__init__()
         self.fields = nn.ModuleList(fields)
         self.durations = tuple(durations)  # 1, or 1/2 for Strang's feed-forward half steps
-        self.post_norms = nn.ModuleList(post_norms)  # one fewer than the fields in post-norm; none in pre-norm
+        self.post_norms = nn.ModuleList(
+            post_norms
+        )  # one fewer than the fields in post-norm; none in pre-norm
         self.time_embedding = time_embedding
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
@@ -254,9 +265,9 @@ class LayerField(nn.Module):
         return h - x
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The ODE block: where a residual connection becomes an integration.
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class RungeKuttaGate(nn.Module):
@@ -283,11 +294,13 @@ class RungeKuttaGate(nn.Module):
 
 
 class OdeBlock(nn.Module):
-    """Replaces one residual connection ``y + F(y)`` by integrating ``dy/dt = F(t, y)`` over ``[0, duration]``.
+    """Replaces one residual connection ``y + F(y)`` by integrating ``dy/dt = F(t, y)`` over
+    ``[0, duration]``.
 
     The solver settings are built from the config at every call, so ``config.ode_steps`` (and a fixed-step
-    ``config.ode_method``, or the solver fields) may be changed after training. ``solvers.solve`` runs the backend
-    they name; ``ode_checkpointing`` wraps any of them. The gated RK2 owns ``gate``, one ``RungeKuttaGate`` per block.
+    ``config.ode_method``, or the solver fields) may be changed after training. ``solvers.solve`` runs the
+    backend they name; ``ode_checkpointing`` wraps any of them. The gated RK2 owns ``gate``, one
+    ``RungeKuttaGate`` per block.
     """
 
     def __init__(self, config: BertOdeConfig, name: str = "ODE block"):
@@ -321,14 +334,18 @@ class OdeBlock(nn.Module):
             return None
         if self.gate is None:
             raise ValueError(
-                f"ode_method={method!r} needs the learned gates, but this model was built with another method; "
+                f"ode_method={method!r} needs the learned gates, but this model was built with another "
+                "method; "
                 "build (or convert) the model with ode_method='rk2-gated'"
             )
         return self.gate
 
 
-def _solve_block_checkpointed(problem: OdeProblem, settings: SolverSettings) -> tuple[torch.Tensor, SolverStats]:
-    """``ode_checkpointing="block"``: only the block's input is kept; the backward pass re-runs the whole solve."""
+def _solve_block_checkpointed(
+    problem: OdeProblem, settings: SolverSettings
+) -> tuple[torch.Tensor, SolverStats]:
+    """``ode_checkpointing="block"``: only the block's input is kept; the backward pass re-runs the whole
+    solve."""
     first_run: list[SolverStats] = []  # the backward pass's re-run reports again; report the forward one
 
     def run(y0: torch.Tensor) -> torch.Tensor:
@@ -341,8 +358,8 @@ def _solve_block_checkpointed(problem: OdeProblem, settings: SolverSettings) -> 
 
 
 class _StageCheckpointed(nn.Module):
-    """``ode_checkpointing="stage"``: one checkpoint per evaluation, so only its input and output are kept. A module
-    holding the field, so that the field's parameters stay visible."""
+    """``ode_checkpointing="stage"``: one checkpoint per evaluation, so only its input and output are kept. A
+    module holding the field, so that the field's parameters stay visible."""
 
     def __init__(self, field: VectorField):
         super().__init__()
@@ -352,9 +369,9 @@ class _StageCheckpointed(nn.Module):
         return checkpoint(self.field, t, y, use_reentrant=False)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The encoder layer: sublayers and their vector fields, integrated by ODE blocks.
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class _Sublayer(NamedTuple):
@@ -366,8 +383,9 @@ class _Sublayer(NamedTuple):
 class BertOdeLayer(GradientCheckpointingLayer):
     """One encoder layer: attention and feed-forward vector fields, integrated by ODE blocks.
 
-    ``ode_scope="sublayer"``: one ``OdeBlock`` per sublayer (``attention_ode``, ``ffn_ode``, and ``macaron_ode`` for
-    Strang splitting). ``ode_scope="layer"``: one ``layer_ode`` whose vector field is one pass through the layer.
+    ``ode_scope="sublayer"``: one ``OdeBlock`` per sublayer (``attention_ode``, ``ffn_ode``, and
+    ``macaron_ode`` for Strang splitting). ``ode_scope="layer"``: one ``layer_ode`` whose vector field is one
+    pass through the layer.
     """
 
     def __init__(self, config: BertOdeConfig, layer_idx: int | None = None):
@@ -389,7 +407,8 @@ class BertOdeLayer(GradientCheckpointingLayer):
             self.ffn_ode = OdeBlock(config, prefix + "ffn_ode")
         else:
             self.layer_ode = OdeBlock(config, prefix + "layer_ode")
-        # continuous_depth: this one layer is the field over all depths; it needs to know which depth it is at.
+        # continuous_depth: this one layer is the field over all depths; it needs to know which depth it is
+        # at.
         self.time_embedding = BertOdeTimeEmbedding(config) if config.continuous_depth else None
 
     def forward(
@@ -401,19 +420,23 @@ class BertOdeLayer(GradientCheckpointingLayer):
         post_norm = self.config.norm_position == "post"
         stats = []
         for sublayer, block in zip(sublayers, self._blocks(), strict=True):
-            hidden_states, block_stats = block(sublayer.field, hidden_states, sublayer.duration, attention_mask)
+            hidden_states, block_stats = block(
+                sublayer.field, hidden_states, sublayer.duration, attention_mask
+            )
             if post_norm:
                 hidden_states = sublayer.norm(hidden_states)
             stats.append(block_stats)
         return hidden_states, tuple(stats)
 
     def _sublayers(self, attention_mask, kwargs: dict) -> list[_Sublayer]:
-        """In order: attention, feed-forward (Lie); or feed-forward half step, attention, feed-forward half step
-        (Strang)."""
+        """In order: attention, feed-forward (Lie); or feed-forward half step, attention, feed-forward half
+        step (Strang)."""
         pre_norm = self.config.norm_position == "pre"
         chunk_size = self.config.chunk_size_feed_forward
         attention = _Sublayer(
-            AttentionField(self.attention, pre_norm, attention_mask, kwargs), self.attention.output.LayerNorm, 1.0
+            AttentionField(self.attention, pre_norm, attention_mask, kwargs),
+            self.attention.output.LayerNorm,
+            1.0,
         )
         if self.config.splitting == "lie":
             field = FeedForwardField(self.intermediate, self.output, pre_norm, chunk_size)
@@ -427,7 +450,8 @@ class BertOdeLayer(GradientCheckpointingLayer):
         ]
 
     def _whole_layer(self, sublayers: list[_Sublayer]) -> _Sublayer:
-        """``ode_scope="layer"``: the sublayers as one field; in post-norm the last LayerNorm closes the block."""
+        """``ode_scope="layer"``: the sublayers as one field; in post-norm the last LayerNorm closes the
+        block."""
         post_norms = [s.norm for s in sublayers[:-1]] if self.config.norm_position == "post" else []
         fields, durations = [s.field for s in sublayers], [s.duration for s in sublayers]
         field = LayerField(fields, durations, post_norms, self.time_embedding)
@@ -437,19 +461,25 @@ class BertOdeLayer(GradientCheckpointingLayer):
     def _blocks(self) -> list[OdeBlock]:
         if self.config.ode_scope == "layer":
             return [self.layer_ode]
-        return ([self.macaron_ode] if self.config.splitting == "strang" else []) + [self.attention_ode, self.ffn_ode]
+        return ([self.macaron_ode] if self.config.splitting == "strang" else []) + [
+            self.attention_ode,
+            self.ffn_ode,
+        ]
 
 
 class BertOdeEncoder(nn.Module):
     def __init__(self, config: BertOdeConfig):
         super().__init__()
         self.config = config
-        # continuous_depth: one weight-tied layer integrated over [0, num_hidden_layers] (BertOdeLayer.time_embedding).
+        # continuous_depth: one weight-tied layer integrated over [0, num_hidden_layers]
+        # (BertOdeLayer.time_embedding).
         layers = 1 if config.continuous_depth else config.num_hidden_layers
         self.layer = nn.ModuleList([BertOdeLayer(config, layer_idx=i) for i in range(layers)])
         # Pre-norm leaves the residual stream un-normalised; the encoder closes with one LayerNorm.
         self.LayerNorm = (
-            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_position == "pre" else None
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            if config.norm_position == "pre"
+            else None
         )
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
@@ -462,9 +492,9 @@ class BertOdeEncoder(nn.Module):
         return hidden_states, tuple(stats)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Models
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class BertOdePreTrainedModel(PreTrainedModel):
@@ -499,9 +529,9 @@ class BertOdePreTrainedModel(PreTrainedModel):
     def from_bert(cls, checkpoint, **config_overrides):
         """Builds this model from a HuggingFace BERT checkpoint (a path, a Hub name or a loaded BERT model).
 
-        ``config_overrides`` set any config field, the ODE fields included. With none, the result computes exactly
-        what the BERT model computes. Parameters the checkpoint lacks (a task head, gates, a pre-norm final
-        LayerNorm) are freshly initialised; parameters of other heads are dropped.
+        ``config_overrides`` set any config field, the ODE fields included. With none, the result computes
+        exactly what the BERT model computes. Parameters the checkpoint lacks (a task head, gates, a pre-norm
+        final LayerNorm) are freshly initialised; parameters of other heads are dropped.
         """
         return convert_bert(cls, checkpoint, **config_overrides)
 
@@ -537,12 +567,16 @@ class BertOdeModel(BertOdePreTrainedModel):
         seq_length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         if seq_length > self.config.max_position_embeddings:
             raise ValueError(
-                f"sequence length {seq_length} exceeds max_position_embeddings={self.config.max_position_embeddings}"
+                f"sequence length {seq_length} exceeds "
+                f"max_position_embeddings={self.config.max_position_embeddings}"
                 "; truncate the input (e.g. tokenizer(..., truncation=True, max_length="
                 f"{self.config.max_position_embeddings}))"
             )
         embedding_output = self.embeddings(
-            input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
+            input_ids=input_ids,
+            position_ids=position_ids,
+            token_type_ids=token_type_ids,
+            inputs_embeds=inputs_embeds,
         )
         attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
@@ -617,7 +651,9 @@ class BertOdeForSequenceClassification(BertOdePreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = BertOdeModel(config)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -653,7 +689,9 @@ class BertOdeForMultipleChoice(BertOdePreTrainedModel):
     def __init__(self, config: BertOdeConfig):
         super().__init__(config)
         self.bert = BertOdeModel(config)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
@@ -691,7 +729,9 @@ class BertOdeForTokenClassification(BertOdePreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = BertOdeModel(config, add_pooling_layer=False)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()

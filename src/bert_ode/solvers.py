@@ -3,12 +3,12 @@
 ``solve(problem, settings)`` integrates ``dy/dt = field(t, y)`` over ``[0, t1]``, ``y`` of shape
 ``(batch, seq, hidden)``, and returns ``(y(t1), SolverStats)``. ``SolverSettings`` is built from the config's
 ``ode_*`` fields at each call; the backend it names is an entry of ``BACKENDS``: the project's own fixed-step
-integrator (``"native"``, ``integrators.integrate_fixed``) or an adapter of torchdiffeq, torchode or torchdyn (adaptive
-steps, the adjoint, per-sample steps). The adapters count the field's evaluations and enforce ``max_nfe``. What each
-backend offers, and why, is in ``docs/solvers.md``.
+integrator (``"native"``, ``integrators.integrate_fixed``) or an adapter of torchdiffeq, torchode or torchdyn
+(adaptive steps, the adjoint, per-sample steps). The adapters count the field's evaluations and enforce
+``max_nfe``. What each backend offers, and why, is in ``docs/solvers.md``.
 
-The libraries are optional, so each adapter imports its library inside ``try`` in the function that needs it (the
-only function-local imports of the model code): a checkpoint's copied model code then loads with
+The libraries are optional, so each adapter imports its library inside ``try`` in the function that needs it
+(the only function-local imports of the model code): a checkpoint's copied model code then loads with
 ``trust_remote_code=True`` where they are not installed.
 """
 
@@ -27,7 +27,8 @@ from .tableaux import TABLEAUX
 ADAPTIVE_METHODS = ("dopri5", "bosh3", "tsit5", "adaptive_heun")
 
 TORCHDYN_INSTALL = (
-    "pip install --no-deps torchdyn==1.0.6 && pip install -c constraints.txt pytorch-lightning torchcde torchsde attrs"
+    "pip install --no-deps torchdyn==1.0.6 && "
+    "pip install -c constraints.txt pytorch-lightning torchcde torchsde attrs"
 )
 
 
@@ -37,7 +38,8 @@ class MaxNfeExceeded(RuntimeError):
 
 @dataclass(frozen=True)
 class SolverSettings:
-    """How to solve: the config's solver fields, resolved once per call (the config may change after training)."""
+    """How to solve: the config's solver fields, resolved once per call (the config may change after
+    training)."""
 
     backend: str = "native"
     method: str = "euler"
@@ -100,19 +102,20 @@ def solve(problem: OdeProblem, settings: SolverSettings) -> tuple[torch.Tensor, 
 
 
 def check_backend(backend: str, method: str, adjoint: bool = False, where: str = "") -> None:
-    """Raises a ValueError naming the fields unless ``backend`` runs ``method`` (and its adjoint, if asked for)."""
+    """Raises a ValueError naming the fields unless ``backend`` runs ``method`` (and its adjoint, if asked
+    for)."""
     prefix = f"{where}: " if where else ""
     methods = BACKENDS[backend].methods
     if method not in methods:
         runners = [name for name, entry in BACKENDS.items() if method in entry.methods]
         raise ValueError(
-            f"{prefix}ode_method={method!r} is not run by ode_backend={backend!r}; that backend runs: {_names(methods)}"
-            f" (ode_method={method!r} runs with ode_backend {_names(runners) or 'none'})"
+            f"{prefix}ode_method={method!r} is not run by ode_backend={backend!r}; that backend runs: "
+            f"{_names(methods)} (ode_method={method!r} runs with ode_backend {_names(runners) or 'none'})"
         )
     if adjoint and not BACKENDS[backend].adjoint:
         raise ValueError(
-            f"{prefix}ode_adjoint=True is supported with ode_backend in {_names(ADJOINT_BACKENDS)}, not {backend!r} "
-            f"({BACKENDS[backend].why_no_adjoint})"
+            f"{prefix}ode_adjoint=True is supported with ode_backend in {_names(ADJOINT_BACKENDS)}, not "
+            f"{backend!r} ({BACKENDS[backend].why_no_adjoint})"
         )
 
 
@@ -125,29 +128,33 @@ def _parameters(field: VectorField) -> tuple[torch.Tensor, ...]:
     return tuple(field.parameters()) if isinstance(field, nn.Module) else ()
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # native: the project's own fixed-step Runge-Kutta (every tableau of ``tableaux.TABLEAUX``); the fast path.
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
-def _solve_native(problem: OdeProblem, settings: SolverSettings, name: str) -> tuple[torch.Tensor, SolverStats]:
+def _solve_native(
+    problem: OdeProblem, settings: SolverSettings, name: str
+) -> tuple[torch.Tensor, SolverStats]:
     tableau = TABLEAUX[name]
     if settings.max_nfe is not None and settings.steps * tableau.stages > settings.max_nfe:
         raise MaxNfeExceeded(
-            f"{problem.block}: {settings.steps} steps of {name!r} need {settings.steps * tableau.stages} vector-field "
-            f"evaluations, more than ode_max_nfe={settings.max_nfe}"
+            f"{problem.block}: {settings.steps} steps of {name!r} need {settings.steps * tableau.stages} "
+            f"vector-field evaluations, more than ode_max_nfe={settings.max_nfe}"
         )
-    return integrate_fixed(problem.field, problem.y0, 0.0, problem.t1, settings.steps, tableau, problem.stage_weights)
+    return integrate_fixed(
+        problem.field, problem.y0, 0.0, problem.t1, settings.steps, tableau, problem.stage_weights
+    )
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Counting the library backends' evaluations (they do not all report them) and bounding them.
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class _CountingField:
-    """Wraps a vector field: counts its evaluations, stops the solve past ``limit``, and receives torchdiffeq's
-    step callbacks."""
+    """Wraps a vector field: counts its evaluations, stops the solve past ``limit``, and receives
+    torchdiffeq's step callbacks."""
 
     def __init__(self, field: VectorField, limit: int | None, block: str):
         self.field, self.limit, self.block = field, limit, block
@@ -158,7 +165,8 @@ class _CountingField:
         self.nfe += 1
         if self.limit is not None and self.nfe > self.limit:
             raise MaxNfeExceeded(
-                f"{self.block}: the {self.phase} needs more than ode_max_nfe={self.limit} vector-field evaluations; "
+                f"{self.block}: the {self.phase} needs more than ode_max_nfe={self.limit} vector-field "
+                "evaluations; "
                 "the block is too stiff for the tolerance (raise ode_rtol / ode_atol), or raise ode_max_nfe"
             )
         return self.field(t, y)
@@ -173,7 +181,8 @@ class _CountingField:
 
 
 class _AdaptiveCountingField(_CountingField):
-    # Only adaptive torchdiffeq solvers call these (and it warns when a fixed-grid solver's func defines them).
+    # Only adaptive torchdiffeq solvers call these (and it warns when a fixed-grid solver's func defines
+    # them).
     def callback_accept_step(self, t0, y0, dt):
         self.accepted += 1
 
@@ -187,7 +196,8 @@ def _counting(problem: OdeProblem, settings: SolverSettings) -> _CountingField:
 
 
 def token_mask_from_attention_mask(attention_mask, batch: int, seq: int) -> torch.Tensor | None:
-    """``(batch, seq)`` bool, True at real tokens, from the mask the attention layers get; None when all are real."""
+    """``(batch, seq)`` bool, True at real tokens, from the mask the attention layers get; None when all are
+    real."""
     if not isinstance(attention_mask, torch.Tensor):
         return None  # no padding, or a mask type (flex BlockMask) we do not read
     if attention_mask.dim() == 2:
@@ -203,12 +213,14 @@ def token_mask_from_attention_mask(attention_mask, batch: int, seq: int) -> torc
     return mask
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # torchdiffeq: batch-coupled steps (one RMS error norm over the whole batch).
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
-def _solve_torchdiffeq(problem: OdeProblem, settings: SolverSettings, name: str) -> tuple[torch.Tensor, SolverStats]:
+def _solve_torchdiffeq(
+    problem: OdeProblem, settings: SolverSettings, name: str
+) -> tuple[torch.Tensor, SolverStats]:
     try:
         import torchdiffeq
     except ImportError as error:
@@ -222,7 +234,12 @@ def _solve_torchdiffeq(problem: OdeProblem, settings: SolverSettings, name: str)
         wrapper = (_AdaptiveAdjointCountingField if adaptive else _AdjointCountingField)(counter)
         adjoint_options = {"norm": "seminorm"} if adaptive else dict(options)
         solution = torchdiffeq.odeint_adjoint(
-            wrapper, y0, t, adjoint_params=_parameters(problem.field), adjoint_options=adjoint_options, **kwargs
+            wrapper,
+            y0,
+            t,
+            adjoint_params=_parameters(problem.field),
+            adjoint_options=adjoint_options,
+            **kwargs,
         )
     else:
         solution = torchdiffeq.odeint(counter, y0, t, **kwargs)
@@ -238,7 +255,8 @@ def _uniform_grid(steps: int):
 
 
 class _AdjointCountingField(nn.Module):
-    """torchdiffeq's adjoint calls its func for the backward solve too; the first backward call resets the budget."""
+    """torchdiffeq's adjoint calls its func for the backward solve too; the first backward call resets the
+    budget."""
 
     def __init__(self, counter: _CountingField):
         super().__init__()
@@ -264,12 +282,14 @@ class _AdaptiveAdjointCountingField(_AdjointCountingField):
         self.counter.callback_reject_step(t0, y0, dt)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # torchode: every sample has its own step size, accept/reject decision and error norm.
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
-def _solve_torchode(problem: OdeProblem, settings: SolverSettings, name: str) -> tuple[torch.Tensor, SolverStats]:
+def _solve_torchode(
+    problem: OdeProblem, settings: SolverSettings, name: str
+) -> tuple[torch.Tensor, SolverStats]:
     try:
         import torchode
     except ImportError as error:
@@ -282,17 +302,22 @@ def _solve_torchode(problem: OdeProblem, settings: SolverSettings, name: str) ->
 
     term = torchode.ODETerm(flat_field)
     step_method = getattr(torchode, name)(term=term)
-    # Time in float64: a float32 clock can fall short of t1 by one ulp after a few steps and take an extra step.
+    # Time in float64: a float32 clock can fall short of t1 by one ulp after a few steps and take an extra
+    # step.
     time = dict(dtype=torch.float64, device=y0.device)
     if settings.adaptive:
-        norm = _masked_rms_norm(token_mask_from_attention_mask(problem.attention_mask, batch, shape[1]), shape)
+        norm = _masked_rms_norm(
+            token_mask_from_attention_mask(problem.attention_mask, batch, shape[1]), shape
+        )
         controller = torchode.IntegralController(atol=settings.atol, rtol=settings.rtol, term=term, norm=norm)
         dt0 = None
     else:
         controller = torchode.FixedStepController()
         dt0 = torch.full((batch,), problem.t1 / settings.steps, **time)
     ivp = torchode.InitialValueProblem(
-        y0=y0.reshape(batch, -1), t_start=torch.zeros(batch, **time), t_end=torch.full((batch,), problem.t1, **time)
+        y0=y0.reshape(batch, -1),
+        t_start=torch.zeros(batch, **time),
+        t_end=torch.full((batch,), problem.t1, **time),
     )
     solution = torchode.AutoDiffAdjoint(step_method, controller).solve(ivp, dt0=dt0)
     if not bool((solution.status == torchode.Status.SUCCESS.value).all()):
@@ -302,8 +327,8 @@ def _solve_torchode(problem: OdeProblem, settings: SolverSettings, name: str) ->
 
 def _torchode_stats(stats: dict, step_method, nfe: int) -> SolverStats:
     n_steps, n_accepted = stats["n_steps"], stats["n_accepted"]
-    # Every batched call evaluates all samples, so the per-sample cost is what the sample's own steps needed: the
-    # evaluations before the first step plus the evaluations of each step it attempted.
+    # Every batched call evaluates all samples, so the per-sample cost is what the sample's own steps needed:
+    # the evaluations before the first step plus the evaluations of each step it attempted.
     per_step = _evaluations_per_step(step_method)
     initial = nfe - int(n_steps.max()) * per_step
     return SolverStats(
@@ -341,9 +366,9 @@ def _masked_rms_norm(token_mask: torch.Tensor | None, shape: torch.Size):
     return norm
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # torchdyn: batch-coupled steps; its NeuralODE machinery is a LightningModule, so we use its solvers directly.
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def torchdyn_available() -> tuple[bool, str]:
@@ -351,17 +376,24 @@ def torchdyn_available() -> tuple[bool, str]:
     try:
         import torchdyn.numerics  # noqa: F401
     except Exception as error:  # torchdyn fails with ModuleNotFoundError of its undeclared dependencies too
-        return False, f"torchdyn is not importable ({type(error).__name__}: {error}); install: {TORCHDYN_INSTALL}"
+        return (
+            False,
+            f"torchdyn is not importable ({type(error).__name__}: {error}); install: {TORCHDYN_INSTALL}",
+        )
     return True, ""
 
 
-def _solve_torchdyn(problem: OdeProblem, settings: SolverSettings, name: str) -> tuple[torch.Tensor, SolverStats]:
+def _solve_torchdyn(
+    problem: OdeProblem, settings: SolverSettings, name: str
+) -> tuple[torch.Tensor, SolverStats]:
     try:
         from torchdyn.core import ODEProblem
         from torchdyn.numerics import odeint as torchdyn_odeint
         from torchdyn.numerics.solvers.ode import str_to_solver
     except ImportError as error:
-        raise ImportError(f"ode_backend='torchdyn' needs torchdyn and its dependencies: {TORCHDYN_INSTALL}") from error
+        raise ImportError(
+            f"ode_backend='torchdyn' needs torchdyn and its dependencies: {TORCHDYN_INSTALL}"
+        ) from error
     counter, y0, t1 = _counting(problem, settings), problem.y0, problem.t1
     solver = str_to_solver(name, y0.dtype)
     step_times = _record_step_times(solver)
@@ -387,7 +419,8 @@ def _solve_torchdyn(problem: OdeProblem, settings: SolverSettings, name: str) ->
 
 
 def _record_step_times(solver) -> list[float]:
-    """torchdyn does not report steps; a step was accepted exactly when the next one starts at a later time."""
+    """torchdyn does not report steps; a step was accepted exactly when the next one starts at a later
+    time."""
     step_times: list[float] = []
     solver_step = solver.step
 
@@ -400,9 +433,9 @@ def _record_step_times(solver) -> list[float]:
 
 
 class _TorchdynField(nn.Module):
-    """torchdyn's adjoint takes the parameters from the vector field module: these are the block's own parameters
-    (the same tensors, registered again), and only those the field uses (torchdyn's adjoint mis-sizes the gradient
-    of a parameter the field does not use)."""
+    """torchdyn's adjoint takes the parameters from the vector field module: these are the block's own
+    parameters (the same tensors, registered again), and only those the field uses (torchdyn's adjoint
+    mis-sizes the gradient of a parameter the field does not use)."""
 
     def __init__(self, counter: _CountingField, params: list[nn.Parameter]):
         super().__init__()
@@ -413,16 +446,18 @@ class _TorchdynField(nn.Module):
         return self.counter(t, x)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The backends. A method is offered where a backend runs the *same* scheme as ours, even where a library has a
 # different scheme of that name (torchdiffeq's "rk4" is the 3/8 rule, and its "heun3" is not Kutta's rk3).
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 BACKENDS: dict[str, Backend] = {
     "native": Backend(
         {name: name for name in TABLEAUX},
         _solve_native,
-        why_no_adjoint="the native integrator backpropagates through its steps; ode_checkpointing saves memory",
+        why_no_adjoint=(
+            "the native integrator backpropagates through its steps; ode_checkpointing saves memory"
+        ),
     ),
     "torchdiffeq": Backend(
         {
@@ -436,13 +471,14 @@ BACKENDS: dict[str, Backend] = {
         _solve_torchdiffeq,
         adjoint=True,
     ),
-    # The names are torchode's step classes. Its Heun carries an embedded Euler error estimate: with a fixed step it is
-    # "heun", with the integral controller it is the Heun-Euler pair that torchdiffeq calls "adaptive_heun".
+    # The names are torchode's step classes. Its Heun carries an embedded Euler error estimate: with a fixed
+    # step it is "heun", with the integral controller it is the Heun-Euler pair that torchdiffeq calls
+    # "adaptive_heun".
     "torchode": Backend(
         {"euler": "Euler", "heun": "Heun", "adaptive_heun": "Heun", "dopri5": "Dopri5", "tsit5": "Tsit5"},
         _solve_torchode,
-        # torchode's BacksolveAdjoint vmaps a per-sample VJP through ``functional_call`` of one module and keeps a
-        # per-sample copy of every parameter gradient (batch x parameters of memory).
+        # torchode's BacksolveAdjoint vmaps a per-sample VJP through ``functional_call`` of one module and
+        # keeps a per-sample copy of every parameter gradient (batch x parameters of memory).
         why_no_adjoint="torchode's backsolve adjoint keeps per-sample parameter gradients",
     ),
     "torchdyn": Backend(

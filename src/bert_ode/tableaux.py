@@ -1,8 +1,8 @@
 """Butcher tableaux of the explicit Runge-Kutta schemes.
 
 A scheme is data, not code: one generic step (``integrators.explicit_rk_increment``) runs any of them.
-Coefficients are float64 Python constants; the step multiplies them into tensors, so they take the state's dtype.
-Adding a scheme is one entry in ``TABLEAUX``.
+Coefficients are float64 Python constants; the step multiplies them into tensors, so they take the state's
+dtype. Adding a scheme is one entry in ``TABLEAUX``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from fractions import Fraction
 class ButcherTableau:
     """An explicit Runge-Kutta scheme ``(a, b, c)`` of a given order, checked on construction.
 
-    Stage ``i`` evaluates ``k_i = f(t + c_i dt, y + dt * sum_j a[i][j] k_j)`` for ``j < i``; the step's increment is
-    ``dt * sum_i b_i k_i``.
+    Stage ``i`` evaluates ``k_i = f(t + c_i dt, y + dt * sum_j a[i][j] k_j)`` for ``j < i``; the step's
+    increment is ``dt * sum_i b_i k_i``.
     """
 
     name: str
@@ -31,10 +31,14 @@ class ButcherTableau:
             raise ValueError(f"tableau {self.name!r}: a, b and c must describe the same number of stages")
         for i, row in enumerate(self.a):
             if len(row) != i:
-                raise ValueError(f"tableau {self.name!r}: row {i} of a must have {i} entries (explicit scheme)")
+                raise ValueError(
+                    f"tableau {self.name!r}: row {i} of a must have {i} entries (explicit scheme)"
+                )
             # Consistency: every stage is evaluated at the time its weights reach.
             if abs(sum(row) - self.c[i]) > 1e-12:
-                raise ValueError(f"tableau {self.name!r}: row {i} of a sums to {sum(row)}, not c[{i}] = {self.c[i]}")
+                raise ValueError(
+                    f"tableau {self.name!r}: row {i} of a sums to {sum(row)}, not c[{i}] = {self.c[i]}"
+                )
         if abs(sum(self.b) - 1.0) > 1e-12:
             raise ValueError(f"tableau {self.name!r}: weights b sum to {sum(self.b)}, not 1")
 
@@ -68,8 +72,8 @@ TABLEAUX: dict[str, ButcherTableau] = {
             b=["1/6", "1/3", "1/3", "1/6"],
             c=["0", "1/2", "1/2", "1"],
         ),
-        # ODE Transformer's learnable RK2 evaluates Heun's stages; its weights (gamma, 1 - gamma) are computed per
-        # token by a gate at run time, so b here is only the value the gate starts from (gamma = 1/2).
+        # ODE Transformer's learnable RK2 evaluates Heun's stages; its weights (gamma, 1 - gamma) are computed
+        # per token by a gate at run time, so b here is only the value the gate starts from (gamma = 1/2).
         _tableau("rk2-gated", 2, a=[[], ["1"]], b=["1/2", "1/2"], c=["0", "1"]),
     )
 }

@@ -1,6 +1,15 @@
-"""Pretraining data: corpora (built-in, local files, HuggingFace datasets), WordPiece tokenizers, MLM batches."""
+"""Pretraining data: corpora (built-in, local files, HuggingFace datasets), WordPiece tokenizers, MLM
+batches."""
 
-from .corpus import BUILTIN_CORPORA, Corpus, load_builtin, load_corpus, load_files, load_hf_dataset, split_documents
+from .corpus import (
+    BUILTIN_CORPORA,
+    Corpus,
+    load_builtin,
+    load_corpus,
+    load_files,
+    load_hf_dataset,
+    split_documents,
+)
 from .mlm import MlmMasker, pack_sequences
 from .tokenizer import SPECIAL_TOKENS, load_tokenizer, prepare_tokenizer, train_wordpiece
 

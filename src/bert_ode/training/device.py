@@ -21,7 +21,11 @@ def cpu_supports_bf16() -> bool:
             flags = handle.read()
         return "avx512_bf16" in flags or "amx_bf16" in flags
     except OSError:
-        return torch.backends.cpu.get_cpu_capability().startswith("AMX") if hasattr(torch.backends, "cpu") else False
+        return (
+            torch.backends.cpu.get_cpu_capability().startswith("AMX")
+            if hasattr(torch.backends, "cpu")
+            else False
+        )
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -40,8 +44,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 def resolve_attention(name: str, device_type: str, bf16: bool) -> str:
     """``train.attn_implementation``, with ``auto`` made concrete for this device and precision.
 
-    auto: eager attention for bf16 on CPU (measured faster there: its bf16 matmuls beat the CPU flash-attention
-    kernel, 396 vs 435 ms a step at hidden 256 / 4 layers / 32 x 128), sdpa everywhere else.
+    auto: eager attention for bf16 on CPU (measured faster there: its bf16 matmuls beat the CPU
+    flash-attention kernel, 396 vs 435 ms a step at hidden 256 / 4 layers / 32 x 128), sdpa everywhere else.
     """
     if name != "auto":
         return name

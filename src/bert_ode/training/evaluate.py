@@ -15,16 +15,23 @@ from .inference import score_by_ode_steps
 from .task_loading import checkpoint_name, load_model_for_task, load_task_tokenizer, tokenize_splits
 
 
-def evaluate(checkpoint, task: str | TaskData | None = None, *, tokenizer=None, return_predictions: bool = False,
-             **options) -> EvaluationResults:
-    """Scores a fine-tuned checkpoint (BertOde or plain BERT, with a sequence-classification head) on a task split.
+def evaluate(
+    checkpoint,
+    task: str | TaskData | None = None,
+    *,
+    tokenizer=None,
+    return_predictions: bool = False,
+    **options,
+) -> EvaluationResults:
+    """Scores a fine-tuned checkpoint (BertOde or plain BERT, with a sequence-classification head) on a task
+    split.
 
     Call as ``evaluate(EvaluateConfig(...))`` or ``evaluate(checkpoint, task, **options)``, ``options`` being
-    ``EvaluateConfig`` fields (``split``, ``ode_steps``, ``max_eval_examples``, ...). ``checkpoint`` may be a model
-    object (then ``tokenizer`` must be given), ``task`` an already loaded ``TaskData``, ``tokenizer`` a tokenizer
-    object. ``ode_steps``: the step counts to score with (``None``: the checkpoint's own). With
-    ``return_predictions`` each entry of ``by_ode_steps`` also holds ``predictions`` (list) and ``logits`` (array;
-    not written to JSON).
+    ``EvaluateConfig`` fields (``split``, ``ode_steps``, ``max_eval_examples``, ...). ``checkpoint`` may be a
+    model object (then ``tokenizer`` must be given), ``task`` an already loaded ``TaskData``, ``tokenizer`` a
+    tokenizer object. ``ode_steps``: the step counts to score with (``None``: the checkpoint's own). With
+    ``return_predictions`` each entry of ``by_ode_steps`` also holds ``predictions`` (list) and ``logits``
+    (array; not written to JSON).
     """
     config, source = _resolve(checkpoint, task, tokenizer, options)
     task_data = task if isinstance(task, TaskData) else config.load_task()
@@ -38,8 +45,17 @@ def evaluate(checkpoint, task: str | TaskData | None = None, *, tokenizer=None, 
     max_length = min(config.max_seq_length, model.config.max_position_embeddings)
     encoded = tokenize_splits(task_data, tokenizer, max_length, [config.split], config.progress)
     steps = list(dict.fromkeys(config.ode_steps or [model.config.ode_steps]))
-    by_steps = score_by_ode_steps(model, encoded, tokenizer, task_data.spec, steps, batch_size=config.batch_size,
-                                  bf16=config.bf16, progress=config.progress, return_predictions=return_predictions)
+    by_steps = score_by_ode_steps(
+        model,
+        encoded,
+        tokenizer,
+        task_data.spec,
+        steps,
+        batch_size=config.batch_size,
+        bf16=config.bf16,
+        progress=config.progress,
+        return_predictions=return_predictions,
+    )
     results = EvaluationResults(
         checkpoint=config.checkpoint,
         task=TaskDescription.of(task_data),
@@ -58,7 +74,9 @@ def _resolve(checkpoint, task, tokenizer, options: dict) -> tuple[EvaluateConfig
     allowed = {f.name for f in dataclasses.fields(EvaluateConfig)} - {"checkpoint", "task", "tokenizer"}
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ValueError(f"unknown evaluate option(s) {unknown}; the options are {', '.join(sorted(allowed))}")
+        raise ValueError(
+            f"unknown evaluate option(s) {unknown}; the options are {', '.join(sorted(allowed))}"
+        )
     named = {}
     if isinstance(task, str):
         named["task"] = task

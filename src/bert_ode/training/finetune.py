@@ -1,21 +1,22 @@
 """Fine-tuning on downstream tasks, the same code for BertOde and plain BERT checkpoints.
 
-The protocol (``finetune``): one hyperparameter set, several seeds; the model is evaluated on the validation split
-during training and the best checkpoint on it is kept (early stopping after ``early_stopping_patience``
-evaluations without improvement); the test split is scored once, at the end, for the report. The median and the
-spread (min, max, std) over seeds are reported, as JSON and as a Markdown table. ``eval_ode_steps`` scores the
-selected model again with other step counts (``config.ode_steps`` is read at every forward pass).
+The protocol (``finetune``): one hyperparameter set, several seeds; the model is evaluated on the validation
+split during training and the best checkpoint on it is kept (early stopping after ``early_stopping_patience``
+evaluations without improvement); the test split is scored once, at the end, for the report. The median and
+the spread (min, max, std) over seeds are reported, as JSON and as a Markdown table. ``eval_ode_steps`` scores
+the selected model again with other step counts (``config.ode_steps`` is read at every forward pass).
 
 Training runs on HuggingFace ``Trainer``: it brings progress bars, mixed precision, and the device / DDP
-handling of ``accelerate`` (``torchrun`` / ``accelerate launch`` work unchanged), and it skips the model's ``nfe`` and
-``solver_stats`` outputs at evaluation through ``config.keys_to_ignore_at_inference``. Best-checkpoint selection
-is a callback that keeps the best weights in memory rather than writing a checkpoint per evaluation. The final
-scoring is the plain inference loop of ``inference.py``, shared with ``evaluate``, which also records the function
-evaluations per forward pass.
+handling of ``accelerate`` (``torchrun`` / ``accelerate launch`` work unchanged), and it skips the model's
+``nfe`` and ``solver_stats`` outputs at evaluation through ``config.keys_to_ignore_at_inference``.
+Best-checkpoint selection is a callback that keeps the best weights in memory rather than writing a checkpoint
+per evaluation. The final scoring is the plain inference loop of ``inference.py``, shared with ``evaluate``,
+which also records the function evaluations per forward pass.
 
-The other parts of the wing: ``finetune_config`` (settings), ``task_loading`` (model, tokenizer, tokenized splits),
-``inference`` (scoring), ``evaluate`` (scoring a fine-tuned checkpoint), ``finetune_results`` (the records) and
-``finetune_report`` (``results.json`` / ``results.md``). Their public names are importable from here as well.
+The other parts of the wing: ``finetune_config`` (settings), ``task_loading`` (model, tokenizer, tokenized
+splits), ``inference`` (scoring), ``evaluate`` (scoring a fine-tuned checkpoint), ``finetune_results`` (the
+records) and ``finetune_report`` (``results.json`` / ``results.md``). Their public names are importable from
+here as well.
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ class BestOnValidation(TrainerCallback):
                 control.should_training_stop = True
 
 
-def _training_arguments(config: FinetuneConfig, seed: int, work_dir: str, train_examples: int) -> TrainingArguments:
+def _training_arguments(
+    config: FinetuneConfig, seed: int, work_dir: str, train_examples: int
+) -> TrainingArguments:
     args = TrainingArguments(
         output_dir=work_dir,
         seed=seed,
@@ -112,11 +115,14 @@ def _training_arguments(config: FinetuneConfig, seed: int, work_dir: str, train_
     return args
 
 
-def _train_one_seed(config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, seed: int,
-                    work_dir: str) -> tuple[PreTrainedModel, dict]:
+def _train_one_seed(
+    config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, seed: int, work_dir: str
+) -> tuple[PreTrainedModel, dict]:
     """The model selected on validation, and the ``SeedRun`` fields that describe its training."""
     set_seed(seed)  # before loading: the fresh head's initialisation depends on it
-    model = load_model_for_task(config.checkpoint, task.spec, config.ode_overrides, reinit_head=config.reinit_head)
+    model = load_model_for_task(
+        config.checkpoint, task.spec, config.ode_overrides, reinit_head=config.reinit_head
+    )
     selection = BestOnValidation(task.spec.main_metric, config.early_stopping_patience)
     trainer = Trainer(
         model=model,
@@ -150,14 +156,23 @@ def _train_one_seed(config: FinetuneConfig, task: TaskData, encoded: dict, token
 
 
 def _run_seed(config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, seed: int):
-    """Trains one seed and scores its selected model, with its own step count and each of ``eval_ode_steps``."""
+    """Trains one seed and scores its selected model, with its own step count and each of
+    ``eval_ode_steps``."""
     with tempfile.TemporaryDirectory() as work_dir:
         model, training = _train_one_seed(config, task, encoded, tokenizer, seed, work_dir)
     trained_steps = model.config.ode_steps
     steps = dict.fromkeys([trained_steps, *config.eval_ode_steps])
     scored_splits = {"validation": encoded["validation"], "test": encoded["test"]}
-    by_steps = score_by_ode_steps(model, scored_splits, tokenizer, task.spec, steps, batch_size=config.eval_batch_size,
-                                  bf16=config.bf16, progress=config.progress)
+    by_steps = score_by_ode_steps(
+        model,
+        scored_splits,
+        tokenizer,
+        task.spec,
+        steps,
+        batch_size=config.eval_batch_size,
+        bf16=config.bf16,
+        progress=config.progress,
+    )
     own = by_steps[str(trained_steps)]
     run = SeedRun(**training, validation=own["validation"], test=own["test"], by_ode_steps=by_steps)
     if config.save_models and config.output_dir is not None:
@@ -168,11 +183,15 @@ def _run_seed(config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, 
     return model, run
 
 
-def finetune(config: FinetuneConfig | None = None, *, task_data: TaskData | None = None, **kwargs) -> FinetuneResults:
-    """Runs the fine-tuning protocol; returns (and writes, with ``output_dir``) the per-seed and summary results.
+def finetune(
+    config: FinetuneConfig | None = None, *, task_data: TaskData | None = None, **kwargs
+) -> FinetuneResults:
+    """Runs the fine-tuning protocol; returns (and writes, with ``output_dir``) the per-seed and summary
+    results.
 
     Call as ``finetune(FinetuneConfig(...))`` or ``finetune(checkpoint=..., task=..., seeds=[0, 1, 2], ...)``.
-    ``task_data`` reuses a task loaded once (``load_task``) across many calls, e.g. for every variant of a study.
+    ``task_data`` reuses a task loaded once (``load_task``) across many calls, e.g. for every variant of a
+    study.
     """
     if config is None:
         config = FinetuneConfig(**kwargs)

@@ -1,4 +1,5 @@
-"""Fine-tuning and evaluation results on disk: ``results.json`` (the record) and ``results.md`` (its tables)."""
+"""Fine-tuning and evaluation results on disk: ``results.json`` (the record) and ``results.md`` (its
+tables)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from .finetune_results import EvaluationResults, FinetuneResults
 from .markdown import fmt, table
 
 
-def write_results(results: FinetuneResults | EvaluationResults, output_dir: str | os.PathLike) -> tuple[Path, Path]:
+def write_results(
+    results: FinetuneResults | EvaluationResults, output_dir: str | os.PathLike
+) -> tuple[Path, Path]:
     """Writes ``results.json`` and ``results.md`` to ``output_dir``; returns their paths."""
     directory = Path(output_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -36,31 +39,45 @@ def _header(results: FinetuneResults | EvaluationResults) -> list[str]:
     return [
         f"# {title}: {results.checkpoint} on {task.name}",
         "",
-        f"Model: {model.model_class}, {model.ode_method} x {model.ode_steps} step(s), scope {model.ode_scope}, "
-        f"{model.norm_position}-norm, {model.splitting} splitting, {model.num_hidden_layers} layers, "
-        f"hidden {model.hidden_size}, {model.parameters:,} parameters.",
-        f"Task: {task.num_labels} {'output (regression)' if task.regression else 'classes'}, splits {splits}; "
-        f"selection metric: {results.main_metric}.",
+        f"Model: {model.model_class}, {model.ode_method} x {model.ode_steps} step(s), scope "
+        f"{model.ode_scope}, {model.norm_position}-norm, {model.splitting} splitting, "
+        f"{model.num_hidden_layers} layers, hidden {model.hidden_size}, {model.parameters:,} parameters.",
+        f"Task: {task.num_labels} {'output (regression)' if task.regression else 'classes'}, splits "
+        f"{splits}; selection metric: {results.main_metric}.",
         "",
     ]
 
 
 def _evaluation_table(results: EvaluationResults) -> list[str]:
     metrics = results.task.metrics
-    rows = [[steps, *(scores[m] for m in metrics), scores["nfe"]] for steps, scores in results.by_ode_steps.items()]
+    rows = [
+        [steps, *(scores[m] for m in metrics), scores["nfe"]]
+        for steps, scores in results.by_ode_steps.items()
+    ]
     return [f"Split: {results.split}", "", *table(["ode_steps", *metrics, "nfe"], rows)]
 
 
 def _finetune_tables(results: FinetuneResults) -> list[str]:
     config, metrics, main = results.config, results.task.metrics, results.main_metric
     summary_rows = [
-        [steps, metric, *(getattr(by_split["test"][metric], name) for name in ("median", "min", "max", "std", "mean"))]
+        [
+            steps,
+            metric,
+            *(getattr(by_split["test"][metric], name) for name in ("median", "min", "max", "std", "mean")),
+        ]
         for steps, by_split in results.summary.by_ode_steps.items()
         for metric in metrics
     ]
     seed_rows = [
-        [str(run.seed), steps, f"{run.best_step} / {run.steps}", by_split["validation"][main],
-         *(by_split["test"][m] for m in metrics), by_split["test"]["nfe"], fmt(run.train_seconds, 1)]
+        [
+            str(run.seed),
+            steps,
+            f"{run.best_step} / {run.steps}",
+            by_split["validation"][main],
+            *(by_split["test"][m] for m in metrics),
+            by_split["test"]["nfe"],
+            fmt(run.train_seconds, 1),
+        ]
         for run in results.runs
         for steps, by_split in run.by_ode_steps.items()
     ]
@@ -75,8 +92,18 @@ def _finetune_tables(results: FinetuneResults) -> list[str]:
         "",
         "## Per seed",
         "",
-        *table(["seed", "ode_steps", "best step / steps", f"validation {main}", *(f"test {m}" for m in metrics),
-                "nfe", "train s"], seed_rows),
+        *table(
+            [
+                "seed",
+                "ode_steps",
+                "best step / steps",
+                f"validation {main}",
+                *(f"test {m}" for m in metrics),
+                "nfe",
+                "train s",
+            ],
+            seed_rows,
+        ),
     ]
 
 

@@ -1,8 +1,8 @@
 """What fine-tuning and evaluation return and write as ``results.json``: typed records.
 
-``FinetuneResults.to_dict()`` / ``EvaluationResults.to_dict()`` are the ``results.json`` files; the records can also
-be indexed like them (``results["runs"][0]["test"]["accuracy"]``). The scores of one split stay a plain mapping
-(:data:`Scores`), because which metrics it holds depends on the task.
+``FinetuneResults.to_dict()`` / ``EvaluationResults.to_dict()`` are the ``results.json`` files; the records
+can also be indexed like them (``results["runs"][0]["test"]["accuracy"]``). The scores of one split stay a
+plain mapping (:data:`Scores`), because which metrics it holds depends on the task.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from .finetune_config import FinetuneConfig
 from .metrics import SeedStats, summarize
 from .records import Record
 
-# The scores of a model on one split: the task's metrics by name (``accuracy``, ``pearson``, ...), ``nfe`` (function
-# evaluations per forward pass), ``examples`` and ``seconds``.
+# The scores of a model on one split: the task's metrics by name (``accuracy``, ``pearson``, ...), ``nfe``
+# (function evaluations per forward pass), ``examples`` and ``seconds``.
 Scores = dict[str, float]
 # ``{metric: SeedStats}``: each metric's median and spread over the seeds.
 MetricStats = dict[str, SeedStats]
@@ -38,14 +38,22 @@ class TaskDescription(Record):
     @classmethod
     def of(cls, task: TaskData) -> TaskDescription:
         spec = task.spec
-        return cls(name=spec.name, num_labels=spec.num_labels, regression=spec.is_regression, pair=spec.is_pair,
-                   metrics=list(spec.metrics), label_names=list(spec.label_names) if spec.label_names else None,
-                   sizes=task.sizes(), source=task.source)
+        return cls(
+            name=spec.name,
+            num_labels=spec.num_labels,
+            regression=spec.is_regression,
+            pair=spec.is_pair,
+            metrics=list(spec.metrics),
+            label_names=list(spec.label_names) if spec.label_names else None,
+            sizes=task.sizes(),
+            source=task.source,
+        )
 
 
 @dataclass(kw_only=True)
 class ModelDescription(Record):
-    """The scored model's class, ODE settings, size and parameter count (``model_class`` is ``"class"`` in JSON)."""
+    """The scored model's class, ODE settings, size and parameter count (``model_class`` is ``"class"`` in
+    JSON)."""
 
     model_class: str
     ode_method: str
@@ -60,10 +68,17 @@ class ModelDescription(Record):
     @classmethod
     def of(cls, model) -> ModelDescription:
         config = model.config
-        return cls(model_class=type(model).__name__, ode_method=config.ode_method, ode_steps=config.ode_steps,
-                   ode_scope=config.ode_scope, norm_position=config.norm_position, splitting=config.splitting,
-                   hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
-                   parameters=sum(p.numel() for p in model.parameters()))
+        return cls(
+            model_class=type(model).__name__,
+            ode_method=config.ode_method,
+            ode_steps=config.ode_steps,
+            ode_scope=config.ode_scope,
+            norm_position=config.norm_position,
+            splitting=config.splitting,
+            hidden_size=config.hidden_size,
+            num_hidden_layers=config.num_hidden_layers,
+            parameters=sum(p.numel() for p in model.parameters()),
+        )
 
     # ``class`` is a Python keyword, so the field has another name than the JSON key.
     def to_dict(self) -> dict:
@@ -85,10 +100,10 @@ class ModelDescription(Record):
 class SeedRun(Record):
     """One seed of the protocol: how training went, and the selected model's scores.
 
-    ``best_step``: the step of the model kept (best validation score); ``early_stopped``: training ended before
-    ``max_steps``; ``selection_history``: ``{"step", "epoch", <main metric>}`` per validation evaluation;
-    ``by_ode_steps``: ``{str(steps): {"validation"|"test": Scores}}``, the trained step count included;
-    ``model_dir``: where the model was saved (``save_models``), else ``None`` and absent from JSON.
+    ``best_step``: the step of the model kept (best validation score); ``early_stopped``: training ended
+    before ``max_steps``; ``selection_history``: ``{"step", "epoch", <main metric>}`` per validation
+    evaluation; ``by_ode_steps``: ``{str(steps): {"validation"|"test": Scores}}``, the trained step count
+    included; ``model_dir``: where the model was saved (``save_models``), else ``None`` and absent from JSON.
     """
 
     seed: int
@@ -114,7 +129,8 @@ class SeedRun(Record):
 
 @dataclass(kw_only=True)
 class FinetuneSummary(Record):
-    """Median and spread over seeds of every metric: ``by_ode_steps`` is ``{str(steps): {split: MetricStats}}``."""
+    """Median and spread over seeds of every metric: ``by_ode_steps`` is
+    ``{str(steps): {split: MetricStats}}``."""
 
     validation: MetricStats
     test: MetricStats
@@ -126,20 +142,25 @@ class FinetuneSummary(Record):
             return {metric: summarize([seed_scores[metric] for seed_scores in scores]) for metric in metrics}
 
         by_ode_steps = {
-            steps: {split: over_seeds([run.by_ode_steps[steps][split] for run in runs])
-                    for split in ("validation", "test")}
+            steps: {
+                split: over_seeds([run.by_ode_steps[steps][split] for run in runs])
+                for split in ("validation", "test")
+            }
             for steps in runs[0].by_ode_steps
         }
-        return cls(validation=over_seeds([run.validation for run in runs]),
-                   test=over_seeds([run.test for run in runs]), by_ode_steps=by_ode_steps)
+        return cls(
+            validation=over_seeds([run.validation for run in runs]),
+            test=over_seeds([run.test for run in runs]),
+            by_ode_steps=by_ode_steps,
+        )
 
 
 @dataclass(kw_only=True)
 class FinetuneResults(Record):
     """The fine-tuning protocol's outcome: one ``SeedRun`` per seed and their ``summary`` (``results.json``).
 
-    ``source_model_type``: the checkpoint's ``model_type`` (``bert`` or ``bert_ode``); ``model`` describes the model
-    as fine-tuned (after ``ode_overrides``); ``main_metric`` is the one that selected the checkpoints.
+    ``source_model_type``: the checkpoint's ``model_type`` (``bert`` or ``bert_ode``); ``model`` describes the
+    model as fine-tuned (after ``ode_overrides``); ``main_metric`` is the one that selected the checkpoints.
     """
 
     kind: Literal["finetune"] = "finetune"
@@ -154,7 +175,11 @@ class FinetuneResults(Record):
     total_seconds: float
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "model": self.model.to_dict(), "runs": [run.to_dict() for run in self.runs]}
+        return {
+            **super().to_dict(),
+            "model": self.model.to_dict(),
+            "runs": [run.to_dict() for run in self.runs],
+        }
 
     @classmethod
     def from_dict(cls, values: dict) -> FinetuneResults:
@@ -163,9 +188,11 @@ class FinetuneResults(Record):
 
 @dataclass(kw_only=True)
 class EvaluationResults(Record):
-    """A fine-tuned model scored on one split with each step count: ``by_ode_steps`` is ``{str(steps): Scores}``.
+    """A fine-tuned model scored on one split with each step count: ``by_ode_steps`` is
+    ``{str(steps): Scores}``.
 
-    Asked for predictions, each entry also holds ``predictions`` (a list) and ``logits`` (an array, never written).
+    Asked for predictions, each entry also holds ``predictions`` (a list) and ``logits`` (an array, never
+    written).
     """
 
     kind: Literal["evaluate"] = "evaluate"
@@ -177,8 +204,10 @@ class EvaluationResults(Record):
     by_ode_steps: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict:
-        by_ode_steps = {steps: {name: value for name, value in scores.items() if name != "logits"}
-                        for steps, scores in self.by_ode_steps.items()}
+        by_ode_steps = {
+            steps: {name: value for name, value in scores.items() if name != "logits"}
+            for steps, scores in self.by_ode_steps.items()
+        }
         return {**super().to_dict(), "model": self.model.to_dict(), "by_ode_steps": by_ode_steps}
 
     @classmethod

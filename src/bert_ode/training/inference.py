@@ -1,8 +1,8 @@
 """Scoring a sequence classifier on a tokenized split: logits, the task's metrics, and function evaluations.
 
-A plain inference loop rather than ``Trainer.predict``: it records the model's ``nfe`` (function evaluations per
-forward pass), which ``Trainer`` drops with the model's other solver outputs. ``config.ode_steps`` is read at every
-forward pass, so one trained model can be scored with other step counts (``ode_steps``).
+A plain inference loop rather than ``Trainer.predict``: it records the model's ``nfe`` (function evaluations
+per forward pass), which ``Trainer`` drops with the model's other solver outputs. ``config.ode_steps`` is read
+at every forward pass, so one trained model can be scored with other step counts (``ode_steps``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 @contextlib.contextmanager
 def ode_steps(model, steps: int) -> Iterator:
-    """``with ode_steps(model, n):`` the model integrates with ``n`` steps inside the block, its own count after."""
+    """``with ode_steps(model, n):`` the model integrates with ``n`` steps inside the block, its own count
+    after."""
     own_steps = model.config.ode_steps
     model.config.ode_steps = int(steps)
     try:
@@ -37,10 +38,15 @@ def ode_steps(model, steps: int) -> Iterator:
 
 @torch.no_grad()
 def predict(model, dataset, tokenizer, batch_size: int = 64, bf16: bool = False, progress: bool = False):
-    """``(logits (n, num_labels) float32 array, mean function evaluations per forward pass)`` in dataset order."""
+    """``(logits (n, num_labels) float32 array, mean function evaluations per forward pass)`` in dataset
+    order."""
     columns = [c for c in dataset.column_names if c in MODEL_INPUTS]
-    loader = DataLoader(dataset.select_columns(columns), batch_size=batch_size, shuffle=False,
-                        collate_fn=DataCollatorWithPadding(tokenizer))
+    loader = DataLoader(
+        dataset.select_columns(columns),
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=DataCollatorWithPadding(tokenizer),
+    )
     was_training = model.training
     model.eval()
     device = model.device
@@ -57,8 +63,16 @@ def predict(model, dataset, tokenizer, batch_size: int = 64, bf16: bool = False,
     return np.concatenate(logits), float(np.mean(nfes))
 
 
-def score(model, dataset, tokenizer, spec: TaskSpec, batch_size: int = 64, bf16: bool = False,
-          progress: bool = False, return_predictions: bool = False) -> dict:
+def score(
+    model,
+    dataset,
+    tokenizer,
+    spec: TaskSpec,
+    batch_size: int = 64,
+    bf16: bool = False,
+    progress: bool = False,
+    return_predictions: bool = False,
+) -> dict:
     """The task's metrics on a tokenized split, plus ``nfe`` (per forward pass), ``examples`` and ``seconds``.
 
     With ``return_predictions`` also ``predictions`` (class ids or values, a list) and ``logits`` (an array).
@@ -74,9 +88,18 @@ def score(model, dataset, tokenizer, spec: TaskSpec, batch_size: int = 64, bf16:
     return scores
 
 
-def score_by_ode_steps(model, splits: dict, tokenizer, spec: TaskSpec, steps: Iterable[int], *,
-                       batch_size: int = 64, bf16: bool = False, progress: bool = False,
-                       return_predictions: bool = False) -> dict[str, dict[str, dict]]:
+def score_by_ode_steps(
+    model,
+    splits: dict,
+    tokenizer,
+    spec: TaskSpec,
+    steps: Iterable[int],
+    *,
+    batch_size: int = 64,
+    bf16: bool = False,
+    progress: bool = False,
+    return_predictions: bool = False,
+) -> dict[str, dict[str, dict]]:
     """``{str(steps): {split: score(...)}}``: the tokenized ``splits`` scored with each step count in turn."""
     result = {}
     for count in steps:

@@ -1,8 +1,8 @@
 """Downstream-task metrics, computed locally with scikit-learn and scipy (``evaluate.load`` needs the Hub).
 
 Each metric takes ``(predictions, labels)``: class ids for classification metrics, floats for regression ones.
-GLUE's official metrics: CoLA Matthews correlation; SST-2, QNLI, RTE, MNLI accuracy; MRPC and QQP F1 and accuracy;
-STS-B Pearson and Spearman correlation.
+GLUE's official metrics: CoLA Matthews correlation; SST-2, QNLI, RTE, MNLI accuracy; MRPC and QQP F1 and
+accuracy; STS-B Pearson and Spearman correlation.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def compute_metrics(names: Sequence[str], predictions, labels) -> dict[str, floa
 
 
 def logits_to_predictions(logits, regression: bool) -> np.ndarray:
-    """Class ids (argmax) for classification, the single output for regression. ``logits``: (n, num_labels)."""
+    """Class ids (argmax) for classification, the single output for regression.
+    ``logits``: (n, num_labels)."""
     logits = np.asarray(logits)
     if regression:
         return logits.reshape(len(logits), -1)[:, 0]
@@ -77,11 +78,14 @@ def logits_to_predictions(logits, regression: bool) -> np.ndarray:
 
 
 def trainer_compute_metrics(names: Sequence[str], regression: bool) -> Callable:
-    """A ``compute_metrics`` for HuggingFace ``Trainer``: takes an ``EvalPrediction``, returns ``{name: value}``."""
+    """A ``compute_metrics`` for HuggingFace ``Trainer``: takes an ``EvalPrediction``, returns
+    ``{name: value}``."""
 
     def compute(eval_prediction) -> dict[str, float]:
         logits = eval_prediction.predictions
-        if isinstance(logits, (tuple, list)):  # extra model outputs, if any slipped through: logits come first
+        if isinstance(
+            logits, (tuple, list)
+        ):  # extra model outputs, if any slipped through: logits come first
             logits = logits[0]
         return compute_metrics(names, logits_to_predictions(logits, regression), eval_prediction.label_ids)
 
@@ -90,7 +94,8 @@ def trainer_compute_metrics(names: Sequence[str], regression: bool) -> Callable:
 
 @dataclass
 class SeedStats(Record):
-    """Median and spread of one figure over seeds (``std`` is the sample standard deviation, 0 for one seed)."""
+    """Median and spread of one figure over seeds (``std`` is the sample standard deviation, 0 for one
+    seed)."""
 
     median: float
     mean: float

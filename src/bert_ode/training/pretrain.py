@@ -1,14 +1,16 @@
-"""Masked-LM pretraining of a BertOde model: one loop for a laptop CPU, ``torchrun`` and ``accelerate launch``.
+"""Masked-LM pretraining of a BertOde model: one loop for a laptop CPU, ``torchrun`` and
+``accelerate launch``.
 
 The loop is a plain PyTorch loop on ``accelerate`` (device placement, DDP, process-group set-up under either
 launcher), not the HuggingFace Trainer, because three things that matter here are easier to own than to bend
-Trainer into: the MLM head and loss on masked positions only, a schedule driven by a token or wall-clock budget,
-and a data order that is a pure function of (seed, step) - which makes ``resume`` exact and the train/validation
-split independent of the number of processes (``pretrain_data``).
+Trainer into: the MLM head and loss on masked positions only, a schedule driven by a token or wall-clock
+budget, and a data order that is a pure function of (seed, step) - which makes ``resume`` exact and the
+train/validation split independent of the number of processes (``pretrain_data``).
 
-The pieces: ``RunSetup`` (config, accelerator, data, precision: resolved once), ``PretrainLoop`` (model, optimizer,
-budget; ``train_step`` and what follows a step: evaluation, logging, checkpoints), ``pretrain`` (builds both, runs,
-saves the final model) and ``validation_loss`` (a finished run re-scored through the same set-up).
+The pieces: ``RunSetup`` (config, accelerator, data, precision: resolved once), ``PretrainLoop`` (model,
+optimizer, budget; ``train_step`` and what follows a step: evaluation, logging, checkpoints), ``pretrain``
+(builds both, runs, saves the final model) and ``validation_loss`` (a finished run re-scored through the same
+set-up).
 """
 
 from __future__ import annotations
@@ -78,9 +80,9 @@ class ValidationLoss(Record):
     nfe: int | None  # vector-field evaluations of one forward pass
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Set-up, resolved once per run
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -100,7 +102,9 @@ class RunSetup:
         data = prepare_data(config, output_dir, accelerator)
         masker = MlmMasker(data.tokenizer, config.data.mlm_probability, config.data.whole_word_mask)
         dtype = resolve_precision(config.train.precision, accelerator.device)
-        attn = resolve_attention(config.train.attn_implementation, accelerator.device.type, dtype == torch.bfloat16)
+        attn = resolve_attention(
+            config.train.attn_implementation, accelerator.device.type, dtype == torch.bfloat16
+        )
         return cls(config, output_dir, accelerator, data, masker, dtype, attn)
 
     def autocast(self):
@@ -116,13 +120,23 @@ class RunSetup:
             return BertOdeForMaskedLM.from_pretrained(resume_from, attn_implementation=attn)
         torch.manual_seed(seed_for(config.train.seed, "init"))
         if config.train.init_from:
-            return BertOdeForMaskedLM.from_bert(config.train.init_from, **config.model, attn_implementation=attn)
-        return BertOdeForMaskedLM(model_config(config, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                                               attn_implementation=attn))
+            return BertOdeForMaskedLM.from_bert(
+                config.train.init_from, **config.model, attn_implementation=attn
+            )
+        return BertOdeForMaskedLM(
+            model_config(
+                config,
+                vocab_size=len(tokenizer),
+                pad_token_id=tokenizer.pad_token_id,
+                attn_implementation=attn,
+            )
+        )
 
 
 @torch.no_grad()
-def mlm_validation_loss(loss_module: SparseMlmLoss, setup: RunSetup, blocks: torch.Tensor) -> tuple[float, float]:
+def mlm_validation_loss(
+    loss_module: SparseMlmLoss, setup: RunSetup, blocks: torch.Tensor
+) -> tuple[float, float]:
     """Validation MLM loss and perplexity over ``blocks`` with fixed masks, shared out across processes."""
     accelerator, train = setup.accelerator, setup.config.train
     was_training = loss_module.training
@@ -133,8 +147,9 @@ def mlm_validation_loss(loss_module: SparseMlmLoss, setup: RunSetup, blocks: tor
     for start in range(0, len(mine), train.batch_size):
         batch = setup.masker(mine[start : start + train.batch_size], generator)
         with setup.autocast():
-            loss_sum, count, _ = loss_module(batch["input_ids"].to(accelerator.device),
-                                             batch["labels"].to(accelerator.device))
+            loss_sum, count, _ = loss_module(
+                batch["input_ids"].to(accelerator.device), batch["labels"].to(accelerator.device)
+            )
         totals += torch.tensor([loss_sum.item(), count.item()], dtype=torch.float64)
     totals = accelerator.reduce(totals.to(accelerator.device), reduction="sum").cpu()
     loss_module.train(was_training)
@@ -147,13 +162,16 @@ def _optimizer(model: nn.Module, train) -> torch.optim.Optimizer:
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": train.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=train.lr, betas=tuple(train.betas), eps=train.eps)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The loop
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class PretrainLoop:
@@ -165,8 +183,10 @@ class PretrainLoop:
         self.main = accelerator.is_main_process
         self.model = setup.build_model(resume_from)
         if self.model.config.vocab_size < len(setup.data.tokenizer):
-            raise ValueError(f"the model's vocab_size={self.model.config.vocab_size} is smaller than the tokenizer's "
-                             f"{len(setup.data.tokenizer)} tokens")
+            raise ValueError(
+                f"the model's vocab_size={self.model.config.vocab_size} is smaller than the tokenizer's "
+                f"{len(setup.data.tokenizer)} tokens"
+            )
         loss_module = SparseMlmLoss(self.model)
         optimizer = _optimizer(loss_module, self.train)
         state = load_training_state(resume_from) if resume_from is not None else {}
@@ -192,7 +212,9 @@ class PretrainLoop:
             self.window.add(self.last_loss, self.tokens_per_step, elapsed)
             if progress_bar is not None:
                 progress_bar.update(1)
-                progress_bar.set_postfix(loss=f"{self.last_loss:.3f}", tok_s=f"{self.window.tokens_per_second:.0f}")
+                progress_bar.set_postfix(
+                    loss=f"{self.last_loss:.3f}", tok_s=f"{self.window.tokens_per_second:.0f}"
+                )
             done = self.progress() >= 1.0
             self.evaluate_and_log(lr, done, logger, progress_bar)
             if done or (self.train.save_every and self.step % self.train.save_every == 0):
@@ -232,8 +254,9 @@ class PretrainLoop:
         torch.manual_seed(seed_for(train.seed, "dropout", self.step, micro, rank))
         batch = self.setup.masker(self.stream.take(first, train.batch_size), generator)
         with self.setup.autocast():
-            loss_sum, count, self.last_nfe = self.loss_module(batch["input_ids"].to(accelerator.device),
-                                                              batch["labels"].to(accelerator.device))
+            loss_sum, count, self.last_nfe = self.loss_module(
+                batch["input_ids"].to(accelerator.device), batch["labels"].to(accelerator.device)
+            )
         # Mean over this micro-batch's masked tokens; DDP averages over processes.
         accelerator.backward(loss_sum / count.clamp(min=1) / train.grad_accum)
         return loss_sum, count
@@ -255,24 +278,44 @@ class PretrainLoop:
         if not (self.step % train.log_every == 0 or evaluate_now):
             return
         window = self.window
-        logger.log({
-            "step": self.step, "tokens": self.step * self.tokens_per_step, "elapsed_s": round(self.train_seconds, 3),
-            "lr": lr, "train_loss": window.mean_loss, "val_loss": self.val_loss if evaluate_now else "",
-            "val_ppl": self.val_ppl if evaluate_now else "", "tokens_per_s": window.tokens_per_second,
-            "nfe": self.last_nfe,
-        })
+        logger.log(
+            {
+                "step": self.step,
+                "tokens": self.step * self.tokens_per_step,
+                "elapsed_s": round(self.train_seconds, 3),
+                "lr": lr,
+                "train_loss": window.mean_loss,
+                "val_loss": self.val_loss if evaluate_now else "",
+                "val_ppl": self.val_ppl if evaluate_now else "",
+                "tokens_per_s": window.tokens_per_second,
+                "nfe": self.last_nfe,
+            }
+        )
         if progress_bar is not None and evaluate_now and self.val_loss is not None:
-            progress_bar.write(f"step {self.step}: train loss {window.mean_loss:.4f}, validation loss "
-                               f"{self.val_loss:.4f} (perplexity {self.val_ppl:.1f})")
+            progress_bar.write(
+                f"step {self.step}: train loss {window.mean_loss:.4f}, validation loss "
+                f"{self.val_loss:.4f} (perplexity {self.val_ppl:.1f})"
+            )
         self.last_window, self.window = window, MetricsWindow()
 
     def save_checkpoint(self) -> None:
         accelerator = self.setup.accelerator
         if self.main:
-            state = {"step": self.step, "train_seconds": self.train_seconds, "optimizer": self.optimizer.state_dict(),
-                     "config": self.setup.config.to_dict(), "world_size": accelerator.num_processes}
-            save_checkpoint(self.setup.output_dir, self.step, self.unwrapped_model(), self.setup.data.tokenizer, state,
-                            keep=self.train.keep_checkpoints)
+            state = {
+                "step": self.step,
+                "train_seconds": self.train_seconds,
+                "optimizer": self.optimizer.state_dict(),
+                "config": self.setup.config.to_dict(),
+                "world_size": accelerator.num_processes,
+            }
+            save_checkpoint(
+                self.setup.output_dir,
+                self.step,
+                self.unwrapped_model(),
+                self.setup.data.tokenizer,
+                state,
+                keep=self.train.keep_checkpoints,
+            )
         accelerator.wait_for_everyone()
 
     def unwrapped_model(self) -> BertOdeForMaskedLM:
@@ -281,19 +324,23 @@ class PretrainLoop:
     def result(self, final_dir: Path) -> PretrainResult:
         window = self.last_window
         return PretrainResult(
-            output_dir=self.setup.output_dir, final_dir=final_dir, steps=self.step,
+            output_dir=self.setup.output_dir,
+            final_dir=final_dir,
+            steps=self.step,
             tokens=self.step * self.tokens_per_step,
             train_loss=window.mean_loss if self.step and window is not None else float("nan"),
-            last_loss=self.last_loss, val_loss=self.val_loss, val_ppl=self.val_ppl,
+            last_loss=self.last_loss,
+            val_loss=self.val_loss,
+            val_ppl=self.val_ppl,
             train_seconds=self.train_seconds,
             tokens_per_second=self.step * self.tokens_per_step / max(self.train_seconds, 1e-9),
             model=self.unwrapped_model(),
         )
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Entry points
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def pretrain(
@@ -304,10 +351,11 @@ def pretrain(
     """Pretrains a BertOdeForMaskedLM by masked language modelling.
 
     Args:
-        config: a ``PretrainConfig``, a YAML path, a preset name (``smoke``, ``cpu``, ``gpu``) or None (defaults).
+        config: a ``PretrainConfig``, a YAML path, a preset name (``smoke``, ``cpu``, ``gpu``) or None
+            (defaults).
         overrides: dotted keys applied on top, e.g. ``{"model.ode_method": "rk4", "train.lr": 5e-4}``.
-        resume: continue from the latest complete checkpoint in ``train.output_dir`` (data order, masks, optimizer
-            and schedule included); without one, start afresh.
+        resume: continue from the latest complete checkpoint in ``train.output_dir`` (data order, masks,
+            optimizer and schedule included); without one, start afresh.
 
     Returns a ``PretrainResult``; the run's folder holds ``final/`` (model + tokenizer), ``checkpoints/``,
     ``log.csv``, ``tensorboard/`` and ``pretrain_config.yaml``.
@@ -328,8 +376,9 @@ def pretrain(
     logger = RunLogger(output_dir, loop.step, loop.main)
     progress_bar = None
     if loop.main and config.train.progress_bar:
-        progress_bar = tqdm(total=loop.budget.total_steps, initial=loop.step, desc="pretrain", unit="step",
-                            dynamic_ncols=True)
+        progress_bar = tqdm(
+            total=loop.budget.total_steps, initial=loop.step, desc="pretrain", unit="step", dynamic_ncols=True
+        )
     loop.run(logger, progress_bar)
     if progress_bar is not None:
         progress_bar.close()
@@ -339,10 +388,13 @@ def pretrain(
 
 
 def _start(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: Accelerator) -> Path | None:
-    """The checkpoint to resume from (None: a fresh run); refuses to start afresh over another run's checkpoints."""
+    """The checkpoint to resume from (None: a fresh run); refuses to start afresh over another run's
+    checkpoints."""
     latest = latest_checkpoint(output_dir)
     if not resume and latest is not None:
-        raise ValueError(f"{output_dir} already holds checkpoints: pass --resume, or choose another train.output_dir")
+        raise ValueError(
+            f"{output_dir} already holds checkpoints: pass --resume, or choose another train.output_dir"
+        )
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / "pretrain_config.yaml")
@@ -354,10 +406,11 @@ def _announce(setup: RunSetup, loop: PretrainLoop) -> None:
     data, model_config_ = setup.data, loop.model.config
     params = sum(p.numel() for p in loop.model.parameters())
     print(
-        f"pretrain: {data.corpus.description}: {len(data.train_blocks)} train / {len(data.validation_blocks)} "
-        f"validation blocks of {setup.config.data.seq_len} tokens; vocab {len(data.tokenizer)}; {params / 1e6:.2f}M "
-        f"parameters; {model_config_.ode_method} x{model_config_.ode_steps}, {model_config_.norm_position}-norm; "
-        f"{setup.accelerator.num_processes} process(es) on {setup.accelerator.device}; precision "
+        f"pretrain: {data.corpus.description}: {len(data.train_blocks)} train / "
+        f"{len(data.validation_blocks)} validation blocks of {setup.config.data.seq_len} tokens; vocab "
+        f"{len(data.tokenizer)}; {params / 1e6:.2f}M parameters; {model_config_.ode_method} "
+        f"x{model_config_.ode_steps}, {model_config_.norm_position}-norm; {setup.accelerator.num_processes} "
+        f"process(es) on {setup.accelerator.device}; precision "
         f"{setup.dtype or torch.float32}; " + (f"resuming at step {loop.step}" if loop.step else "starting"),
         file=sys.stderr,
     )
@@ -377,9 +430,14 @@ def _save_final(loop: PretrainLoop) -> Path:
     return final_dir
 
 
-def validation_loss(run_dir: str | os.PathLike, ode_steps: int | None = None, checkpoint: str | None = None,
-                    max_blocks: int | None = None) -> ValidationLoss:
-    """MLM validation loss of a finished pretraining run, optionally with another ``ode_steps`` than it trained with.
+def validation_loss(
+    run_dir: str | os.PathLike,
+    ode_steps: int | None = None,
+    checkpoint: str | None = None,
+    max_blocks: int | None = None,
+) -> ValidationLoss:
+    """MLM validation loss of a finished pretraining run, optionally with another ``ode_steps`` than it
+    trained with.
 
     Uses the run's own config, tokenizer, validation blocks and fixed masks (the same ones its training-time
     evaluations used), so the figure is comparable with ``log.csv``.
@@ -387,8 +445,9 @@ def validation_loss(run_dir: str | os.PathLike, ode_steps: int | None = None, ch
     run_dir = Path(run_dir)
     config = load_config(run_dir / "pretrain_config.yaml")
     setup = RunSetup.create(config, run_dir, make_accelerator())
-    model = BertOdeForMaskedLM.from_pretrained(checkpoint or run_dir / "final",
-                                               attn_implementation=setup.attn_implementation)
+    model = BertOdeForMaskedLM.from_pretrained(
+        checkpoint or run_dir / "final", attn_implementation=setup.attn_implementation
+    )
     if ode_steps is not None:
         model.config.ode_steps = ode_steps
     loss_module = SparseMlmLoss(model).to(setup.accelerator.device)

@@ -1,7 +1,8 @@
-"""The pretraining configuration: four sections (data, tokenizer, model, train), read from YAML plus overrides.
+"""The pretraining configuration: four sections (data, tokenizer, model, train), read from YAML plus
+overrides.
 
-Read with the project's one config mechanism (``config_io``): a key that no section defines (a typo) or a value of
-the wrong type is a ``ValueError`` naming it. ``model`` takes any
+Read with the project's one config mechanism (``config_io``): a key that no section defines (a typo) or a
+value of the wrong type is a ``ValueError`` naming it. ``model`` takes any
 ``BertOdeConfig`` field, so every ODE setting is one override away (``model.ode_method=rk4``).
 """
 
@@ -26,8 +27,8 @@ PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
 class DataConfig:
     """Where the text comes from and how it becomes MLM batches.
 
-    files: local text / JSONL files or folders (a list or one path); dataset: a HuggingFace dataset name or local
-    dataset folder; neither: the built-in corpus ``builtin`` (``all``, ``austen`` or ``python-docs``).
+    files: local text / JSONL files or folders (a list or one path); dataset: a HuggingFace dataset name or
+    local dataset folder; neither: the built-in corpus ``builtin`` (``all``, ``austen`` or ``python-docs``).
     """
 
     files: list[str] | str | None = None
@@ -46,7 +47,8 @@ class DataConfig:
 
 @dataclass
 class TokenizerConfig:
-    """``path``: an existing tokenizer to use; otherwise a WordPiece tokenizer of ``vocab_size`` is trained."""
+    """``path``: an existing tokenizer to use; otherwise a WordPiece tokenizer of ``vocab_size`` is
+    trained."""
 
     path: str | None = None
     vocab_size: int = 8192
@@ -69,7 +71,9 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-6
     weight_decay: float = 0.01
-    schedule: Literal["triangle", "cosine", "constant"] = "triangle"  # triangle: one-cycle, linear up and down to 0
+    schedule: Literal["triangle", "cosine", "constant"] = (
+        "triangle"  # triangle: one-cycle, linear up and down to 0
+    )
     warmup_fraction: float = 0.1
     max_grad_norm: float | None = 0.5
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 where the hardware has it
@@ -111,8 +115,8 @@ class PretrainConfig:
         return to_dict(self)
 
     def with_overrides(self, overrides: dict) -> PretrainConfig:
-        """A new, validated config: this one with nested (``{"train": {"lr": ...}}``) or dotted (``{"train.lr":
-        ...}``) values applied; unknown keys and wrong types are errors naming the key."""
+        """A new, validated config: this one with nested (``{"train": {"lr": ...}}``) or dotted
+        (``{"train.lr": ...}``) values applied; unknown keys and wrong types are errors naming the key."""
         config = from_dict(PretrainConfig, merge(self.to_dict(), nest(overrides)))
         config.validate()
         return config
@@ -130,7 +134,8 @@ class PretrainConfig:
         max_positions = self.model.get("max_position_embeddings", BertOdeConfig().max_position_embeddings)
         if self.data.seq_len > max_positions:
             raise ValueError(
-                f"data.seq_len={self.data.seq_len} exceeds model.max_position_embeddings={max_positions}; lower the "
+                f"data.seq_len={self.data.seq_len} exceeds model.max_position_embeddings={max_positions}; "
+                "lower the "
                 "sequence length or raise max_position_embeddings"
             )
         model_config(self, vocab_size=128, pad_token_id=0)  # BertOdeConfig validates the model fields
@@ -139,11 +144,14 @@ class PretrainConfig:
         allowed = {f.name for f in dataclasses.fields(BertOdeConfig)} - _NOT_SETTABLE
         for key in self.model:
             if key not in allowed:
-                raise ValueError(f"unknown config key 'model.{key}': not a BertOdeConfig field that can be set")
+                raise ValueError(
+                    f"unknown config key 'model.{key}': not a BertOdeConfig field that can be set"
+                )
 
 
-def model_config(config: PretrainConfig, vocab_size: int, pad_token_id: int, attn_implementation: str = "sdpa"
-                 ) -> BertOdeConfig:
+def model_config(
+    config: PretrainConfig, vocab_size: int, pad_token_id: int, attn_implementation: str = "sdpa"
+) -> BertOdeConfig:
     return BertOdeConfig(
         **config.model,
         vocab_size=vocab_size,
@@ -161,9 +169,14 @@ def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
     if preset.is_file():
         return preset
     # compare-*.yaml beside them are study presets (bert-ode compare), not pretraining recipes.
-    presets = sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if not p.stem.startswith("compare-")) \
-        if PRESET_DIR.is_dir() else []
-    raise FileNotFoundError(f"config {str(name_or_path)!r} not found (not a file; presets: {', '.join(presets)})")
+    presets = (
+        sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if not p.stem.startswith("compare-"))
+        if PRESET_DIR.is_dir()
+        else []
+    )
+    raise FileNotFoundError(
+        f"config {str(name_or_path)!r} not found (not a file; presets: {', '.join(presets)})"
+    )
 
 
 def load_config(

@@ -1,9 +1,10 @@
-"""Pretraining data for a run: corpus -> tokenizer -> packed blocks (cached), and the deterministic block stream.
+"""Pretraining data for a run: corpus -> tokenizer -> packed blocks (cached), and the deterministic block
+stream.
 
-Determinism: sample ``k`` of the endless training stream is block ``perm_e[k mod N]`` with ``perm_e`` a permutation
-seeded by ``(seed, e = k // N)``; each micro-batch draws its masks from a generator seeded by ``(seed, step,
-micro-step, rank)`` (``seed_for``). A resumed run therefore sees exactly the batches and masks the uninterrupted run
-would have seen, whatever the number of processes.
+Determinism: sample ``k`` of the endless training stream is block ``perm_e[k mod N]`` with ``perm_e`` a
+permutation seeded by ``(seed, e = k // N)``; each micro-batch draws its masks from a generator seeded by
+``(seed, step, micro-step, rank)`` (``seed_for``). A resumed run therefore sees exactly the batches and masks
+the uninterrupted run would have seen, whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -29,9 +30,15 @@ def seed_for(*parts) -> int:
 def load_training_corpus(data: DataConfig) -> Corpus:
     """The corpus ``data`` describes, split into train and validation."""
     return load_corpus(
-        files=data.files, dataset=data.dataset, dataset_config=data.dataset_config, split=data.split,
-        streaming=data.streaming, text_field=data.text_field, builtin=data.builtin,
-        max_documents=data.max_documents, validation_fraction=data.validation_fraction,
+        files=data.files,
+        dataset=data.dataset,
+        dataset_config=data.dataset_config,
+        split=data.split,
+        streaming=data.streaming,
+        text_field=data.text_field,
+        builtin=data.builtin,
+        max_documents=data.max_documents,
+        validation_fraction=data.validation_fraction,
     )
 
 
@@ -40,8 +47,12 @@ def train_run_tokenizer(config: PretrainConfig, directory: str | os.PathLike, co
     checkpoint's), or a WordPiece tokenizer trained on the corpus."""
     tok = config.tokenizer
     return prepare_tokenizer(
-        directory, corpus.train, path=tok.path or config.train.init_from, vocab_size=tok.vocab_size,
-        min_frequency=tok.min_frequency, lowercase=tok.lowercase,
+        directory,
+        corpus.train,
+        path=tok.path or config.train.init_from,
+        vocab_size=tok.vocab_size,
+        min_frequency=tok.min_frequency,
+        lowercase=tok.lowercase,
     )
 
 
@@ -69,14 +80,24 @@ def prepare_data(config: PretrainConfig, output_dir: Path, accelerator) -> Pretr
 
 def _cached_blocks(config: PretrainConfig, output_dir: Path, corpus: Corpus, tokenizer, writer: bool) -> dict:
     """Packed blocks, keyed by everything they depend on (data config, tokenizer, corpus size)."""
-    key = hashlib.sha1(json.dumps([config.to_dict()["data"], tokenizer.backend_tokenizer.to_str(),
-                                   len(corpus.train), corpus.num_chars]).encode()).hexdigest()[:16]
+    key = hashlib.sha1(
+        json.dumps(
+            [
+                config.to_dict()["data"],
+                tokenizer.backend_tokenizer.to_str(),
+                len(corpus.train),
+                corpus.num_chars,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
     cache = output_dir / "data-cache" / f"blocks-{key}.pt"
     if cache.is_file():
         return torch.load(cache)
     seq_len = config.data.seq_len
-    blocks = {"train": pack_sequences(tokenizer, corpus.train, seq_len),
-              "validation": pack_sequences(tokenizer, corpus.validation, seq_len)}
+    blocks = {
+        "train": pack_sequences(tokenizer, corpus.train, seq_len),
+        "validation": pack_sequences(tokenizer, corpus.validation, seq_len),
+    }
     if writer:
         cache.parent.mkdir(parents=True, exist_ok=True)
         staging = cache.with_suffix(f".tmp{os.getpid()}")

@@ -72,7 +72,8 @@ class RunLogger:
 
 
 def _tensorboard_writer(folder: Path, start_step: int):
-    """A TensorBoard writer, or None where tensorboard is not installed (it is optional: the CSV log is the record)."""
+    """A TensorBoard writer, or None where tensorboard is not installed (it is optional: the CSV log is the
+    record)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:

@@ -1,8 +1,9 @@
 """Typed result records: dataclasses that write themselves as JSON and read themselves back.
 
-Results (a fine-tuning run, a study unit, a summary) are dataclasses whose fields are the schema, instead of nested
-dicts whose shape lives in the code that reads them. Like transformers' ``ModelOutput`` they can also be indexed by
-field name (``result["runs"][0]["test"]``), which keeps scripts written against the JSON files working unchanged.
+Results (a fine-tuning run, a study unit, a summary) are dataclasses whose fields are the schema, instead of
+nested dicts whose shape lives in the code that reads them. Like transformers' ``ModelOutput`` they can also
+be indexed by field name (``result["runs"][0]["test"]``), which keeps scripts written against the JSON files
+working unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from .config_io import from_dict, to_dict
 
 
 class Record:
-    """Base of every result dataclass: ``to_dict`` / ``from_dict`` / ``write_json`` / ``read_json``, ``record[name]``."""
+    """Base of every result dataclass: ``to_dict`` / ``from_dict`` / ``write_json`` / ``read_json``,
+    ``record[name]``."""
 
     def to_dict(self) -> dict:
         return to_dict(self)

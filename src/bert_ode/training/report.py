@@ -67,15 +67,19 @@ def _stats_by_steps(tables: list[dict[str, float | None]]) -> dict[str, Stats]:
 
 
 def _test_by_steps(runs: list, metric: str) -> dict[str, Stats]:
-    return _stats_by_steps([{s: scores[metric] for s, scores in r.finetune.by_ode_steps.items()}
-                            for r in runs])
+    return _stats_by_steps(
+        [{s: scores[metric] for s, scores in r.finetune.by_ode_steps.items()} for r in runs]
+    )
 
 
 def pretrain_summary(runs: list[PretrainUnit], metric: str) -> PretrainSummary:
     first = runs[0]
     return PretrainSummary(
-        model_overrides=first.model_overrides, compute_match=first.compute_match, parameters=first.parameters,
-        seeds=[r.seed for r in runs], tokens=first.tokens,
+        model_overrides=first.model_overrides,
+        compute_match=first.compute_match,
+        parameters=first.parameters,
+        seeds=[r.seed for r in runs],
+        tokens=first.tokens,
         val_loss=seed_stats([r.val_loss for r in runs]),
         val_ppl=seed_stats([r.val_ppl for r in runs]),
         test=seed_stats([r.finetune.test[metric] for r in runs]),
@@ -84,8 +88,9 @@ def pretrain_summary(runs: list[PretrainUnit], metric: str) -> PretrainSummary:
         tokens_per_second=seed_stats([r.tokens_per_second for r in runs]),
         train_flops=seed_stats([r.train_flops for r in runs]),
         nfe_per_forward=seed_stats([r.nfe_per_forward for r in runs]),
-        mlm_by_ode_steps=_stats_by_steps([{s: e.val_loss for s, e in r.mlm_by_ode_steps.items()}
-                                          for r in runs]),
+        mlm_by_ode_steps=_stats_by_steps(
+            [{s: e.val_loss for s, e in r.mlm_by_ode_steps.items()} for r in runs]
+        ),
         test_by_ode_steps=_test_by_steps(runs, metric),
     )
 
@@ -93,7 +98,9 @@ def pretrain_summary(runs: list[PretrainUnit], metric: str) -> PretrainSummary:
 def warm_summary(runs: list[WarmUnit], metric: str) -> WarmSummary:
     first = runs[0]
     return WarmSummary(
-        model_overrides=first.model_overrides, parameters=first.parameters, seeds=[r.seed for r in runs],
+        model_overrides=first.model_overrides,
+        parameters=first.parameters,
+        seeds=[r.seed for r in runs],
         test=seed_stats([r.finetune.test[metric] for r in runs]),
         validation=seed_stats([r.finetune.validation[metric] for r in runs]),
         test_by_ode_steps=_test_by_steps(runs, metric),
@@ -156,8 +163,15 @@ def summarize_study(records: list[UnitRecord], config: StudyConfig) -> StudySumm
 # ------------------------------------------------------------------------------------------------------------
 
 
-def write_report(records: list[UnitRecord], config: StudyConfig, report_dir: Path, command: str,
-                 machine: dict, wall_seconds: float, failures: list[dict] | None = None) -> Path:
+def write_report(
+    records: list[UnitRecord],
+    config: StudyConfig,
+    report_dir: Path,
+    command: str,
+    machine: dict,
+    wall_seconds: float,
+    failures: list[dict] | None = None,
+) -> Path:
     """Writes ``results.json``, the plots and ``report.md`` into ``report_dir``; returns the last one."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)

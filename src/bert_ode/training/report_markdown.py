@@ -29,8 +29,11 @@ def _describe(overrides: dict) -> str:
 
 def _ode_variants(summary: StudySummary, config: StudyConfig) -> dict[str, PretrainSummary]:
     """The variants judged against BERT at equal parameters: all but the baseline and the compute matches."""
-    return {name: row for name, row in summary.pretrain.items()
-            if name != config.baseline and not row.compute_match}
+    return {
+        name: row
+        for name, row in summary.pretrain.items()
+        if name != config.baseline and not row.compute_match
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -44,14 +47,19 @@ def _verdict_sentences(summary: StudySummary, config: StudyConfig) -> list[str]:
     by_test: dict[str, list[str]] = {}
     for name, row in _ode_variants(summary, config).items():
         by_loss.setdefault(row.verdict_val_loss, []).append(
-            f"`{name}` ({mean_std(row.val_loss)}, {_mean(row.nfe_per_forward):.0f} evaluations per forward)")
+            f"`{name}` ({mean_std(row.val_loss)}, {_mean(row.nfe_per_forward):.0f} evaluations per forward)"
+        )
         by_test.setdefault(row.verdict_test, []).append(f"`{name}` ({mean_std(row.test)})")
     for verdict_name, entries in sorted(by_loss.items()):
-        lines.append(f"- Equal parameters, equal tokens, MLM loss — **{verdict_name}** against BERT: "
-                     f"{', '.join(entries)}.")
+        lines.append(
+            f"- Equal parameters, equal tokens, MLM loss — **{verdict_name}** against BERT: "
+            f"{', '.join(entries)}."
+        )
     for verdict_name, entries in sorted(by_test.items()):
-        lines.append(f"- Equal parameters, downstream test {metric} — **{verdict_name}** against BERT: "
-                     f"{', '.join(entries)}.")
+        lines.append(
+            f"- Equal parameters, downstream test {metric} — **{verdict_name}** against BERT: "
+            f"{', '.join(entries)}."
+        )
     return lines
 
 
@@ -74,8 +82,10 @@ def _warm_sentence(summary: StudySummary) -> list[str]:
         return []
     (first, bert), *others = summary.warm.items()
     conversions = "; ".join(f"`{name}` {mean_std(row.test)} (**{row.verdict_test}**)" for name, row in others)
-    return [f"- Warm start from the pretrained BERT: `{first}` (the BERT itself) reaches test "
-            f"{summary.metric} {mean_std(bert.test)}; {conversions}."]
+    return [
+        f"- Warm start from the pretrained BERT: `{first}` (the BERT itself) reaches test "
+        f"{summary.metric} {mean_std(bert.test)}; {conversions}."
+    ]
 
 
 def _elasticity_sentence(summary: StudySummary) -> list[str]:
@@ -85,8 +95,9 @@ def _elasticity_sentence(summary: StudySummary) -> list[str]:
         trained = str(row.model_overrides.get("ode_steps", 1))
         if len(by_steps) > 1 and trained in by_steps:
             others = [f"{s} steps {by_steps[s].mean:.3f}" for s in by_steps if s != trained]
-            entries.append(f"`{name}` (trained {trained}: {by_steps[trained].mean:.3f}; "
-                           + ", ".join(others) + ")")
+            entries.append(
+                f"`{name}` (trained {trained}: {by_steps[trained].mean:.3f}; " + ", ".join(others) + ")"
+            )
     if not entries:
         return []
     return ["- Depth elasticity (validation MLM loss at other step counts): " + "; ".join(entries) + "."]
@@ -139,31 +150,57 @@ def _header(config: StudyConfig, command: str, machine: dict, wall_seconds: floa
 
 def _summary_section(summary: StudySummary, config: StudyConfig, failures: list[dict]) -> list[str]:
     return [
-        "## Summary", "",
+        "## Summary",
+        "",
         *plain_summary(summary, config),
-        *[f"- **Failed** (not in the tables; re-running the study retries it): `{f['variant']}` "
-          f"seed {f['seed']}: {f['error']}" for f in failures],
+        *[
+            f"- **Failed** (not in the tables; re-running the study retries it): `{f['variant']}` "
+            f"seed {f['seed']}: {f['error']}"
+            for f in failures
+        ],
     ]
 
 
 def _pretrain_table(summary: StudySummary, config: StudyConfig) -> list[str]:
     metric = summary.metric
-    header = ["variant", "model", "params", "val MLM loss", "val ppl", f"test {metric}", "train s",
-              "tokens/s", "train FLOPs", "NFE/forward", "vs BERT (loss / test)", "paired Δ loss",
-              f"paired Δ {metric}"]
+    header = [
+        "variant",
+        "model",
+        "params",
+        "val MLM loss",
+        "val ppl",
+        f"test {metric}",
+        "train s",
+        "tokens/s",
+        "train FLOPs",
+        "NFE/forward",
+        "vs BERT (loss / test)",
+        "paired Δ loss",
+        f"paired Δ {metric}",
+    ]
     rows = []
     for name, row in summary.pretrain.items():
         versus = "baseline" if name == config.baseline else f"{row.verdict_val_loss} / {row.verdict_test}"
         if row.compute_match:
             versus += f" (compute match for `{row.compute_match}`)"
         flops = f"{row.train_flops.mean:.2e}" if row.train_flops is not None else "-"
-        rows.append([
-            f"`{name}`", _describe(row.model_overrides), f"{row.parameters / 1e6:.2f}M",
-            mean_std(row.val_loss), mean_std(row.val_ppl, 1), mean_std(row.test),
-            mean_std(row.train_seconds, 0), mean_std(row.tokens_per_second, 0), flops,
-            mean_std(row.nfe_per_forward, 1), versus,
-            mean_std(row.paired_delta_val_loss), mean_std(row.paired_delta_test),
-        ])
+        rows.append(
+            [
+                f"`{name}`",
+                _describe(row.model_overrides),
+                f"{row.parameters / 1e6:.2f}M",
+                mean_std(row.val_loss),
+                mean_std(row.val_ppl, 1),
+                mean_std(row.test),
+                mean_std(row.train_seconds, 0),
+                mean_std(row.tokens_per_second, 0),
+                flops,
+                mean_std(row.nfe_per_forward, 1),
+                versus,
+                mean_std(row.paired_delta_val_loss),
+                mean_std(row.paired_delta_test),
+            ]
+        )
     return ["## Pretraining (equal parameters and equal compute)", "", *markdown.table(header, rows)]
 
 
@@ -171,8 +208,10 @@ def _steps_table(rows: dict[str, dict[str, Stats]]) -> list[str]:
     """A variant x step-count table of figures over seeds."""
     steps = sorted({s for by_steps in rows.values() for s in by_steps}, key=int)
     header = ["variant", *[f"{s} step(s)" for s in steps]]
-    cells = [[f"`{name}`", *[mean_std(by_steps[s]) if s in by_steps else "-" for s in steps]]
-             for name, by_steps in rows.items()]
+    cells = [
+        [f"`{name}`", *[mean_std(by_steps[s]) if s in by_steps else "-" for s in steps]]
+        for name, by_steps in rows.items()
+    ]
     return markdown.table(header, cells)
 
 
@@ -180,9 +219,13 @@ def _elasticity_tables(summary: StudySummary) -> list[str]:
     if not any(row.mlm_by_ode_steps for row in summary.pretrain.values()):
         return []
     return [
-        "", "## Depth elasticity: validation MLM loss with other step counts", "",
+        "",
+        "## Depth elasticity: validation MLM loss with other step counts",
+        "",
         *_steps_table({name: row.mlm_by_ode_steps for name, row in summary.pretrain.items()}),
-        "", f"Downstream test {summary.metric} with other step counts (the fine-tuned model, re-scored):", "",
+        "",
+        f"Downstream test {summary.metric} with other step counts (the fine-tuned model, re-scored):",
+        "",
         *_steps_table({name: row.test_by_ode_steps for name, row in summary.pretrain.items()}),
     ]
 
@@ -192,33 +235,64 @@ def _warm_table(summary: StudySummary) -> list[str]:
         return []
     metric = summary.metric
     header = ["variant", "conversion", "params", f"validation {metric}", f"test {metric}", "vs the BERT"]
-    rows = [[f"`{name}`", _describe(row.model_overrides), f"{row.parameters / 1e6:.2f}M",
-             mean_std(row.validation), mean_std(row.test), "baseline" if i == 0 else str(row.verdict_test)]
-            for i, (name, row) in enumerate(summary.warm.items())]
-    return ["", "## Warm start from a pretrained BERT (no pretraining here)", "",
-            *markdown.table(header, rows)]
+    rows = [
+        [
+            f"`{name}`",
+            _describe(row.model_overrides),
+            f"{row.parameters / 1e6:.2f}M",
+            mean_std(row.validation),
+            mean_std(row.test),
+            "baseline" if i == 0 else str(row.verdict_test),
+        ]
+        for i, (name, row) in enumerate(summary.warm.items())
+    ]
+    return [
+        "",
+        "## Warm start from a pretrained BERT (no pretraining here)",
+        "",
+        *markdown.table(header, rows),
+    ]
 
 
 def _reproduce(command: str) -> list[str]:
     return [
-        "", "## Reproduce", "", "```bash", command, "```", "",
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
         "Inputs: `study.yaml` (the study) and `pretrain_config.yaml` (the shared recipe) in this folder; "
         "every record, curve and figure above is in `results.json`. FLOPs are counted with "
         "`torch.utils.flop_counter` on one training step (forward + backward, masked-position MLM head) of "
-        "the final model, times the tokens seen.", "",
+        "the final model, times the tokens seen.",
+        "",
     ]
 
 
-def report_markdown(summary: StudySummary, config: StudyConfig, plots: list[str], command: str, machine: dict,
-                    wall_seconds: float, failures: list[dict]) -> str:
+def report_markdown(
+    summary: StudySummary,
+    config: StudyConfig,
+    plots: list[str],
+    command: str,
+    machine: dict,
+    wall_seconds: float,
+    failures: list[dict],
+) -> str:
     """The whole ``report.md``."""
     lines = [
-        *_header(config, command, machine, wall_seconds), "",
-        *_summary_section(summary, config, failures), "",
+        *_header(config, command, machine, wall_seconds),
+        "",
+        *_summary_section(summary, config, failures),
+        "",
         *_pretrain_table(summary, config),
         *_elasticity_tables(summary),
         *_warm_table(summary),
-        "", "## Plots", "", *[f"![{p}]({p})" for p in plots],
+        "",
+        "## Plots",
+        "",
+        *[f"![{p}]({p})" for p in plots],
         *_reproduce(command),
     ]
     return "\n".join(lines)

@@ -44,8 +44,9 @@ def _mean_curve(runs: list[list[CurvePoint]], x_of: Callable[[CurvePoint], float
     return xs, means, lows, highs
 
 
-def _loss_curves(curves: Curves, x_of: dict[str, Callable[[CurvePoint], float]], xlabel: str,
-                 log_x: bool) -> Figure:
+def _loss_curves(
+    curves: Curves, x_of: dict[str, Callable[[CurvePoint], float]], xlabel: str, log_x: bool
+) -> Figure:
     """Validation loss against ``x_of[variant]`` of each evaluation, for the variants in ``x_of``."""
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
@@ -53,7 +54,7 @@ def _loss_curves(curves: Curves, x_of: dict[str, Callable[[CurvePoint], float]],
         if name not in x_of:
             continue
         xs, means, lows, highs = _mean_curve(runs, x_of[name])
-        line, = ax.plot(xs, means, marker="o", markersize=3, label=name)
+        (line,) = ax.plot(xs, means, marker="o", markersize=3, label=name)
         ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("validation MLM loss")
@@ -73,8 +74,11 @@ def plot_loss_vs_tokens(curves: Curves, report_dir: Path) -> str:
 
 def plot_loss_vs_flops(curves: Curves, summary: StudySummary, report_dir: Path) -> str:
     # Training FLOPs at an evaluation: its tokens times the run's counted FLOPs per token.
-    per_token = {name: row.train_flops.mean / max(row.tokens, 1) for name, row in summary.pretrain.items()
-                 if row.train_flops is not None and row.train_flops.mean}
+    per_token = {
+        name: row.train_flops.mean / max(row.tokens, 1)
+        for name, row in summary.pretrain.items()
+        if row.train_flops is not None and row.train_flops.mean
+    }
     x_of = {name: (lambda point, scale=scale: point.tokens * scale) for name, scale in per_token.items()}
     fig = _loss_curves(curves, x_of, "training FLOPs (forward + backward, counted)", log_x=True)
     return _save(fig, report_dir, "val_loss_vs_flops.png")
@@ -91,8 +95,9 @@ def plot_downstream(records: list[UnitRecord], summary: StudySummary, report_dir
     fig = Figure(figsize=(max(6, 0.8 * len(columns) + 2), 4.5))
     ax = fig.subplots()
     for i, (record_type, name, row) in enumerate(columns):
-        values = [r.finetune.test[metric] for r in records
-                  if isinstance(r, record_type) and r.variant == name]
+        values = [
+            r.finetune.test[metric] for r in records if isinstance(r, record_type) and r.variant == name
+        ]
         color = "tab:blue" if record_type is PretrainUnit else "tab:orange"
         ax.scatter([i] * len(values), values, color=color, alpha=0.5, s=18)
         if row.test is not None:
@@ -100,24 +105,34 @@ def plot_downstream(records: list[UnitRecord], summary: StudySummary, report_dir
     ax.set_xticks(range(len(columns)))
     ax.set_xticklabels([name for _, name, _ in columns], rotation=35, ha="right", fontsize=8)
     ax.set_ylabel(f"test {metric}")
-    ax.set_title(f"Downstream test {metric} per variant (dots: seeds; diamond: mean ± std)\n"
-                 "blue: pretrained here; orange: warm start from a pretrained BERT", fontsize=9)
+    ax.set_title(
+        f"Downstream test {metric} per variant (dots: seeds; diamond: mean ± std)\n"
+        "blue: pretrained here; orange: warm start from a pretrained BERT",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, report_dir, "downstream.png")
 
 
 def plot_elasticity(summary: StudySummary, report_dir: Path) -> str | None:
     """Validation loss of each model evaluated with other step counts than it trained with."""
-    elastic = {name: row.mlm_by_ode_steps for name, row in summary.pretrain.items()
-               if len(row.mlm_by_ode_steps) > 1}
+    elastic = {
+        name: row.mlm_by_ode_steps for name, row in summary.pretrain.items() if len(row.mlm_by_ode_steps) > 1
+    }
     if not elastic:
         return None
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     for name, by_steps in elastic.items():
         steps = sorted(by_steps, key=int)
-        ax.errorbar([int(s) for s in steps], [by_steps[s].mean for s in steps],
-                    yerr=[by_steps[s].std for s in steps], marker="o", capsize=3, label=name)
+        ax.errorbar(
+            [int(s) for s in steps],
+            [by_steps[s].mean for s in steps],
+            yerr=[by_steps[s].std for s in steps],
+            marker="o",
+            capsize=3,
+            label=name,
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("ode_steps at evaluation")
     ax.set_ylabel("validation MLM loss")

@@ -117,10 +117,15 @@ class StudyConfig:
         for variant in self.variants:  # every pretraining run's config
             load_config(self.pretrain, self.run_overrides(variant, seed=self.seeds[0], output_dir="unused"))
         self._check_finetune()
-        if self.warm_start is not None and self.warm_start.checkpoint not in WARM_START_SOURCES \
-                and not Path(self.warm_start.checkpoint).exists():
-            raise ValueError(f"warm_start.checkpoint={self.warm_start.checkpoint!r} is neither "
-                             f"{', '.join(WARM_START_SOURCES)} nor an existing checkpoint path")
+        if (
+            self.warm_start is not None
+            and self.warm_start.checkpoint not in WARM_START_SOURCES
+            and not Path(self.warm_start.checkpoint).exists()
+        ):
+            raise ValueError(
+                f"warm_start.checkpoint={self.warm_start.checkpoint!r} is neither "
+                f"{', '.join(WARM_START_SOURCES)} nor an existing checkpoint path"
+            )
 
     def _check_variants(self) -> None:
         names = [variant.name for variant in self.variants]
@@ -132,8 +137,9 @@ class StudyConfig:
             raise ValueError(f"baseline={self.baseline!r} is not one of the variants {names}")
         for variant in self.variants:
             if variant.compute_match is not None and variant.compute_match not in names:
-                raise ValueError(f"variant {variant.name!r}: compute_match={variant.compute_match!r} "
-                                 "is not a variant")
+                raise ValueError(
+                    f"variant {variant.name!r}: compute_match={variant.compute_match!r} is not a variant"
+                )
 
     def _check_finetune(self) -> None:
         sections = [("finetune", self.finetune)]
@@ -180,9 +186,11 @@ def _study_path(name_or_path: str | os.PathLike) -> Path:
         return path
     path = PRESET_DIR / f"compare-{name}.yaml"
     if not path.is_file():
-        presets = sorted(p.stem[len("compare-"):] for p in PRESET_DIR.glob("compare-*.yaml"))
-        raise FileNotFoundError(f"study {name!r} not found: not a file, and not a preset "
-                                f"(presets: {', '.join(presets)}; files configs/compare-<preset>.yaml)")
+        presets = sorted(p.stem[len("compare-") :] for p in PRESET_DIR.glob("compare-*.yaml"))
+        raise FileNotFoundError(
+            f"study {name!r} not found: not a file, and not a preset "
+            f"(presets: {', '.join(presets)}; files configs/compare-<preset>.yaml)"
+        )
     return path
 
 

@@ -45,13 +45,15 @@ class FinetuneScores(Record):
     def of(cls, results) -> FinetuneScores:
         """From the results of ``finetune`` with one seed."""
         run = results["runs"][0]
-        return cls.from_dict({
-            "main_metric": results["main_metric"],
-            "validation": run["validation"],
-            "test": run["test"],
-            "by_ode_steps": {str(steps): scores["test"] for steps, scores in run["by_ode_steps"].items()},
-            "finetune_seconds": run["train_seconds"],
-        })
+        return cls.from_dict(
+            {
+                "main_metric": results["main_metric"],
+                "validation": run["validation"],
+                "test": run["test"],
+                "by_ode_steps": {str(steps): scores["test"] for steps, scores in run["by_ode_steps"].items()},
+                "finetune_seconds": run["train_seconds"],
+            }
+        )
 
 
 @dataclass(kw_only=True)
@@ -173,6 +175,15 @@ class StudySummary(Record):
 
 
 __all__ = [
-    "CurvePoint", "EqualComputeVerdict", "FinetuneScores", "PretrainSummary", "PretrainUnit", "Scores",
-    "Stats", "StudySummary", "UnitRecord", "WarmSummary", "WarmUnit",
+    "CurvePoint",
+    "EqualComputeVerdict",
+    "FinetuneScores",
+    "PretrainSummary",
+    "PretrainUnit",
+    "Scores",
+    "Stats",
+    "StudySummary",
+    "UnitRecord",
+    "WarmSummary",
+    "WarmUnit",
 ]

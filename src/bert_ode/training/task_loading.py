@@ -1,8 +1,9 @@
-"""From a checkpoint and a task to what fine-tuning and evaluation run on: the model with its head, the tokenizer,
-the tokenized splits.
+"""From a checkpoint and a task to what fine-tuning and evaluation run on: the model with its head, the
+tokenizer, the tokenized splits.
 
 Every checkpoint, plain BERT (``model_type`` ``bert``) and BertOde alike, is loaded through
-``BertOdeForSequenceClassification.from_bert``: a BERT baseline is the euler BertOde, run by the very same code.
+``BertOdeForSequenceClassification.from_bert``: a BERT baseline is the euler BertOde, run by the very same
+code.
 """
 
 from __future__ import annotations
@@ -67,18 +68,27 @@ def _replace_head(model: BertOdeForSequenceClassification, spec: TaskSpec) -> No
         setattr(model.config, key, value)
 
 
-def load_model_for_task(checkpoint, spec: TaskSpec, ode_overrides: dict | None = None, *, reinit_head: bool = False,
-                        require_head: bool = False) -> BertOdeForSequenceClassification:
-    """A ``BertOdeForSequenceClassification`` for ``spec`` from any BERT / BertOde checkpoint, through ``from_bert``.
+def load_model_for_task(
+    checkpoint,
+    spec: TaskSpec,
+    ode_overrides: dict | None = None,
+    *,
+    reinit_head: bool = False,
+    require_head: bool = False,
+) -> BertOdeForSequenceClassification:
+    """A ``BertOdeForSequenceClassification`` for ``spec`` from any BERT / BertOde checkpoint, through
+    ``from_bert``.
 
-    A checkpoint without a sequence-classification head gets a fresh one of the task's size. One with a head must
-    match the task's number of labels (or ``reinit_head`` replaces it). ``require_head`` (evaluation) refuses a
-    checkpoint with no fine-tuned head.
+    A checkpoint without a sequence-classification head gets a fresh one of the task's size. One with a head
+    must match the task's number of labels (or ``reinit_head`` replaces it). ``require_head`` (evaluation)
+    refuses a checkpoint with no fine-tuned head.
     """
     overrides = dict(ode_overrides or {})
     config_dict = checkpoint_config(checkpoint)
     head = _head_size(config_dict)
-    name = repr(str(checkpoint)) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint_name(checkpoint)
+    name = (
+        repr(str(checkpoint)) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint_name(checkpoint)
+    )
     if head is None and require_head:
         raise ValueError(
             f"checkpoint {name} has no fine-tuned sequence-classification head (architectures: "
@@ -87,8 +97,9 @@ def load_model_for_task(checkpoint, spec: TaskSpec, ode_overrides: dict | None =
     if head is not None and head != spec.num_labels:
         if not reinit_head:
             raise ValueError(
-                f"checkpoint {name} has a classification head with {head} label(s) but task {spec.name!r} has "
-                f"{spec.num_labels} ({'regression' if spec.is_regression else 'classes'}); use a checkpoint "
+                f"checkpoint {name} has a classification head with {head} label(s) but task {spec.name!r} "
+                f"has {spec.num_labels} ({'regression' if spec.is_regression else 'classes'}); use a "
+                "checkpoint "
                 "fine-tuned for this task, or reinit_head=True (--reinit-head) to train a fresh head"
             )
         model = BertOdeForSequenceClassification.from_bert(checkpoint, **overrides)
@@ -107,8 +118,9 @@ def load_task_tokenizer(source) -> PreTrainedTokenizerBase:
         raise ValueError(f"{error}; pass the tokenizer's location (tokenizer= / --tokenizer)") from error
 
 
-def tokenize_splits(task: TaskData, tokenizer, max_seq_length: int, splits: Sequence[str] | None = None,
-                    progress: bool = True) -> dict:
+def tokenize_splits(
+    task: TaskData, tokenizer, max_seq_length: int, splits: Sequence[str] | None = None, progress: bool = True
+) -> dict:
     """``{split: Dataset}`` of ``input_ids``, ``attention_mask``, ``token_type_ids``, ``labels``, unpadded."""
 
     def encode(batch):
@@ -123,7 +135,9 @@ def tokenize_splits(task: TaskData, tokenizer, max_seq_length: int, splits: Sequ
         for split in splits or list(task.splits):
             dataset = task[split]
             text_columns = [c for c in dataset.column_names if c != "label"]
-            encoded = dataset.map(encode, batched=True, remove_columns=text_columns, desc=f"tokenizing {split}")
+            encoded = dataset.map(
+                encode, batched=True, remove_columns=text_columns, desc=f"tokenizing {split}"
+            )
             result[split] = encoded.rename_column("label", "labels")
     finally:
         if bars_were_on:
