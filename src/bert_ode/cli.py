@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import sys
 import typing
+from functools import partial
 
 from transformers import HfArgumentParser
 
@@ -101,16 +102,6 @@ def _add_checkpoint_command(parser, config_class, run, checkpoint_help: str, set
     parser.set_defaults(handler=lambda args: run(args, names))
 
 
-def _add_finetune(parser) -> None:
-    _add_checkpoint_command(
-        parser,
-        FinetuneConfig,
-        _run_finetune,
-        "BertOde or BERT checkpoint directory (or Hub name), with its tokenizer",
-        "--set ode_method=heun --set ode_steps=2",
-    )
-
-
 def _run_finetune(args, names: list[str]) -> None:
     config = FinetuneConfig(
         checkpoint=args.checkpoint, ode_overrides=parse_assignments(args.overrides), **_options(args, names)
@@ -125,16 +116,6 @@ def _run_finetune(args, names: list[str]) -> None:
         )
     if config.output_dir is not None:
         print(f"results: {config.output_dir}/results.md, {config.output_dir}/results.json")
-
-
-def _add_evaluate(parser) -> None:
-    _add_checkpoint_command(
-        parser,
-        EvaluateConfig,
-        _run_evaluate,
-        "fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)",
-        "--set ode_method=rk4",
-    )
 
 
 def _run_evaluate(args, names: list[str]) -> None:
@@ -211,7 +192,13 @@ COMMANDS = {
         "the source's tokenizer. With no ODE options the result computes exactly what BERT computes.",
     ),
     "finetune": (
-        _add_finetune,
+        partial(
+            _add_checkpoint_command,
+            config_class=FinetuneConfig,
+            run=_run_finetune,
+            checkpoint_help="BertOde or BERT checkpoint directory (or Hub name), with its tokenizer",
+            set_example="--set ode_method=heun --set ode_steps=2",
+        ),
         "fine-tune a BertOde or plain BERT checkpoint on a downstream task over several seeds",
         "Fine-tunes any BERT / BertOde checkpoint (both through the same code) on a task: the built-in BBC "
         "News topic task by default, a GLUE task, or local CSV/JSONL files. Best checkpoint selected on the "
@@ -219,7 +206,13 @@ COMMANDS = {
         "OUTPUT_DIR/results.json and results.md.",
     ),
     "evaluate": (
-        _add_evaluate,
+        partial(
+            _add_checkpoint_command,
+            config_class=EvaluateConfig,
+            run=_run_evaluate,
+            checkpoint_help="fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)",
+            set_example="--set ode_method=rk4",
+        ),
         "score a fine-tuned BertOde or BERT checkpoint on a task split, optionally with other ode_steps",
         "Loads a checkpoint with a sequence-classification head (BertOde or plain BERT, through the same "
         "code) and reports the task's metrics and function evaluations for each --ode-steps.",

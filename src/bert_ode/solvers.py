@@ -14,6 +14,7 @@ The libraries are optional, so each adapter imports its library inside ``try`` i
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -213,6 +214,14 @@ def token_mask_from_attention_mask(attention_mask, batch: int, seq: int) -> torc
     return mask
 
 
+def _optional_library(name: str):
+    """The solver library ``name`` (torchdiffeq, torchode), imported when its backend first runs."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise ImportError(f"ode_backend={name!r} needs {name}: pip install {name}") from error
+
+
 # ------------------------------------------------------------------------------------------------------------
 # torchdiffeq: batch-coupled steps (one RMS error norm over the whole batch).
 # ------------------------------------------------------------------------------------------------------------
@@ -221,10 +230,7 @@ def token_mask_from_attention_mask(attention_mask, batch: int, seq: int) -> torc
 def _solve_torchdiffeq(
     problem: OdeProblem, settings: SolverSettings, name: str
 ) -> tuple[torch.Tensor, SolverStats]:
-    try:
-        import torchdiffeq
-    except ImportError as error:
-        raise ImportError("ode_backend='torchdiffeq' needs torchdiffeq: pip install torchdiffeq") from error
+    torchdiffeq = _optional_library("torchdiffeq")
     counter, adaptive, y0 = _counting(problem, settings), settings.adaptive, problem.y0
     t = torch.tensor([0.0, problem.t1], dtype=y0.dtype, device=y0.device)
     # Fixed steps on an explicit grid: torchdiffeq's step_size grid can add a zero-length step from rounding.
@@ -290,10 +296,7 @@ class _AdaptiveAdjointCountingField(_AdjointCountingField):
 def _solve_torchode(
     problem: OdeProblem, settings: SolverSettings, name: str
 ) -> tuple[torch.Tensor, SolverStats]:
-    try:
-        import torchode
-    except ImportError as error:
-        raise ImportError("ode_backend='torchode' needs torchode: pip install torchode") from error
+    torchode = _optional_library("torchode")
     counter, y0 = _counting(problem, settings), problem.y0
     shape, batch = y0.shape, y0.shape[0]
 

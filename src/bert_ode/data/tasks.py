@@ -178,36 +178,47 @@ def load_task(
         validation_fraction, test_fraction: the shares carved out when a split has no file of its own.
         max_train_examples, max_eval_examples: deterministic subsamples (for quick runs).
     """
-    task = BUILTIN_TASK if task is None else task
-    name = str(task)
-    if name == BUILTIN_TASK and data_dir is None and data_files is None:
-        splits, spec, source = _load_bbc_news(split_seed, validation_fraction, test_fraction)
-    elif _canonical(name) in GLUE_TASKS:
-        splits, spec, source = _load_glue(
-            GLUE_TASKS[_canonical(name)], data_dir, split_seed, validation_fraction
-        )
-    elif data_files is not None or data_dir is not None or Path(name).exists():
-        files = data_files if data_files is not None else (data_dir if data_dir is not None else name)
-        stem = Path(name).stem if Path(name).exists() else name
-        splits, spec, source = _load_local(
-            stem,
-            files,
-            text_column,
-            text_pair_column,
-            label_column,
-            regression,
-            split_seed,
-            validation_fraction,
-            test_fraction,
-        )
-    else:
-        raise ValueError(
-            f"unknown task {name!r}: expected one of {', '.join(task_names())}, or a path to a CSV / TSV / "
-            "JSON(L) / "
-            "Parquet file or directory (or data_files=...)"
-        )
+    name = BUILTIN_TASK if task is None else str(task)
+    split = _SplitRule(split_seed, validation_fraction, test_fraction)
+    local = _LocalColumns(text_column, text_pair_column, label_column, regression)
+    splits, spec, source = _load_splits(name, data_dir, data_files, local, split)
     splits = _subsample(splits, max_train_examples, max_eval_examples, split_seed)
     return TaskData(spec=spec, splits=splits, source=source)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SplitRule:
+    """How splits a task does not ship are carved out: deterministically, by ``seed``."""
+
+    seed: int
+    validation_fraction: float
+    test_fraction: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _LocalColumns:
+    """Which columns of a local task hold the text(s) and the label, and whether the label is a number."""
+
+    text_column: str | None
+    text_pair_column: str | None
+    label_column: str
+    regression: bool | None
+
+
+def _load_splits(name: str, data_dir, data_files, local: _LocalColumns, split: _SplitRule):
+    """``(splits, spec, source)`` of the built-in task, a GLUE task or a local one."""
+    if name == BUILTIN_TASK and data_dir is None and data_files is None:
+        return _load_bbc_news(split.seed, split.validation_fraction, split.test_fraction)
+    if _canonical(name) in GLUE_TASKS:
+        return _load_glue(GLUE_TASKS[_canonical(name)], data_dir, split.seed, split.validation_fraction)
+    if data_files is not None or data_dir is not None or Path(name).exists():
+        files = data_files if data_files is not None else (data_dir if data_dir is not None else name)
+        stem = Path(name).stem if Path(name).exists() else name
+        return _load_local(stem, files, local, split)
+    raise ValueError(
+        f"unknown task {name!r}: expected one of {', '.join(task_names())}, or a path to a CSV / TSV / "
+        "JSON(L) / Parquet file or directory (or data_files=...)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -315,17 +326,8 @@ def _read_glue_from_dir(spec: TaskSpec, directory: Path, eval_split: str) -> tup
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _load_local(
-    name,
-    files,
-    text_column,
-    text_pair_column,
-    label_column,
-    regression,
-    split_seed,
-    validation_fraction,
-    test_fraction,
-):
+def _load_local(name, files, local: _LocalColumns, split: _SplitRule):
+    label_column = local.label_column
     split_files = _local_split_files(name, files)
     source = ", ".join(f"{split}: {', '.join(map(str, paths))}" for split, paths in split_files.items())
     raw = {split: _read_files(paths) for split, paths in split_files.items()}
@@ -336,13 +338,18 @@ def _load_local(
             f"label column {label_column!r} not found in {source}; its columns are {sorted(columns)} "
             "(choose one with label_column= / --label-column)"
         )
-    text_column, text_pair_column = _default_text_columns(columns, text_column, text_pair_column, source)
+    text_column, text_pair_column = _default_text_columns(
+        columns, local.text_column, local.text_pair_column, source
+    )
     text_columns = (text_column,) if text_pair_column is None else (text_column, text_pair_column)
     probe = TaskSpec(name, text_columns, 2, ("accuracy",), "accuracy", label_column=label_column)
     raw = {split: _select_columns(data, probe, f"{source} ({split})") for split, data in raw.items()}
 
-    spec, raw = _infer_labels(probe, raw, regression, source)
-    return _local_splits(raw, spec, source, split_seed, validation_fraction, test_fraction), spec, source
+    spec, raw = _infer_labels(probe, raw, local.regression, source)
+    local_splits = _local_splits(
+        raw, spec, source, split.seed, split.validation_fraction, split.test_fraction
+    )
+    return local_splits, spec, source
 
 
 def _local_split_files(name, files) -> dict[str, list[Path]]:

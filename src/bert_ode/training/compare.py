@@ -102,6 +102,11 @@ def read_curve(log_csv: Path) -> list[CurvePoint]:
 # ------------------------------------------------------------------------------------------------------------
 
 
+def _unit_identity(variant: Variant, seed: int) -> dict:
+    """The fields every unit record starts with: which model, which seed."""
+    return {"variant": variant.name, "seed": seed, "model_overrides": variant.model}
+
+
 class Study:
     """Runs the units of a study; one JSON record per finished unit under ``runs_dir/<name>/records``."""
 
@@ -162,9 +167,7 @@ class Study:
         tuned = self._finetune(str(result.final_dir), seed)
         return self._write(
             PretrainUnit(
-                variant=variant.name,
-                seed=seed,
-                model_overrides=variant.model,
+                **_unit_identity(variant, seed),
                 compute_match=variant.compute_match,
                 run_dir=str(run_dir),
                 parameters=parameters,
@@ -206,9 +209,7 @@ class Study:
         tuned = self._finetune(source, seed, warm=True, ode_overrides=variant.model)
         return self._write(
             WarmUnit(
-                variant=variant.name,
-                seed=seed,
-                model_overrides=variant.model,
+                **_unit_identity(variant, seed),
                 source=warm.checkpoint,
                 parameters=tuned["model"]["parameters"],
                 finetune=FinetuneScores.of(tuned),

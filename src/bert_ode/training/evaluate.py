@@ -45,16 +45,9 @@ def evaluate(
     max_length = min(config.max_seq_length, model.config.max_position_embeddings)
     encoded = tokenize_splits(task_data, tokenizer, max_length, [config.split], config.progress)
     steps = list(dict.fromkeys(config.ode_steps or [model.config.ode_steps]))
+    options = {"batch_size": config.batch_size, "bf16": config.bf16, "progress": config.progress}
     by_steps = score_by_ode_steps(
-        model,
-        encoded,
-        tokenizer,
-        task_data.spec,
-        steps,
-        batch_size=config.batch_size,
-        bf16=config.bf16,
-        progress=config.progress,
-        return_predictions=return_predictions,
+        model, encoded, tokenizer, task_data.spec, steps, return_predictions=return_predictions, **options
     )
     results = EvaluationResults(
         checkpoint=config.checkpoint,

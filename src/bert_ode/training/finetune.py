@@ -163,16 +163,8 @@ def _run_seed(config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, 
     trained_steps = model.config.ode_steps
     steps = dict.fromkeys([trained_steps, *config.eval_ode_steps])
     scored_splits = {"validation": encoded["validation"], "test": encoded["test"]}
-    by_steps = score_by_ode_steps(
-        model,
-        scored_splits,
-        tokenizer,
-        task.spec,
-        steps,
-        batch_size=config.eval_batch_size,
-        bf16=config.bf16,
-        progress=config.progress,
-    )
+    options = {"batch_size": config.eval_batch_size, "bf16": config.bf16, "progress": config.progress}
+    by_steps = score_by_ode_steps(model, scored_splits, tokenizer, task.spec, steps, **options)
     own = by_steps[str(trained_steps)]
     run = SeedRun(**training, validation=own["validation"], test=own["test"], by_ode_steps=by_steps)
     if config.save_models and config.output_dir is not None:

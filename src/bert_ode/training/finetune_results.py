@@ -7,7 +7,7 @@ plain mapping (:data:`Scores`), because which metrics it holds depends on the ta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from ..data.tasks import TaskData
@@ -67,17 +67,12 @@ class ModelDescription(Record):
 
     @classmethod
     def of(cls, model) -> ModelDescription:
-        config = model.config
+        # Every field but the class and the parameter count is the model config's field of that name.
+        from_config = [f.name for f in fields(cls) if f.name not in ("model_class", "parameters")]
         return cls(
             model_class=type(model).__name__,
-            ode_method=config.ode_method,
-            ode_steps=config.ode_steps,
-            ode_scope=config.ode_scope,
-            norm_position=config.norm_position,
-            splitting=config.splitting,
-            hidden_size=config.hidden_size,
-            num_hidden_layers=config.num_hidden_layers,
             parameters=sum(p.numel() for p in model.parameters()),
+            **{name: getattr(model.config, name) for name in from_config},
         )
 
     # ``class`` is a Python keyword, so the field has another name than the JSON key.

@@ -10,6 +10,7 @@ the uninterrupted run would have seen, whatever the number of processes.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import dataclass
@@ -29,17 +30,8 @@ def seed_for(*parts) -> int:
 
 def load_training_corpus(data: DataConfig) -> Corpus:
     """The corpus ``data`` describes, split into train and validation."""
-    return load_corpus(
-        files=data.files,
-        dataset=data.dataset,
-        dataset_config=data.dataset_config,
-        split=data.split,
-        streaming=data.streaming,
-        text_field=data.text_field,
-        builtin=data.builtin,
-        max_documents=data.max_documents,
-        validation_fraction=data.validation_fraction,
-    )
+    # The source fields of DataConfig are named as load_corpus's parameters.
+    return load_corpus(**{name: getattr(data, name) for name in inspect.signature(load_corpus).parameters})
 
 
 def train_run_tokenizer(config: PretrainConfig, directory: str | os.PathLike, corpus: Corpus):
