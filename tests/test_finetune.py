@@ -200,7 +200,7 @@ def test_glue_shaped_local_data_classification_and_regression(ode_checkpoint, tm
     assert set(results["runs"][0]["test"]) >= {"pearson", "spearman", "nfe"}
 
 
-def test_trainer_skips_solver_outputs_at_evaluation(ode_checkpoint, tokenizer):
+def test_trainer_skips_solver_outputs_at_evaluation(ode_checkpoint, tokenizer, tmp_path):
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     task = load_task(max_train_examples=8, max_eval_examples=8)
@@ -208,7 +208,9 @@ def test_trainer_skips_solver_outputs_at_evaluation(ode_checkpoint, tokenizer):
     encoded = tokenize_splits(task, tokenizer, 32, ["test"], progress=False)["test"]
     trainer = Trainer(
         model=model,
-        args=TrainingArguments(output_dir="unused", report_to="none", use_cpu=True, disable_tqdm=True),
+        args=TrainingArguments(
+            output_dir=str(tmp_path / "trainer"), report_to="none", use_cpu=True, disable_tqdm=True
+        ),
         data_collator=DataCollatorWithPadding(tokenizer),
     )
     output = trainer.predict(encoded)
