@@ -1,27 +1,33 @@
-"""Tokens per second of ``bert-ode pretrain``'s training step against a reference HuggingFace MLM pipeline.
+"""Tokens per second of ``bert-ode pretrain``'s training step against HuggingFace MLM pipelines.
 
-Both at the same size (hidden 256, 4 layers, 4 heads, intermediate 1024, vocab 8192, batch 32 x 128), in one
-process, timed interleaved (one step of each in turn), on real packed text from the built-in corpus:
+All pipelines at one size, in one process, timed interleaved (one step of each in turn), on real packed text
+from the built-in corpus:
 
-* reference: ``BertForMaskedLM`` (full-vocabulary head over every position),
-  ``DataCollatorForLanguageModeling`` and ``Trainer.training_step`` (fp32, AdamW) - what a HuggingFace user
-  writes first;
-* bert-ode: the step of ``bert_ode.training.pretrain`` - masking by ``MlmMasker``, ``SparseMlmLoss`` (MLM head
-  and loss on masked positions only), bf16 autocast where the CPU supports it, AdamW, gradient clipping.
+* ``hf fp32``: ``BertForMaskedLM`` (full-vocabulary head over every position),
+  ``DataCollatorForLanguageModeling`` and ``Trainer.training_step`` + AdamW - what a HuggingFace user writes
+  first;
+* ``hf bf16``: the same with ``TrainingArguments(bf16=True)`` (bf16 autocast) - what an informed user runs;
+* ``bert-ode <method> before``: ``PretrainLoop.train_step`` of ``bert_ode.training.pretrain`` as it ran before
+  the throughput work (eager, per-parameter AdamW);
+* ``bert-ode <method>``: the same step as ``bert-ode pretrain`` runs it now (compiled encoder, fused AdamW).
 
-Also prints the fraction of the machine's bf16 matmul ceiling reached (model FLOPs: 6 x matmul parameters x
-tokens for the encoder, plus attention, plus the MLM head on the positions each pipeline computes it for).
+The bf16 matmul ceiling (median GFLOP/s of a 2048^3 bf16 matmul) is measured in the same run, before and after
+the timed steps. Model FLOPs: 6 x matmul parameters x tokens for the encoder (times the scheme's evaluations),
+plus attention, plus the MLM head on the positions each pipeline computes it for.
 
-Usage: python benchmarks/bench_pretrain.py [--steps 12] [--threads 2] [--ceiling-gflops 860]
+Sizes: ``small`` (hidden 256, 4 layers, vocab 8192; the size of the throughput target) and ``tiny`` (hidden
+128, 2 layers, vocab 4096: the study's smoke recipe).
+
+Usage: python benchmarks/bench_pretrain.py [--size small|tiny] [--methods euler,heun] [--steps 12]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 import transformers
@@ -33,136 +39,168 @@ from transformers import (
     TrainingArguments,
 )
 
-from bert_ode import BertOdeConfig, BertOdeForMaskedLM
-from bert_ode.data import MlmMasker, load_builtin, pack_sequences, train_wordpiece
-from bert_ode.training.device import cpu_supports_bf16, resolve_attention
-from bert_ode.training.mlm_loss import SparseMlmLoss
+from bert_ode.tableaux import TABLEAUX
+from bert_ode.training.device import make_accelerator
+from bert_ode.training.pretrain import PretrainLoop, RunSetup
+from bert_ode.training.pretrain_config import PretrainConfig
 
-SIZE = dict(
-    hidden_size=256,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    intermediate_size=1024,
-    max_position_embeddings=128,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-)
+SIZES = {
+    "small": dict(
+        hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, vocab=8192
+    ),
+    "tiny": dict(
+        hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512, vocab=4096
+    ),
+}
 
 
-def train_flops(
-    layers: int, hidden: int, inter: int, seq: int, tokens: int, head_positions: int, vocab: int
-) -> float:
-    """Forward + backward FLOPs (3 x forward, 2 per multiply-add) of the encoder, attention and the MLM
-    head."""
+def train_flops(size: dict, seq: int, tokens: int, head_positions: float, evaluations: int) -> float:
+    """Forward + backward FLOPs (3 x forward, 2 per multiply-add) of the encoder, attention and MLM head."""
+    hidden, inter, layers = size["hidden_size"], size["intermediate_size"], size["num_hidden_layers"]
     per_token_layer = 2 * (4 * hidden * hidden + 2 * hidden * inter)  # QKV + output, FFN up + down
     attention = 2 * 2 * seq * hidden  # scores and weighted sum, per token per layer
-    head = 2 * (hidden * hidden + hidden * vocab)
-    forward = tokens * layers * (per_token_layer + attention) + head_positions * head
+    head = 2 * (hidden * hidden + hidden * size["vocab"])
+    forward = evaluations * tokens * layers * (per_token_layer + attention) + head_positions * head
     return 3 * forward
+
+
+def matmul_ceiling(repeats: int = 10) -> float:
+    """Median GFLOP/s of a 2048^3 bf16 matmul on this machine, now."""
+    a, b = torch.randn(2048, 2048, dtype=torch.bfloat16), torch.randn(2048, 2048, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * 2048**3 / statistics.median(times) / 1e9
+
+
+def hf_pipeline(setup: RunSetup, size: dict, args, bf16: bool, scratch: str):
+    """A step of the HuggingFace reference pipeline, and its model FLOPs per step."""
+    tokenizer, blocks = setup.data.tokenizer, setup.data.train_blocks
+    config = {k: v for k, v in size.items() if k != "vocab"}
+    torch.manual_seed(0)
+    model = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tokenizer), **config, max_position_embeddings=args.seq, attn_implementation="sdpa"
+        )
+    )
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+    trainer = Trainer(
+        model=model,
+        data_collator=collator,
+        args=TrainingArguments(
+            output_dir=scratch,
+            per_device_train_batch_size=args.batch,
+            learning_rate=1e-3,
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            max_grad_norm=1.0,
+            bf16=bf16,
+        ),
+    )
+    trainer.create_optimizer_and_scheduler(num_training_steps=1000)
+    trainer.current_gradient_accumulation_steps = 1  # normally set by Trainer.train()
+
+    def step(i: int) -> None:
+        rows = blocks[(i * args.batch) % (len(blocks) - args.batch) :][: args.batch]
+        # Trainer.train() runs the step in the prepared model's autocast; training_step alone does not.
+        with trainer.accelerator.autocast():
+            trainer.training_step(model, collator([{"input_ids": row} for row in rows]))
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad()
+
+    tokens = args.batch * args.seq
+    return step, train_flops(size, args.seq, tokens, tokens, 1)
+
+
+def bert_ode_pipeline(setup: RunSetup, size: dict, args, method: str, before: bool):
+    """A step of ``bert-ode pretrain`` (``PretrainLoop.train_step``), as it is or as it was before."""
+    setup.config = setup.config.with_overrides({"model.ode_method": method, "train.compile": not before})
+    loop = PretrainLoop(setup, None)
+    if before:
+        for group in loop.optimizer.param_groups:
+            group["fused"] = False  # per-parameter AdamW, as before
+
+    def step(i: int) -> None:
+        loop.train_step()
+
+    evaluations = TABLEAUX[method].stages if method in TABLEAUX else 1
+    tokens = args.batch * args.seq
+    return step, train_flops(size, args.seq, tokens, 0.15 * tokens, evaluations)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=list(SIZES), default="small")
+    parser.add_argument("--methods", default="euler", help="comma-separated ode_method values")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--ceiling-gflops", type=float, default=860.0, help="measured bf16 matmul ceiling")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
+    size = SIZES[args.size]
+    ceiling_before = matmul_ceiling()
 
-    documents = load_builtin("austen")
-    tokenizer = train_wordpiece(documents, vocab_size=8192)
-    blocks = pack_sequences(tokenizer, documents[:40], args.seq)
-    vocab = len(tokenizer)
-
-    # Reference: BertForMaskedLM + DataCollatorForLanguageModeling + Trainer.training_step (fp32).
-    torch.manual_seed(0)
-    reference = BertForMaskedLM(BertConfig(vocab_size=vocab, **SIZE, attn_implementation="sdpa"))
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(
-            model=reference,
-            data_collator=collator,
-            args=TrainingArguments(
-                output_dir=scratch,
-                per_device_train_batch_size=args.batch,
-                learning_rate=1e-3,
-                report_to=[],
-                use_cpu=True,
-                disable_tqdm=True,
-                max_grad_norm=1.0,
-            ),
+        model = {k: v for k, v in size.items() if k != "vocab"}
+        config = PretrainConfig().with_overrides(
+            {
+                "data.builtin": "austen",
+                "data.seq_len": args.seq,
+                "tokenizer.vocab_size": size["vocab"],
+                "model": {**model, "max_position_embeddings": args.seq},
+                "train.batch_size": args.batch,
+                "train.output_dir": str(Path(scratch) / "run"),
+                "train.progress_bar": False,
+            }
         )
-        trainer.create_optimizer_and_scheduler(num_training_steps=1000)
-        trainer.current_gradient_accumulation_steps = 1  # normally set by Trainer.train()
-
-        def reference_step(i: int) -> None:
-            rows = blocks[(i * args.batch) % (len(blocks) - args.batch) :][: args.batch]
-            batch = collator([{"input_ids": row} for row in rows])
-            trainer.training_step(reference, batch)
-            trainer.optimizer.step()
-            trainer.optimizer.zero_grad()
-
-        # bert-ode: the pretrain step.
-        torch.manual_seed(0)
-        bf16 = cpu_supports_bf16()
-        attn = resolve_attention("auto", "cpu", bf16)  # what `bert-ode pretrain` picks
-        model = BertOdeForMaskedLM(
-            BertOdeConfig(vocab_size=vocab, **SIZE, norm_position="pre", attn_implementation=attn)
-        )
-        loss_module = SparseMlmLoss(model)
-        optimizer = torch.optim.AdamW(loss_module.parameters(), lr=1e-3, betas=(0.9, 0.98))
-        masker = MlmMasker(tokenizer, 0.15)
-        masked_positions = []
-
-        def ours_step(i: int) -> None:
-            rows = blocks[(i * args.batch) % (len(blocks) - args.batch) :][: args.batch]
-            batch = masker(rows, torch.Generator().manual_seed(i))
-            autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-            with autocast:
-                loss_sum, count, _ = loss_module(batch["input_ids"], batch["labels"])
-            (loss_sum / count).backward()
-            torch.nn.utils.clip_grad_norm_(loss_module.parameters(), 0.5)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            masked_positions.append(count.item())
-
-        times = {"reference": [], "bert-ode": []}
+        setup = RunSetup.create(config, Path(scratch) / "run", make_accelerator())
+        pipelines = {
+            "hf fp32": hf_pipeline(setup, size, args, False, scratch),
+            "hf bf16": hf_pipeline(setup, size, args, True, scratch),
+        }
+        for method in args.methods.split(","):
+            pipelines[f"bert-ode {method} before"] = bert_ode_pipeline(setup, size, args, method, before=True)
+            pipelines[f"bert-ode {method}"] = bert_ode_pipeline(setup, size, args, method, before=False)
+        times = {name: [] for name in pipelines}
         for i in range(args.warmup + args.steps):
-            for name, step in (("reference", reference_step), ("bert-ode", ours_step)):
+            for name, (step, _) in pipelines.items():
                 start = time.perf_counter()
                 step(i)
                 if i >= args.warmup:
                     times[name].append(time.perf_counter() - start)
+    ceiling = (ceiling_before + matmul_ceiling()) / 2
+    report(times, {name: flops for name, (_, flops) in pipelines.items()}, ceiling, size, args)
 
+
+def report(times: dict, flops: dict, ceiling: float, size: dict, args) -> None:
     tokens = args.batch * args.seq
-    layers, hidden, inter = SIZE["num_hidden_layers"], SIZE["hidden_size"], SIZE["intermediate_size"]
-    flops = {
-        "reference": train_flops(layers, hidden, inter, args.seq, tokens, tokens, vocab),
-        "bert-ode": train_flops(
-            layers, hidden, inter, args.seq, tokens, int(statistics.mean(masked_positions)), vocab
-        ),
-    }
     print(
-        f"hidden {hidden}, {layers} layers, vocab {vocab}, batch {args.batch} x {args.seq}, {args.threads} "
-        f"threads, {args.steps} timed steps each (interleaved), bert-ode precision "
-        f"{'bf16' if bf16 else 'fp32'}"
+        f"hidden {size['hidden_size']}, {size['num_hidden_layers']} layers, vocab {size['vocab']}, batch "
+        f"{args.batch} x {args.seq}, {args.threads} threads, {args.steps} timed steps each (interleaved); "
+        f"bf16 matmul ceiling measured in this run: {ceiling:.0f} GFLOP/s"
     )
     print(
-        f"| pipeline | median step (ms) | tokens/s | speed-up | model GFLOP/s | of {args.ceiling_gflops:.0f} "
-        "GFLOP/s bf16 ceiling |"
+        "| pipeline | median step (ms) | tokens/s | vs hf fp32 | vs hf bf16 | vs before | GFLOP/s "
+        "| of ceiling |"
     )
-    print("|---|---|---|---|---|---|")
-    base = statistics.median(times["reference"])
-    for name in ("reference", "bert-ode"):
-        median = statistics.median(times[name])
-        gflops = flops[name] / median / 1e9
+    print("|---|---|---|---|---|---|---|---|")
+    median = {name: statistics.median(values) for name, values in times.items()}
+    for name, seconds in median.items():
+        before = median.get(f"{name} before") if not name.endswith("before") else None
+        gflops = flops[name] / seconds / 1e9
+        versus_before = f"{before / seconds:.2f}x" if before else ""
         print(
-            f"| {name} | {median * 1e3:.0f} | {tokens / median:,.0f} | {base / median:.2f}x | {gflops:.0f} | "
-            f"{gflops / args.ceiling_gflops:.1%} |"
+            f"| {name} | {seconds * 1e3:.1f} | {tokens / seconds:,.0f} | "
+            f"{median['hf fp32'] / seconds:.2f}x | {median['hf bf16'] / seconds:.2f}x | {versus_before} | "
+            f"{gflops:.0f} | {gflops / ceiling:.1%} |"
         )
 
 

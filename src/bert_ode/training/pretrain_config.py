@@ -86,6 +86,8 @@ class TrainConfig:
     attn_implementation: str = "auto"  # auto: see device.resolve_attention
     init_from: str | None = None  # a BERT / BertOde checkpoint to start from instead of random weights
     progress_bar: bool = True
+    # torch.compile of the encoder: true, false, or auto (native solver, >= compile.AUTO_MIN_STEPS steps).
+    compile: bool | Literal["auto"] = "auto"
 
 
 # Cramming-like small-model defaults: pre-LN, no dropout.

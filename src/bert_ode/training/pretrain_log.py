@@ -6,6 +6,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 CSV_FIELDS = ["step", "tokens", "elapsed_s", "lr", "train_loss", "val_loss", "val_ppl", "tokens_per_s", "nfe"]
 
 
@@ -13,12 +15,12 @@ CSV_FIELDS = ["step", "tokens", "elapsed_s", "lr", "train_loss", "val_loss", "va
 class MetricsWindow:
     """Training loss and speed over the optimizer steps since the last log line."""
 
-    loss_sum: float = 0.0
+    loss_sum: float | torch.Tensor = 0.0  # a tensor until read: adding steps' losses needs no host sync
     steps: int = 0
     tokens: int = 0
     seconds: float = 0.0
 
-    def add(self, loss: float, tokens: int, seconds: float) -> None:
+    def add(self, loss: float | torch.Tensor, tokens: int, seconds: float) -> None:
         self.loss_sum += loss
         self.steps += 1
         self.tokens += tokens
@@ -26,7 +28,7 @@ class MetricsWindow:
 
     @property
     def mean_loss(self) -> float:
-        return self.loss_sum / self.steps if self.steps else float("nan")
+        return float(self.loss_sum) / self.steps if self.steps else float("nan")
 
     @property
     def tokens_per_second(self) -> float:
