@@ -10,7 +10,7 @@ from .corpus import (
     load_hf_dataset,
     split_documents,
 )
-from .mlm import MlmMasker, pack_sequences
+from .mlm import MlmMasker, pack_sequences, unigram_entropy
 from .tokenizer import SPECIAL_TOKENS, load_tokenizer, prepare_tokenizer, train_wordpiece
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "prepare_tokenizer",
     "split_documents",
     "train_wordpiece",
+    "unigram_entropy",
 ]

@@ -36,6 +36,23 @@ def pack_sequences(
     return torch.cat([cls_column, tokens, sep_column], dim=1)
 
 
+def unigram_entropy(blocks: torch.Tensor, special: torch.Tensor) -> float:
+    """The MLM loss, in nats, of a model that knows only word frequencies: the entropy of the token
+    distribution over the positions masking can choose (``special[id]`` False) in ``blocks``.
+
+    A masked position's label is drawn from exactly this distribution (token-level masking picks positions
+    uniformly), and predicting it for every position is the best a model can do without reading the context;
+    a model whose validation loss is not clearly below this number has learned word frequencies, not language.
+    """
+    tokens = blocks.reshape(-1)
+    tokens = tokens[~special[tokens]]
+    if tokens.numel() == 0:
+        raise ValueError("no maskable token in the blocks: the unigram entropy is undefined")
+    counts = torch.bincount(tokens, minlength=len(special)).to(torch.float64)
+    probabilities = counts[counts > 0] / tokens.numel()
+    return float(-(probabilities * probabilities.log()).sum())
+
+
 class MlmMasker:
     """Dynamic masking of packed blocks: a fresh mask every time a block is seen.
 

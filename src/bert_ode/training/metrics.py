@@ -120,12 +120,26 @@ def summarize(values: Sequence[float]) -> SeedStats:
     )
 
 
+def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval for the mean of ``values`` (e.g. paired per-seed differences): ``mean +- t * s /
+    sqrt(n)``. With one value the interval is unbounded (``(-inf, inf)``): one seed says nothing about
+    spread."""
+    array = np.asarray(values, dtype=float)
+    if array.size == 0:
+        raise ValueError("cannot give a confidence interval for an empty list of values")
+    if array.size == 1:
+        return float("-inf"), float("inf")
+    half = stats.t.ppf(0.5 + level / 2, df=array.size - 1) * array.std(ddof=1) / np.sqrt(array.size)
+    return float(array.mean() - half), float(array.mean() + half)
+
+
 __all__ = [
     "METRICS",
     "REGRESSION_METRICS",
     "SeedStats",
     "accuracy",
     "compute_metrics",
+    "confidence_interval",
     "f1",
     "logits_to_predictions",
     "macro_f1",

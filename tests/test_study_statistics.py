@@ -1,0 +1,84 @@
+"""What the study's verdicts rest on: the unigram entropy (hand counts), confidence intervals (known data),
+the scaling-curve fit (synthetic data with known parameters) and the non-neural downstream baselines."""
+
+from __future__ import annotations
+
+import math
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from bert_ode.data import unigram_entropy
+from bert_ode.data.tasks import TaskData, TaskSpec
+from bert_ode.training.baselines import baseline_scores
+from bert_ode.training.metrics import confidence_interval
+from bert_ode.training.scaling import fit_power_law
+
+
+def test_unigram_entropy_matches_a_hand_count():
+    special = torch.zeros(10, dtype=torch.bool)
+    special[[0, 1]] = True  # e.g. [CLS], [SEP]: never masked, never counted
+    blocks = torch.tensor([[0, 5, 5, 7, 1], [0, 5, 7, 9, 1]])  # maskable tokens: 5 x3, 7 x2, 9 x1
+    expected = -(3 / 6 * math.log(3 / 6) + 2 / 6 * math.log(2 / 6) + 1 / 6 * math.log(1 / 6))
+    assert unigram_entropy(blocks, special) == pytest.approx(expected, abs=1e-12)
+    assert unigram_entropy(torch.tensor([[0, 4, 4, 1]]), special) == 0.0  # one word: nothing to guess
+    uniform = torch.arange(2, 10).view(2, 4)
+    assert unigram_entropy(uniform, special) == pytest.approx(math.log(8))
+    with pytest.raises(ValueError, match="no maskable token"):
+        unigram_entropy(torch.tensor([[0, 1]]), special)
+
+
+def test_confidence_interval_on_known_data():
+    values = [0.1, 0.3, 0.2, 0.4]
+    low, high = confidence_interval(values)
+    mean, sem = np.mean(values), stats.sem(values)
+    reference = stats.t.interval(0.95, df=3, loc=mean, scale=sem)
+    assert (low, high) == pytest.approx(reference, abs=1e-12)
+    assert high - low == pytest.approx(2 * 3.182446305284263 * sem, rel=1e-9)  # t(0.975, 3), tabulated
+    assert confidence_interval([1.0, 1.0, 1.0]) == (1.0, 1.0)
+    assert confidence_interval([2.0]) == (-math.inf, math.inf)
+
+
+def test_power_law_fit_recovers_known_parameters():
+    compute = np.array([1e12, 4e12, 1.6e13, 6.4e13, 2.56e14])
+    a, b, c = 1.8, 0.35, 3.2
+    loss = a * (compute / compute.min()) ** (-b) + c
+    fit = fit_power_law(compute, loss)
+    assert (fit.a, fit.b, fit.c) == pytest.approx((a, b, c), rel=1e-4)
+    assert fit.rmse < 1e-6 and fit(compute[2]) == pytest.approx(loss[2], rel=1e-6)
+    noisy = loss + np.random.default_rng(0).normal(0, 0.01, loss.size)
+    assert fit_power_law(compute, noisy).b == pytest.approx(b, abs=0.1)
+    with pytest.raises(ValueError, match=">= 3"):
+        fit_power_law(compute[:2], loss[:2])
+
+
+def _task(train, test, num_labels=2) -> TaskData:
+    def split(rows):
+        return datasets.Dataset.from_dict({"text": [t for t, _ in rows], "label": [y for _, y in rows]})
+
+    spec = TaskSpec("toy", ("text",), num_labels, ("accuracy",), "accuracy")
+    return TaskData(
+        spec=spec,
+        splits={"train": split(train), "validation": split(test), "test": split(test)},
+        source="toy",
+    )
+
+
+def test_non_neural_baselines_on_a_task_words_decide():
+    train = [
+        ("great fun film", 1),
+        ("wonderful great acting", 1),
+        ("boring dull plot", 0),
+        ("dull awful film", 0),
+        ("great wonderful", 1),
+        ("awful boring", 0),
+        ("fun great", 1),
+    ]
+    test = [("great acting", 1), ("boring film", 0), ("wonderful fun", 1), ("awful plot", 0)]
+    scores = baseline_scores(_task(train, test))
+    assert scores["tfidf-logreg"]["test"]["accuracy"] == 1.0  # the words alone decide this task
+    assert scores["majority"]["test"]["accuracy"] == 0.5  # always "1", the larger training class
+    assert set(scores["majority"]) == {"validation", "test"}
