@@ -1,10 +1,10 @@
 """Scaling curves: validation loss against training compute, ``L(C) = a * C^(-b) + c``, fitted per variant.
 
 The fit is done in units of ``C / C_min`` (the smallest compute of the variant's points), so ``a`` is the
-reducible loss at the smallest budget and the optimiser works on numbers of order one. With three points per
-variant the fit is exact-ish and says little about its own uncertainty: the trend between variants (does the
-gap at equal compute grow or shrink?) is read from ``gap_trend`` over the budgets actually run, and the fit is
-a guide.
+reducible loss at the smallest budget and the optimiser works on numbers of order one. A three-parameter fit
+through a handful of budgets passes close to every point and says little about its own uncertainty: read the
+trend between variants (does the gap at equal compute grow or shrink?) from the measured points first and
+from the fits second.
 """
 
 from __future__ import annotations
