@@ -9,7 +9,7 @@ import yaml
 
 from bert_ode.cli import main
 from bert_ode.training.compare import compare, load_study
-from bert_ode.training.report import verdict
+from bert_ode.training.report import INCONCLUSIVE, verdict
 
 
 def _stats(mean, std, n=3):
@@ -109,7 +109,20 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
         assert record["val_loss"] > 0 and record["curve"], record["variant"]
         assert 0.0 <= record["finetune"]["test"]["accuracy"] <= 1.0
     summary = results["summary"]["pretrain"]
-    assert summary["heun"]["verdict_val_loss"] in {"win", "loss", "tie"}
+    # Verdicts only for models that learned more than word frequencies (1 nat below the unigram entropy).
+    unigram, base_loss = results["summary"]["unigram_entropy"], summary["bert"]["val_loss"]["mean"]
+    assert unigram > 0 and summary["bert"]["below_unigram"]["mean"] == pytest.approx(unigram - base_loss)
+    assert (
+        f"unigram entropy (the MLM loss of a model that knows only word frequencies) is **{unigram:.3f}"
+        in report
+    )
+    expected = {"win", "loss", "tie"} if base_loss <= unigram - 1.0 else {INCONCLUSIVE}
+    # Downstream baselines without pretraining, on the same splits, in the summary and the report.
+    baselines = results["summary"]["downstream_baselines"]
+    assert set(baselines) == {"majority", "tfidf-logreg"}
+    assert all(0.0 <= baselines[b]["test"]["accuracy"] <= 1.0 for b in baselines)
+    assert "## Downstream baselines without pretraining" in report
+    assert summary["heun"]["verdict_val_loss"] in expected
     assert "verdict_vs_bert-2x" in summary["heun"]
     for plot in ("val_loss_vs_tokens.png", "val_loss_vs_flops.png", "downstream.png", "elasticity.png"):
         assert (report_dir / plot).stat().st_size > 1000

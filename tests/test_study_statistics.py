@@ -15,7 +15,11 @@ from bert_ode.data import unigram_entropy
 from bert_ode.data.tasks import TaskData, TaskSpec
 from bert_ode.training.baselines import baseline_scores
 from bert_ode.training.metrics import confidence_interval
+from bert_ode.training.report import INCONCLUSIVE, summarize_study
+from bert_ode.training.report_markdown import plain_summary
 from bert_ode.training.scaling import fit_power_law
+from bert_ode.training.study_config import StudyConfig, Variant
+from bert_ode.training.study_records import PretrainUnit
 
 
 def test_unigram_entropy_matches_a_hand_count():
@@ -82,3 +86,54 @@ def test_non_neural_baselines_on_a_task_words_decide():
     assert scores["tfidf-logreg"]["test"]["accuracy"] == 1.0  # the words alone decide this task
     assert scores["majority"]["test"]["accuracy"] == 0.5  # always "1", the larger training class
     assert set(scores["majority"]) == {"validation", "test"}
+
+
+def _unit(variant: str, seed: int, val_loss: float, unigram: float, accuracy: float) -> PretrainUnit:
+    scores = {"accuracy": accuracy, "nfe": 4.0}
+    return PretrainUnit.from_dict(
+        {
+            "variant": variant,
+            "seed": seed,
+            "model_overrides": {},
+            "parameters": 1,
+            "compute_match": None,
+            "run_dir": "x",
+            "steps": 1,
+            "tokens": 1,
+            "train_seconds": 1.0,
+            "tokens_per_second": 1.0,
+            "val_loss": val_loss,
+            "val_ppl": math.exp(val_loss),
+            "nfe_per_forward": 4,
+            "train_flops_per_token": 1.0,
+            "train_flops": 1.0,
+            "curve": [],
+            "mlm_by_ode_steps": {},
+            "unigram_entropy": unigram,
+            "finetune": {
+                "main_metric": "accuracy",
+                "validation": scores,
+                "test": scores,
+                "by_ode_steps": {},
+                "finetune_seconds": 1.0,
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(("bert_loss", "trained"), [(5.40, False), (5.29, True), (4.0, True)])
+def test_verdicts_only_for_models_trained_beyond_word_frequencies(bert_loss, trained):
+    unigram = 6.31  # the baseline (mean over seeds: bert_loss + 0.01) must reach 5.31 before any verdict
+    records = [_unit("bert", seed, bert_loss + 0.01 * seed, unigram, 0.5) for seed in range(3)]
+    records += [_unit("heun", seed, bert_loss - 0.5 + 0.01 * seed, unigram, 0.9) for seed in range(3)]
+    config = StudyConfig(variants=[Variant("bert"), Variant("heun", {"ode_method": "heun"})])
+    summary = summarize_study(records, config)
+    heun = summary.pretrain["heun"]
+    assert summary.unigram_entropy == unigram
+    assert heun.below_unigram.mean == pytest.approx(unigram - (bert_loss - 0.5 + 0.01))
+    assert (heun.verdict_val_loss, heun.verdict_test) == (("win", "win") if trained else (INCONCLUSIVE,) * 2)
+    # The paired differences (-0.5 every seed) and their interval are reported either way.
+    assert heun.paired_delta_val_loss.mean == pytest.approx(-0.5)
+    assert heun.paired_delta_val_loss_ci95 == pytest.approx([-0.5, -0.5])
+    text = "\n".join(plain_summary(summary, config))
+    assert ("Inconclusive: not trained beyond word frequencies" in text) is not trained

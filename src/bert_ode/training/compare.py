@@ -11,6 +11,7 @@ records alone.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import platform
 import shutil
@@ -24,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..modeling_bert_ode import BertOdeForMaskedLM
 from ..solvers import ADAPTIVE_METHODS
+from .baselines import baseline_scores
 from .config_io import to_dict
 from .finetune import finetune
 from .pretrain import (
@@ -178,6 +180,7 @@ class Study:
                 val_loss=result.val_loss,
                 val_ppl=result.val_ppl,
                 nfe_per_forward=trained.nfe if trained else None,
+                unigram_entropy=trained.unigram_entropy if trained else None,
                 train_flops_per_token=flops_per_token,
                 train_flops=flops_per_token * result.tokens,
                 curve=read_curve(run_dir / "log.csv"),
@@ -228,6 +231,16 @@ class Study:
         if not (tokenizer_dir / "tokenizer.json").is_file():
             train_run_tokenizer(recipe, self.root, load_training_corpus(recipe.data))
         self.config.pretrain_overrides["tokenizer.path"] = str(tokenizer_dir)
+
+    def downstream_baselines(self) -> dict:
+        """Majority class and TF-IDF + logistic regression on the study's task splits, computed once."""
+        path = self.records_dir / "downstream-baselines.json"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            staging.write_text(json.dumps(baseline_scores(self.task()), indent=2) + "\n", encoding="utf-8")
+            os.replace(staging, path)
+        return json.loads(path.read_text(encoding="utf-8"))
 
     def run(self) -> list[UnitRecord]:
         self.share_tokenizer_and_data()
@@ -285,6 +298,7 @@ def compare(
     (study.root / "study.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     started = time.time()
     records = study.run()
+    downstream_baselines = study.downstream_baselines()
     report_dir = Path(config.report_dir) / config.name
     report_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(study.root / "study.yaml", report_dir / "study.yaml")
@@ -299,6 +313,7 @@ def compare(
         machine=machine_description(),
         wall_seconds=time.time() - started,
         failures=study.failures,
+        downstream_baselines=downstream_baselines,
     )
     return report_dir
 

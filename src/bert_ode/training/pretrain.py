@@ -28,7 +28,7 @@ from accelerate import Accelerator
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data import MlmMasker
+from ..data import MlmMasker, unigram_entropy
 from ..modeling_bert_ode import BertOdeForMaskedLM
 from .checkpointing import latest_checkpoint, load_training_state, save_checkpoint, write_atomically
 from .compile import compile_encoder, should_compile
@@ -79,6 +79,8 @@ class ValidationLoss(Record):
     val_loss: float
     val_ppl: float
     nfe: int | None  # vector-field evaluations of one forward pass
+    # The loss of predicting word frequencies alone on the same blocks (data.mlm.unigram_entropy).
+    unigram_entropy: float | None = None
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -467,4 +469,5 @@ def validation_loss(
     device = setup.accelerator.device
     with torch.no_grad(), setup.autocast():
         nfe = loss_module(probe["input_ids"].to(device), probe["labels"].to(device))[2]
-    return ValidationLoss(val_loss=loss, val_ppl=ppl, nfe=nfe)
+    unigram = unigram_entropy(validation, setup.masker.special)
+    return ValidationLoss(val_loss=loss, val_ppl=ppl, nfe=nfe, unigram_entropy=unigram)

@@ -2,8 +2,8 @@
 (``StudySummary``), then ``results.json``, the plots (``report_plots.py``) and ``report.md``
 (``report_markdown.py``).
 
-Decision rule, stated in the report: a variant *wins* (or *loses*) against the baseline only when the
-difference of the seed means exceeds the sum of the two seed standard deviations; otherwise it is a *tie*.
+The decision rules (win / tie / loss, and no verdict for models that have not learned language) are in
+``verdicts.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .metrics import summarize
+from .metrics import confidence_interval, summarize
 from .report_markdown import report_markdown
 from .report_plots import write_plots
 from .study_config import StudyConfig
@@ -26,25 +26,13 @@ from .study_records import (
     WarmSummary,
     WarmUnit,
 )
+from .verdicts import INCONCLUSIVE, TRAINED_MARGIN, trained_beyond_unigram, verdict
 
 
 def seed_stats(values: Sequence[float | None]) -> Stats:
     """``SeedStats`` of the values that exist; ``None`` when no finished seed has the figure."""
     present = [float(v) for v in values if v is not None]
     return summarize(present) if present else None
-
-
-def verdict(candidate: Stats, baseline: Stats, lower_is_better: bool) -> str:
-    """``win`` / ``loss`` / ``tie`` of ``candidate`` against ``baseline`` (``SeedStats``, or mappings with
-    ``mean``, ``std`` and ``n``) by the seed spread; ``(1 seed)``: no spread to judge by."""
-    if candidate is None or baseline is None or candidate["mean"] is None or baseline["mean"] is None:
-        return "n/a"
-    difference = candidate["mean"] - baseline["mean"]
-    if lower_is_better:
-        difference = -difference
-    spread = (candidate["std"] or 0.0) + (baseline["std"] or 0.0)
-    outcome = "tie" if abs(difference) <= spread else ("win" if difference > 0 else "loss")
-    return outcome if candidate["n"] >= 2 and baseline["n"] >= 2 else f"{outcome} (1 seed)"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -88,6 +76,13 @@ def pretrain_summary(runs: list[PretrainUnit], metric: str) -> PretrainSummary:
         tokens_per_second=seed_stats([r.tokens_per_second for r in runs]),
         train_flops=seed_stats([r.train_flops for r in runs]),
         nfe_per_forward=seed_stats([r.nfe_per_forward for r in runs]),
+        below_unigram=seed_stats(
+            [
+                r.unigram_entropy - r.val_loss
+                for r in runs
+                if r.unigram_entropy is not None and r.val_loss is not None
+            ]
+        ),
         mlm_by_ode_steps=_stats_by_steps(
             [{s: e.val_loss for s, e in r.mlm_by_ode_steps.items()} for r in runs]
         ),
@@ -111,23 +106,33 @@ def _paired_deltas(row: PretrainSummary, runs: list[PretrainUnit], baseline: lis
     # Paired by seed: the same seed gives every variant the same data order and masks.
     base_by_seed = {r.seed: r for r in baseline}
     pairs = [(r, base_by_seed[r.seed]) for r in runs if r.seed in base_by_seed]
-    row.paired_delta_val_loss = seed_stats([r.val_loss - b.val_loss for r, b in pairs])
-    row.paired_delta_test = seed_stats([r.finetune.test[metric] - b.finetune.test[metric] for r, b in pairs])
+    loss_deltas = [
+        r.val_loss - b.val_loss for r, b in pairs if r.val_loss is not None and b.val_loss is not None
+    ]
+    test_deltas = [r.finetune.test[metric] - b.finetune.test[metric] for r, b in pairs]
+    row.paired_delta_val_loss, row.paired_delta_test = seed_stats(loss_deltas), seed_stats(test_deltas)
+    row.paired_delta_val_loss_ci95 = list(confidence_interval(loss_deltas)) if loss_deltas else None
+    row.paired_delta_test_ci95 = list(confidence_interval(test_deltas)) if test_deltas else None
 
 
-def _against_baseline(rows: dict[str, PretrainSummary], baseline: str) -> None:
+def _against_baseline(rows: dict[str, PretrainSummary], baseline: str, unigram: float | None) -> None:
     base = rows.get(baseline)
+    trained = trained_beyond_unigram(base, unigram)
+
+    def judge(candidate: Stats, reference: Stats, lower_is_better: bool) -> str:
+        return verdict(candidate, reference, lower_is_better) if trained else INCONCLUSIVE
+
     for name, row in rows.items():
         if base is None or name == baseline:
             continue
-        row.verdict_val_loss = verdict(row.val_loss, base.val_loss, lower_is_better=True)
-        row.verdict_test = verdict(row.test, base.test, lower_is_better=False)
+        row.verdict_val_loss = judge(row.val_loss, base.val_loss, lower_is_better=True)
+        row.verdict_test = judge(row.test, base.test, lower_is_better=False)
         if row.compute_match in rows:
             other = rows[row.compute_match]
             # Equal compute: the ODE variant against this deeper BERT.
             other.verdicts_vs[name] = EqualComputeVerdict(
-                val_loss=verdict(other.val_loss, row.val_loss, lower_is_better=True),
-                test=verdict(other.test, row.test, lower_is_better=False),
+                val_loss=judge(other.val_loss, row.val_loss, lower_is_better=True),
+                test=judge(other.test, row.test, lower_is_better=False),
             )
 
 
@@ -143,15 +148,19 @@ def summarize_study(records: list[UnitRecord], config: StudyConfig) -> StudySumm
     """Per-variant statistics over seeds, and every variant's verdict against the baseline."""
     metric = _main_metric(records)
     pretrained, warm = _group(records, PretrainUnit), _group(records, WarmUnit)
+    entropies = [
+        r.unigram_entropy for runs in pretrained.values() for r in runs if r.unigram_entropy is not None
+    ]
     summary = StudySummary(
         pretrain={name: pretrain_summary(runs, metric) for name, runs in pretrained.items()},
         warm={name: warm_summary(runs, metric) for name, runs in warm.items()},
         metric=metric,
+        unigram_entropy=max(entropies) if entropies else None,  # every run scores the same validation blocks
     )
     for name, runs in pretrained.items():
         if name != config.baseline:
             _paired_deltas(summary.pretrain[name], runs, pretrained.get(config.baseline, []), metric)
-    _against_baseline(summary.pretrain, config.baseline)
+    _against_baseline(summary.pretrain, config.baseline, summary.unigram_entropy)
     warm_rows = list(summary.warm.values())
     for row in warm_rows[1:]:  # the first conversion is the BERT itself
         row.verdict_test = verdict(row.test, warm_rows[0].test, lower_is_better=False)
@@ -171,11 +180,14 @@ def write_report(
     machine: dict,
     wall_seconds: float,
     failures: list[dict] | None = None,
+    downstream_baselines: dict | None = None,
 ) -> Path:
-    """Writes ``results.json``, the plots and ``report.md`` into ``report_dir``; returns the last one."""
+    """Writes ``results.json``, the plots and ``report.md`` into ``report_dir``; returns the last one.
+    ``downstream_baselines``: ``baselines.baseline_scores`` of the study's task, shown beside the models."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize_study(records, config)
+    summary.downstream_baselines = downstream_baselines
     plots = write_plots(records, summary, report_dir)
     results = {"summary": summary.to_dict(), "records": [record.to_dict() for record in records]}
     (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -184,4 +196,13 @@ def write_report(
     return path
 
 
-__all__ = ["pretrain_summary", "seed_stats", "summarize_study", "verdict", "warm_summary", "write_report"]
+__all__ = [
+    "INCONCLUSIVE",
+    "TRAINED_MARGIN",
+    "pretrain_summary",
+    "seed_stats",
+    "summarize_study",
+    "verdict",
+    "warm_summary",
+    "write_report",
+]

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from . import markdown
 from .study_config import StudyConfig
 from .study_records import PretrainSummary, Stats, StudySummary
+from .verdicts import INCONCLUSIVE, TRAINED_MARGIN, trained_beyond_unigram
 
 
 def mean_std(stats: Stats, digits: int = 3) -> str:
@@ -17,6 +18,15 @@ def mean_std(stats: Stats, digits: int = 3) -> str:
     if stats is None:
         return "-"
     return f"{markdown.fmt(stats.mean, digits)} ± {markdown.fmt(stats.std, digits)}"
+
+
+def delta_with_ci(stats: Stats, interval: list[float] | None) -> str:
+    """A paired difference as ``mean ± std [95% CI low, high]``."""
+    if stats is None:
+        return "-"
+    if interval is None or stats.n < 2:
+        return mean_std(stats)
+    return f"{mean_std(stats)} [{interval[0]:+.3f}, {interval[1]:+.3f}]"
 
 
 def _mean(stats: Stats) -> float:
@@ -103,16 +113,61 @@ def _elasticity_sentence(summary: StudySummary) -> list[str]:
     return ["- Depth elasticity (validation MLM loss at other step counts): " + "; ".join(entries) + "."]
 
 
+def _unigram_sentence(summary: StudySummary, base: PretrainSummary) -> list[str]:
+    """How far the baseline is from a model that knows only word frequencies; whether verdicts are given."""
+    unigram = summary.unigram_entropy
+    if unigram is None:
+        return []
+    below = unigram - base.val_loss.mean if base.val_loss is not None else None
+    line = (
+        "- The validation set's unigram entropy (the MLM loss of a model that knows only word frequencies) "
+        f"is **{unigram:.3f} nats**; the baseline is {below:.3f} nats below it."
+    )
+    if not trained_beyond_unigram(base, unigram):
+        line += (
+            f" **{INCONCLUSIVE[0].upper() + INCONCLUSIVE[1:]}**: the baseline is less than "
+            f"{TRAINED_MARGIN:g} nat below word frequencies, so no verdict between variants is given; the "
+            "tables show the figures only."
+        )
+    return [line]
+
+
+def _bag_of_words_sentence(summary: StudySummary) -> list[str]:
+    """Which pretrained variants beat TF-IDF + logistic regression, a model that needs no pretraining."""
+    tfidf = (summary.downstream_baselines or {}).get("tfidf-logreg", {}).get("test", {}).get(summary.metric)
+    if tfidf is None or not summary.pretrain:
+        return []
+    beaten = [
+        f"`{n}` ({mean_std(r.test)})" for n, r in summary.pretrain.items() if r.test and r.test.mean > tfidf
+    ]
+    not_beaten = [
+        f"`{n}` ({mean_std(r.test)})" for n, r in summary.pretrain.items() if r.test and r.test.mean <= tfidf
+    ]
+    line = (
+        "- Downstream, against TF-IDF + logistic regression (no pretraining, test "
+        f"{summary.metric} {tfidf:.3f}):"
+    )
+    if beaten:
+        line += f" beaten by {', '.join(beaten)};"
+    if not_beaten:
+        line += (
+            f" **not beaten** by {', '.join(not_beaten)}: these encoders add nothing a bag of words lacks;"
+        )
+    return [line.rstrip(";") + "."]
+
+
 def plain_summary(summary: StudySummary, config: StudyConfig) -> list[str]:
     """Sentences that say what the figures show, negative results included."""
     base = summary.pretrain.get(config.baseline)
     if base is None:
         return ["The baseline has no finished run yet."]
     return [
+        *_unigram_sentence(summary, base),
         f"- Baseline `{config.baseline}`: validation MLM loss {mean_std(base.val_loss)}, "
         f"test {summary.metric} {mean_std(base.test)} over {base.val_loss.n if base.val_loss else 0} "
         "seed(s).",
         *_verdict_sentences(summary, config),
+        *_bag_of_words_sentence(summary),
         *_equal_compute_sentences(summary),
         *_warm_sentence(summary),
         *_elasticity_sentence(summary),
@@ -143,8 +198,10 @@ def _header(config: StudyConfig, command: str, machine: dict, wall_seconds: floa
         "validation split, test scored once. Figures are mean ± standard deviation over seeds. "
         "**Decision rule**: a difference is a win or a loss only when the difference of means exceeds the "
         "sum of the two standard deviations; otherwise it is a tie. The paired Δ columns give the per-seed "
-        "difference to BERT (same seed: same data order and masks), mean ± std over seeds, for a finer "
-        "reading than the verdict.",
+        "difference to BERT (same seed: same data order and masks), mean ± std over seeds and, in brackets, "
+        "the 95% paired-t confidence interval of its mean. **No verdict** is given while BERT's validation "
+        f"loss is less than {TRAINED_MARGIN:g} nat below the validation set's unigram entropy (the loss of "
+        "knowing word frequencies alone): such models have not learned language.",
     ]
 
 
@@ -168,6 +225,7 @@ def _pretrain_table(summary: StudySummary, config: StudyConfig) -> list[str]:
         "model",
         "params",
         "val MLM loss",
+        "below unigram",
         "val ppl",
         f"test {metric}",
         "train s",
@@ -190,6 +248,7 @@ def _pretrain_table(summary: StudySummary, config: StudyConfig) -> list[str]:
                 _describe(row.model_overrides),
                 f"{row.parameters / 1e6:.2f}M",
                 mean_std(row.val_loss),
+                mean_std(row.below_unigram),
                 mean_std(row.val_ppl, 1),
                 mean_std(row.test),
                 mean_std(row.train_seconds, 0),
@@ -197,11 +256,30 @@ def _pretrain_table(summary: StudySummary, config: StudyConfig) -> list[str]:
                 flops,
                 mean_std(row.nfe_per_forward, 1),
                 versus,
-                mean_std(row.paired_delta_val_loss),
-                mean_std(row.paired_delta_test),
+                delta_with_ci(row.paired_delta_val_loss, row.paired_delta_val_loss_ci95),
+                delta_with_ci(row.paired_delta_test, row.paired_delta_test_ci95),
             ]
         )
     return ["## Pretraining (equal parameters and equal compute)", "", *markdown.table(header, rows)]
+
+
+def _baselines_table(summary: StudySummary) -> list[str]:
+    """The downstream scores of models that need no pretraining, on the same splits."""
+    baselines = summary.downstream_baselines or {}
+    if not baselines or summary.metric is None:
+        return []
+    names = {"majority": "majority class", "tfidf-logreg": "TF-IDF (word 1-2 grams) + logistic regression"}
+    rows = [
+        [names.get(name, name), by_split["validation"][summary.metric], by_split["test"][summary.metric]]
+        for name, by_split in baselines.items()
+    ]
+    header = ["baseline (no pretraining)", f"validation {summary.metric}", f"test {summary.metric}"]
+    return [
+        "",
+        "## Downstream baselines without pretraining (same splits)",
+        "",
+        *markdown.table(header, rows),
+    ]
 
 
 def _steps_table(rows: dict[str, dict[str, Stats]]) -> list[str]:
@@ -287,6 +365,7 @@ def report_markdown(
         *_summary_section(summary, config, failures),
         "",
         *_pretrain_table(summary, config),
+        *_baselines_table(summary),
         *_elasticity_tables(summary),
         *_warm_table(summary),
         "",

@@ -86,6 +86,7 @@ class PretrainUnit(_Unit):
     train_flops: float  # train_flops_per_token x tokens
     curve: list[CurvePoint]
     mlm_by_ode_steps: dict[str, ValidationLoss]  # step count -> validation MLM loss with it
+    unigram_entropy: float | None = None  # of the validation blocks: the loss of word frequencies alone
 
 
 @dataclass(kw_only=True)
@@ -133,6 +134,10 @@ class PretrainSummary(Record):
     # Paired by seed (same seed: same data order and masks): this variant minus the baseline.
     paired_delta_val_loss: Stats = None
     paired_delta_test: Stats = None
+    # 95% paired-t confidence intervals of the two deltas' means, [low, high].
+    paired_delta_val_loss_ci95: list[float] | None = None
+    paired_delta_test_ci95: list[float] | None = None
+    below_unigram: Stats = None  # nats below the validation set's unigram entropy, per seed
     verdict_val_loss: str | None = None
     verdict_test: str | None = None
     # Compute-matched variant name -> this variant's verdicts against it; JSON keys ``verdict_vs_<name>``.
@@ -165,12 +170,17 @@ class StudySummary(Record):
     pretrain: dict[str, PretrainSummary]
     warm: dict[str, WarmSummary]
     metric: str | None  # the task's main metric; ``None`` before any unit has finished
+    unigram_entropy: float | None = None  # of the validation blocks (records written before it: None)
+    # baseline name -> split -> metric -> value, for models that need no pretraining (baselines.py).
+    downstream_baselines: dict[str, dict[str, dict[str, float]]] | None = None
 
     def to_dict(self) -> dict:
         return {
             "pretrain": {name: row.to_dict() for name, row in self.pretrain.items()},
             "warm": {name: row.to_dict() for name, row in self.warm.items()},
             "metric": self.metric,
+            "unigram_entropy": self.unigram_entropy,
+            "downstream_baselines": self.downstream_baselines,
         }
 
 
