@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from bert_ode.cli import main
+from bert_ode.training import pretrain
 from bert_ode.training.compare import compare, load_study
 from bert_ode.training.report import INCONCLUSIVE, verdict
 
@@ -134,3 +137,131 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
     after = {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}
     assert before == after
     assert "report:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_budgets_learning_rate_sweep_and_scaling(tmp_path):
+    # 8 x 64 = 512 tokens a step: budgets of 4, 16 and 64 steps; BERT on 2x tokens matches heun in compute.
+    path = _write_study(
+        tmp_path,
+        variants=[
+            {"name": "bert"},
+            {"name": "heun", "model": {"ode_method": "heun"}},
+            {"name": "bert-2x-tokens", "tokens_factor": 2.0, "compute_match": "heun"},
+        ],
+        budgets=[2048, 8192, 32768],
+        small_budget_seeds=[0],
+        sweep_lrs=[1e-3, 4e-3],
+        elasticity_steps=[1],
+    )
+    report_dir = compare(path, progress=False, command="pytest")
+    results = json.loads((report_dir / "results.json").read_text())
+    runs = [(r["variant"], r["budget_tokens"], r["seed"], r["tokens"]) for r in results["records"]]
+    # Seeds: both at the largest budget, the first only below it; tokens: the budget x tokens_factor.
+    assert sorted(runs) == sorted(
+        [
+            (v, b, s, b * (2 if v == "bert-2x-tokens" else 1))
+            for v in ("bert", "heun", "bert-2x-tokens")
+            for b, seeds in ((2048, [0]), (8192, [0]), (32768, [0, 1]))
+            for s in seeds
+        ]
+    )
+    summary = results["summary"]
+    # Each variant trained at the swept rate of lowest validation loss, at every budget.
+    sweep = summary["sweep"]
+    assert set(sweep) == {"bert", "heun", "bert-2x-tokens"} and all(
+        set(v) == {"0.001", "0.004"} for v in sweep.values()
+    )
+    for record in results["records"]:
+        losses = sweep[record["variant"]]
+        assert f"{record['lr']:g}" == min(losses, key=losses.get)
+    # The main tables are at the largest budget; the scaling section has every budget, a fit and the gaps.
+    assert (
+        summary["pretrain"]["bert"]["tokens"] == 32768 and summary["pretrain"]["bert"]["val_loss"]["n"] == 2
+    )
+    scaling = summary["scaling"]
+    assert [p["budget_tokens"] for p in scaling["heun"]["points"]] == [2048, 8192, 32768]
+    assert scaling["bert"]["fit"] is not None and len(scaling["heun"]["gap_to_baseline"]) == 3
+    flops = [p["train_flops"] for p in scaling["bert"]["points"]]
+    assert flops[1] == pytest.approx(4 * flops[0], rel=0.01) and flops[2] == pytest.approx(
+        16 * flops[0], rel=0.01
+    )
+    report = (report_dir / "report.md").read_text()
+    for section in (
+        "## Scaling: validation loss against training compute",
+        "## Learning-rate sweep",
+        "scaling.png",
+    ):
+        assert section in report
+    assert "minus BERT's fitted curve at equal FLOPs" in report
+    assert (report_dir / "scaling.png").is_file()
+
+
+def test_bad_budget_configs_are_clear_errors(tmp_path):
+    for changes, message in (
+        ({"budgets": [1000, 1000]}, "must be distinct token counts"),
+        ({"budgets": [0]}, "must be distinct token counts >= 1"),
+        ({"sweep_lrs": [0.0]}, "must be learning rates > 0"),
+        ({"variants": [{"name": "bert", "tokens_factor": 2.0}]}, "tokens_factor=2.0 needs budgets"),
+        ({"small_budget_seeds": []}, "small_budget_seeds must name at least one seed"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            load_study(_write_study(tmp_path, **changes))
+
+
+def test_warm_start_conversions_get_the_same_mlm_head(tmp_path):
+    # A BERT without an MLM head (as the real MiniLM): every conversion's fresh head must start identically.
+    from transformers import BertConfig, BertModel
+
+    from bert_ode import BertOdeForMaskedLM
+    from bert_ode.training.pretrain_data import seed_for
+
+    BertModel(
+        BertConfig(
+            vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+        )
+    ).save_pretrained(tmp_path / "bert")
+    heads = []
+    for overrides in ({}, {"ode_method": "heun"}, {"ode_method": "rk2-gated"}):
+        torch.manual_seed(seed_for(0, "init"))  # what pretraining does before from_bert
+        model = BertOdeForMaskedLM.from_bert(tmp_path / "bert", **overrides)
+        heads.append({k: v.clone() for k, v in model.cls.state_dict().items()})
+    for other in heads[1:]:
+        assert other.keys() == heads[0].keys()
+        for key in heads[0]:
+            torch.testing.assert_close(other[key], heads[0][key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.slow
+def test_warm_start_continues_pretraining_before_fine_tuning(tmp_path):
+    source = tmp_path / "source"
+    overrides = yaml.safe_load(Path(_write_study(tmp_path)).read_text())["pretrain_overrides"]
+    pretrain("smoke", {**overrides, "train.output_dir": str(source), "train.budget_tokens": 2048})
+    path = _write_study(
+        tmp_path,
+        variants=[{"name": "bert"}],
+        seeds=[0],
+        pretrain_overrides={**overrides, "train.budget_tokens": 2048},
+        warm_start={
+            "checkpoint": str(source / "final"),
+            "continue_tokens": 1024,
+            "pretrain_overrides": {
+                "data.builtin": "austen",
+                "data.seq_len": 64,
+                "train.batch_size": 8,
+                "train.eval_blocks": 8,
+                "train.progress_bar": False,
+            },
+            "variants": [{"name": "plain"}, {"name": "heun", "model": {"ode_method": "heun"}}],
+        },
+        elasticity_steps=[1],
+    )
+    report_dir = compare(path, progress=False, command="pytest")
+    results = json.loads((report_dir / "results.json").read_text())
+    warm = {r["variant"]: r for r in results["records"] if r["kind"] == "warm"}
+    assert set(warm) == {"plain", "heun"}
+    for record in warm.values():
+        assert record["continued_tokens"] == 1024 and record["val_loss"] > 0
+    continued = tmp_path / "runs" / "tiny" / "warm" / "heun" / "seed-0" / "final"
+    assert json.loads((continued / "config.json").read_text())["ode_method"] == "heun"
+    assert "then 1,024 tokens of MLM pretraining" in (report_dir / "report.md").read_text()

@@ -40,7 +40,7 @@ from .pretrain import (
 from .pretrain_config import load_config
 from .report import write_report
 from .study_config import StudyConfig, Variant, load_study
-from .study_records import CurvePoint, FinetuneScores, PretrainUnit, UnitRecord, WarmUnit
+from .study_records import CurvePoint, FinetuneScores, PretrainUnit, SweepUnit, UnitRecord, WarmUnit
 
 # ------------------------------------------------------------------------------------------------------------
 # Measuring one run
@@ -104,6 +104,17 @@ def read_curve(log_csv: Path) -> list[CurvePoint]:
 # ------------------------------------------------------------------------------------------------------------
 
 
+def unit_key(variant: str, seed: int, budget: int | None = None, lr: float | None = None) -> str:
+    """A unit's name in record files and run folders: ``bert--tokens-4000000--seed-0`` (the budget and
+    learning rate only where the study sets them, so records of single-budget studies keep their names)."""
+    parts = [variant]
+    if budget is not None:
+        parts.append(f"tokens-{budget}")
+    if lr is not None:
+        parts.append(f"lr-{lr:g}")
+    return "--".join([*parts, f"seed-{seed}"])
+
+
 def _unit_identity(variant: Variant, seed: int) -> dict:
     """The fields every unit record starts with: which model, which seed."""
     return {"variant": variant.name, "seed": seed, "model_overrides": variant.model}
@@ -120,16 +131,16 @@ class Study:
         self._task = None
         self.failures: list[dict] = []
 
-    def _record_path(self, kind: str, variant: str, seed: int) -> Path:
-        return self.records_dir / f"{kind}--{variant}--seed-{seed}.json"
+    def _record_path(self, kind: str, key: str) -> Path:
+        return self.records_dir / f"{kind}--{key}.json"
 
-    def _finished(self, record_type: type[UnitRecord], variant: Variant, seed: int) -> UnitRecord | None:
-        path = self._record_path(record_type.kind, variant.name, seed)
+    def _finished(self, record_type: type, key: str):
+        path = self._record_path(record_type.kind, key)
         return record_type.read_json(path) if path.is_file() else None
 
-    def _write(self, record: UnitRecord) -> UnitRecord:
+    def _write(self, record, key: str):
         # Atomic: a record exists only once complete, so an interrupted unit runs again.
-        record.write_json(self._record_path(record.kind, record.variant, record.seed))
+        record.write_json(self._record_path(record.kind, key))
         return record
 
     def task(self):
@@ -151,12 +162,41 @@ class Study:
         return finetune(options, task_data=self.task())
 
     # -- units -----------------------------------------------------------------------------------------------
-    def pretrain_unit(self, variant: Variant, seed: int) -> PretrainUnit:
-        done = self._finished(PretrainUnit, variant, seed)
+    def sweep_unit(self, variant: Variant, lr: float) -> SweepUnit:
+        """One learning rate for ``variant`` at the smallest budget, first seed: pretraining only."""
+        budget, seed = self.config.budget_list()[0], self.config.seeds[0]
+        key = unit_key(variant.name, seed, budget, lr)
+        done = self._finished(SweepUnit, key)
         if done is not None:
             return done
-        run_dir = self.root / "pretrain" / variant.name / f"seed-{seed}"
-        result = self._pretrain(variant, seed, run_dir)
+        run_dir = self.root / "sweep" / key
+        result = self._pretrain(variant, seed, run_dir, budget, lr)
+        data = load_config(run_dir / "pretrain_config.yaml").data
+        flops = training_flops_per_token(result.model, data.seq_len, data.mlm_probability) * result.tokens
+        record = SweepUnit(
+            variant=variant.name,
+            seed=seed,
+            budget_tokens=budget,
+            lr=lr,
+            val_loss=result.val_loss,
+            train_flops=flops,
+        )
+        return self._write(record, key)
+
+    def best_lr(self, variant: Variant) -> float | None:
+        """The swept learning rate of lowest validation loss for ``variant``; ``None`` without a sweep."""
+        tried = [self.sweep_unit(variant, lr) for lr in self.config.sweep_lrs]
+        tried = [unit for unit in tried if unit.val_loss is not None]
+        return min(tried, key=lambda unit: unit.val_loss).lr if tried else None
+
+    def pretrain_unit(self, variant: Variant, seed: int, budget: int | None = None) -> PretrainUnit:
+        key = unit_key(variant.name, seed, budget)
+        done = self._finished(PretrainUnit, key)
+        if done is not None:
+            return done
+        lr = self.best_lr(variant)
+        run_dir = self.root / "pretrain" / key.replace("--", "/")
+        result = self._pretrain(variant, seed, run_dir, budget, lr)
         data = load_config(run_dir / "pretrain_config.yaml").data
         model = BertOdeForMaskedLM.from_pretrained(result.final_dir)
         flops_per_token = training_flops_per_token(model, data.seq_len, data.mlm_probability)
@@ -186,12 +226,17 @@ class Study:
                 curve=read_curve(run_dir / "log.csv"),
                 mlm_by_ode_steps=evaluations,
                 finetune=FinetuneScores.of(tuned),
-            )
+                budget_tokens=budget,
+                lr=lr,
+            ),
+            key,
         )
 
-    def _pretrain(self, variant: Variant, seed: int, run_dir: Path) -> PretrainResult:
+    def _pretrain(
+        self, variant: Variant, seed: int, run_dir: Path, budget: int | None = None, lr: float | None = None
+    ) -> PretrainResult:
         """Pretrains one variant, or resumes its interrupted run from the last checkpoint."""
-        overrides = self.config.run_overrides(variant, seed, str(run_dir))
+        overrides = self.config.run_overrides(variant, seed, str(run_dir), budget, lr)
         overrides["train.progress_bar"] = self.progress
         resume = (run_dir / "checkpoints").is_dir()
         shared_cache = self.root / "data-cache"
@@ -203,20 +248,34 @@ class Study:
         return pretrain(self.config.pretrain, overrides, resume=resume)
 
     def warm_start_unit(self, variant: Variant, seed: int) -> WarmUnit:
-        done = self._finished(WarmUnit, variant, seed)
+        key = unit_key(variant.name, seed)
+        done = self._finished(WarmUnit, key)
         if done is not None:
             return done
-        warm = self.config.warm_start
-        source = warm.source()
-        print(f"\n== compare: warm start {variant.name} (seed {seed}) from {source}", file=sys.stderr)
-        tuned = self._finetune(source, seed, warm=True, ode_overrides=variant.model)
+        warm, source = self.config.warm_start, self.config.warm_start.source()
+        checkpoint, ode_overrides, val_loss = source, variant.model, None
+        if warm.continue_tokens is not None:
+            run_dir = self.root / "warm" / key.replace("--", "/")
+            overrides = warm.continue_overrides(variant, seed, str(run_dir), source)
+            overrides["train.progress_bar"] = self.progress
+            print(
+                f"\n== compare: continued pretraining {variant.name} (seed {seed}) from {source}",
+                file=sys.stderr,
+            )
+            result = pretrain(warm.pretrain, overrides, resume=(run_dir / "checkpoints").is_dir())
+            checkpoint, ode_overrides, val_loss = str(result.final_dir), {}, result.val_loss
+        print(f"\n== compare: warm start {variant.name} (seed {seed}) from {checkpoint}", file=sys.stderr)
+        tuned = self._finetune(checkpoint, seed, warm=True, ode_overrides=ode_overrides)
         return self._write(
             WarmUnit(
                 **_unit_identity(variant, seed),
                 source=warm.checkpoint,
                 parameters=tuned["model"]["parameters"],
                 finetune=FinetuneScores.of(tuned),
-            )
+                continued_tokens=warm.continue_tokens,
+                val_loss=val_loss,
+            ),
+            key,
         )
 
     def share_tokenizer_and_data(self) -> None:
@@ -243,26 +302,36 @@ class Study:
         return json.loads(path.read_text(encoding="utf-8"))
 
     def run(self) -> list[UnitRecord]:
+        """Every unit: the learning-rate sweep, then the budgets from the smallest up, seed-major within a
+        budget (after one pass every variant has a first result to look at); the warm start with the last."""
         self.share_tokenizer_and_data()
         records = []
-        # Seed-major order: after one pass every variant has a first result to look at.
-        for seed in self.config.seeds:
-            units = [(self.pretrain_unit, variant) for variant in self.config.variants]
-            if self.config.warm_start is not None:
-                units += [(self.warm_start_unit, variant) for variant in self.config.warm_start.variants]
-            for unit, variant in units:
-                try:
-                    records.append(unit(variant, seed))
-                except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
-                    # Not a record: a later run of the study tries this unit again.
-                    print(
-                        f"== compare: {variant.name} (seed {seed}) FAILED: {type(error).__name__}: {error}",
-                        file=sys.stderr,
-                    )
-                    self.failures.append(
-                        {"variant": variant.name, "seed": seed, "error": f"{type(error).__name__}: {error}"}
-                    )
+        budgets = self.config.budget_list()
+        for budget in budgets:
+            for seed in self.config.seeds_for(budget):
+                units = [(self.pretrain_unit, variant, (seed, budget)) for variant in self.config.variants]
+                if self.config.warm_start is not None and budget == budgets[-1]:
+                    units += [(self.warm_start_unit, v, (seed,)) for v in self.config.warm_start.variants]
+                records += self._run_units(units)
         return records
+
+    def sweep_records(self) -> list[SweepUnit]:
+        """The finished sweep units (run by ``pretrain_unit`` through ``best_lr``)."""
+        return [SweepUnit.read_json(path) for path in sorted(self.records_dir.glob("sweep--*.json"))]
+
+    def _run_units(self, units) -> list[UnitRecord]:
+        finished = []
+        for unit, variant, args in units:
+            try:
+                finished.append(unit(variant, *args))
+            except Exception as error:  # noqa: BLE001 - one failed run must not lose the others
+                # Not a record: a later run of the study tries this unit again.
+                where = f"{variant.name} ({', '.join(str(a) for a in args if a is not None)})"
+                print(f"== compare: {where} FAILED: {type(error).__name__}: {error}", file=sys.stderr)
+                self.failures.append(
+                    {"variant": variant.name, "seed": args[0], "error": f"{type(error).__name__}: {error}"}
+                )
+        return finished
 
 
 def machine_description() -> dict:
@@ -314,6 +383,7 @@ def compare(
         wall_seconds=time.time() - started,
         failures=study.failures,
         downstream_baselines=downstream_baselines,
+        sweeps=study.sweep_records(),
     )
     return report_dir
 

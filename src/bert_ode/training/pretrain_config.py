@@ -110,7 +110,9 @@ _NOT_SETTABLE = {"transformers_version", "architectures", "vocab_size", "pad_tok
 class PretrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    model: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MODEL))  # BertOdeConfig fields
+    # BertOdeConfig fields: over DEFAULT_MODEL for a model trained from scratch; over the checkpoint's own
+    # config for one started from train.init_from (so that only what is set here changes, e.g. ODE fields).
+    model: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
@@ -133,14 +135,19 @@ class PretrainConfig:
             raise ValueError("set a budget: train.budget_tokens, train.budget_minutes or train.max_steps")
         if not 0 <= train.warmup_fraction < 1:
             raise ValueError(f"train.warmup_fraction={train.warmup_fraction} must be in [0, 1)")
-        max_positions = self.model.get("max_position_embeddings", BertOdeConfig().max_position_embeddings)
-        if self.data.seq_len > max_positions:
+        max_positions = self.model_fields().get("max_position_embeddings")
+        if max_positions is not None and self.data.seq_len > max_positions:
             raise ValueError(
                 f"data.seq_len={self.data.seq_len} exceeds model.max_position_embeddings={max_positions}; "
                 "lower the "
                 "sequence length or raise max_position_embeddings"
             )
         model_config(self, vocab_size=128, pad_token_id=0)  # BertOdeConfig validates the model fields
+
+    def model_fields(self) -> dict[str, Any]:
+        """The BertOdeConfig fields this config sets: ``model`` over ``DEFAULT_MODEL`` from scratch, ``model``
+        alone over a ``train.init_from`` checkpoint."""
+        return dict(self.model) if self.train.init_from else {**DEFAULT_MODEL, **self.model}
 
     def _validate_model_keys(self) -> None:
         allowed = {f.name for f in dataclasses.fields(BertOdeConfig)} - _NOT_SETTABLE
@@ -155,7 +162,7 @@ def model_config(
     config: PretrainConfig, vocab_size: int, pad_token_id: int, attn_implementation: str = "sdpa"
 ) -> BertOdeConfig:
     return BertOdeConfig(
-        **config.model,
+        **config.model_fields(),
         vocab_size=vocab_size,
         pad_token_id=pad_token_id,
         attn_implementation=attn_implementation,

@@ -9,20 +9,25 @@ The decision rules (win / tie / loss, and no verdict for models that have not le
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
 from .metrics import confidence_interval, summarize
 from .report_markdown import report_markdown
 from .report_plots import write_plots
+from .scaling import fit_power_law
 from .study_config import StudyConfig
 from .study_records import (
     EqualComputeVerdict,
     PretrainSummary,
     PretrainUnit,
+    ScalingPoint,
     Stats,
     StudySummary,
+    SweepUnit,
     UnitRecord,
+    VariantScaling,
     WarmSummary,
     WarmUnit,
 )
@@ -99,6 +104,8 @@ def warm_summary(runs: list[WarmUnit], metric: str) -> WarmSummary:
         test=seed_stats([r.finetune.test[metric] for r in runs]),
         validation=seed_stats([r.finetune.validation[metric] for r in runs]),
         test_by_ode_steps=_test_by_steps(runs, metric),
+        continued_tokens=first.continued_tokens,
+        val_loss=seed_stats([r.val_loss for r in runs]),
     )
 
 
@@ -144,8 +151,45 @@ def _main_metric(records: list[UnitRecord]) -> str | None:
     return None
 
 
-def summarize_study(records: list[UnitRecord], config: StudyConfig) -> StudySummary:
-    """Per-variant statistics over seeds, and every variant's verdict against the baseline."""
+def _scaling_point(runs: list[PretrainUnit]) -> ScalingPoint:
+    return ScalingPoint(
+        budget_tokens=runs[0].budget_tokens,
+        train_flops=statistics.fmean(r.train_flops for r in runs),
+        val_loss=seed_stats([r.val_loss for r in runs]),
+    )
+
+
+def scaling_summary(records: list[UnitRecord], baseline: str) -> dict[str, VariantScaling]:
+    """Every variant's (FLOPs, loss) points over the budgets, a power-law fit where there are >= 3, and its
+    gap to the baseline's fitted curve at equal FLOPs."""
+    by_variant: dict[str, dict[int, list[PretrainUnit]]] = {}
+    for r in records:
+        if isinstance(r, PretrainUnit) and r.budget_tokens is not None and r.val_loss is not None:
+            by_variant.setdefault(r.variant, {}).setdefault(r.budget_tokens, []).append(r)
+    scaling = {}
+    for name, by_budget in by_variant.items():
+        points = [_scaling_point(by_budget[b]) for b in sorted(by_budget)]
+        fit = None
+        if len(points) >= 3:
+            fit = fit_power_law([p.train_flops for p in points], [p.val_loss.mean for p in points])
+        scaling[name] = VariantScaling(points=points, fit=fit)
+    base_fit = scaling[baseline].fit if baseline in scaling else None
+    for row in scaling.values():
+        row.gap_to_baseline = [
+            p.val_loss.mean - float(base_fit(p.train_flops)) if base_fit is not None else None
+            for p in row.points
+        ]
+    return scaling
+
+
+def summarize_study(
+    records: list[UnitRecord], config: StudyConfig, sweeps: list[SweepUnit] | None = None
+) -> StudySummary:
+    """Per-variant statistics over seeds at the largest budget, every variant's verdict against the baseline,
+    the scaling curves over the budgets and the learning-rate sweep."""
+    scaling = scaling_summary(records, config.baseline) if len(config.budgets) > 1 else {}
+    main_budget = max(config.budgets) if config.budgets else None
+    records = [r for r in records if not isinstance(r, PretrainUnit) or r.budget_tokens == main_budget]
     metric = _main_metric(records)
     pretrained, warm = _group(records, PretrainUnit), _group(records, WarmUnit)
     entropies = [
@@ -161,6 +205,9 @@ def summarize_study(records: list[UnitRecord], config: StudyConfig) -> StudySumm
         if name != config.baseline:
             _paired_deltas(summary.pretrain[name], runs, pretrained.get(config.baseline, []), metric)
     _against_baseline(summary.pretrain, config.baseline, summary.unigram_entropy)
+    summary.scaling = scaling
+    for unit in sweeps or []:
+        summary.sweep.setdefault(unit.variant, {})[f"{unit.lr:g}"] = unit.val_loss
     warm_rows = list(summary.warm.values())
     for row in warm_rows[1:]:  # the first conversion is the BERT itself
         row.verdict_test = verdict(row.test, warm_rows[0].test, lower_is_better=False)
@@ -181,14 +228,17 @@ def write_report(
     wall_seconds: float,
     failures: list[dict] | None = None,
     downstream_baselines: dict | None = None,
+    sweeps: list[SweepUnit] | None = None,
 ) -> Path:
     """Writes ``results.json``, the plots and ``report.md`` into ``report_dir``; returns the last one.
     ``downstream_baselines``: ``baselines.baseline_scores`` of the study's task, shown beside the models."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarize_study(records, config)
+    summary = summarize_study(records, config, sweeps)
     summary.downstream_baselines = downstream_baselines
-    plots = write_plots(records, summary, report_dir)
+    main_budget = max(config.budgets) if config.budgets else None
+    at_main_budget = [r for r in records if not isinstance(r, PretrainUnit) or r.budget_tokens == main_budget]
+    plots = write_plots(at_main_budget, summary, report_dir)
     results = {"summary": summary.to_dict(), "records": [record.to_dict() for record in records]}
     (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     path = report_dir / "report.md"

@@ -282,6 +282,75 @@ def _baselines_table(summary: StudySummary) -> list[str]:
     ]
 
 
+def _sweep_table(summary: StudySummary) -> list[str]:
+    """Validation loss of every variant at every swept learning rate (smallest budget, first seed)."""
+    if not summary.sweep:
+        return []
+    rates = sorted({lr for by_lr in summary.sweep.values() for lr in by_lr}, key=float)
+    rows = []
+    for name, by_lr in summary.sweep.items():
+        best = min((lr for lr in by_lr if by_lr[lr] is not None), key=lambda lr: by_lr[lr], default=None)
+        cells = [
+            "-"
+            if lr not in by_lr or by_lr[lr] is None
+            else f"{by_lr[lr]:.3f}" + (" (best)" if lr == best else "")
+            for lr in rates
+        ]
+        rows.append([f"`{name}`", *cells])
+    header = ["variant", *[f"lr {lr}" for lr in rates]]
+    text = "Validation MLM loss at the smallest budget, first seed; every variant then trains at its best."
+    return ["", "## Learning-rate sweep", "", text, "", *markdown.table(header, rows)]
+
+
+def _trend(gaps: list[float]) -> str:
+    """Whether a gap to the baseline (at equal FLOPs) moves toward zero as compute grows."""
+    if len(gaps) < 2:
+        return "one point: no trend"
+    sizes = [abs(g) for g in gaps]
+    steps = list(zip(sizes, sizes[1:], strict=False))  # neighbours: one pair fewer than points
+    steady = all(b <= a for a, b in steps) or all(b >= a for a, b in steps)
+    direction = "shrinks" if sizes[-1] < sizes[0] else "grows"
+    return direction if steady else f"{direction} overall, not monotonically"
+
+
+def _scaling_section(summary: StudySummary, config: StudyConfig) -> list[str]:
+    """Loss against FLOPs per variant and budget, the fitted curves, and the trend of each gap to BERT."""
+    if not summary.scaling:
+        return []
+    budgets = sorted({p.budget_tokens for row in summary.scaling.values() for p in row.points})
+    header = [
+        "variant",
+        *[f"{b / 1e6:g}M tokens: loss (FLOPs)" for b in budgets],
+        "fit L(C) = a (C/C0)^-b + c",
+    ]
+    rows, trends = [], []
+    for name, row in summary.scaling.items():
+        by_budget = {p.budget_tokens: p for p in row.points}
+        cells = [
+            f"{mean_std(by_budget[b].val_loss)} ({by_budget[b].train_flops:.1e})" if b in by_budget else "-"
+            for b in budgets
+        ]
+        fit = row.fit
+        rows.append(
+            [f"`{name}`", *cells, "-" if fit is None else f"a={fit.a:.2f}, b={fit.b:.2f}, c={fit.c:.2f}"]
+        )
+        gaps = [g for g in row.gap_to_baseline if g is not None]
+        if name != config.baseline and gaps:
+            listed = ", ".join(f"{g:+.3f}" for g in gaps)
+            trends.append(
+                f"- `{name}` minus BERT's fitted curve at equal FLOPs, budget by budget: {listed}: "
+                f"the gap **{_trend(gaps)}** with compute."
+            )
+    return [
+        "",
+        "## Scaling: validation loss against training compute",
+        "",
+        *markdown.table(header, rows),
+        "",
+        *trends,
+    ]
+
+
 def _steps_table(rows: dict[str, dict[str, Stats]]) -> list[str]:
     """A variant x step-count table of figures over seeds."""
     steps = sorted({s for by_steps in rows.values() for s in by_steps}, key=int)
@@ -312,24 +381,34 @@ def _warm_table(summary: StudySummary) -> list[str]:
     if not summary.warm:
         return []
     metric = summary.metric
-    header = ["variant", "conversion", "params", f"validation {metric}", f"test {metric}", "vs the BERT"]
+    continued = next(iter(summary.warm.values())).continued_tokens
+    header = [
+        "variant",
+        "conversion",
+        "params",
+        "MLM loss after continued pretraining",
+        f"validation {metric}",
+        f"test {metric}",
+        "vs the BERT",
+    ]
     rows = [
         [
             f"`{name}`",
             _describe(row.model_overrides),
             f"{row.parameters / 1e6:.2f}M",
+            mean_std(row.val_loss),
             mean_std(row.validation),
             mean_std(row.test),
             "baseline" if i == 0 else str(row.verdict_test),
         ]
         for i, (name, row) in enumerate(summary.warm.items())
     ]
-    return [
-        "",
-        "## Warm start from a pretrained BERT (no pretraining here)",
-        "",
-        *markdown.table(header, rows),
-    ]
+    how = (
+        f"converted, then {continued:,} tokens of MLM pretraining on the study's corpus"
+        if continued
+        else "converted, no pretraining here"
+    )
+    return ["", f"## Warm start from a pretrained BERT ({how})", "", *markdown.table(header, rows)]
 
 
 def _reproduce(command: str) -> list[str]:
@@ -366,6 +445,8 @@ def report_markdown(
         "",
         *_pretrain_table(summary, config),
         *_baselines_table(summary),
+        *_scaling_section(summary, config),
+        *_sweep_table(summary),
         *_elasticity_tables(summary),
         *_warm_table(summary),
         "",

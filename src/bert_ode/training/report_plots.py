@@ -10,6 +10,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from .study_records import CurvePoint, PretrainUnit, StudySummary, UnitRecord, WarmUnit
@@ -142,6 +143,38 @@ def plot_elasticity(summary: StudySummary, report_dir: Path) -> str | None:
     return _save(fig, report_dir, "elasticity.png")
 
 
+def plot_scaling(summary: StudySummary, report_dir: Path) -> str | None:
+    """Validation loss against training FLOPs (log axis), every variant and budget, with the fitted curves."""
+    if not summary.scaling:
+        return None
+    fig = Figure(figsize=(7.5, 5))
+    ax = fig.subplots()
+    for name, row in summary.scaling.items():
+        flops = [p.train_flops for p in row.points]
+        line = ax.errorbar(
+            flops,
+            [p.val_loss.mean for p in row.points],
+            yerr=[p.val_loss.std for p in row.points],
+            marker="o",
+            capsize=3,
+            linestyle="none",
+            label=name,
+        )
+        if row.fit is not None:
+            grid = np.geomspace(min(flops) / 1.5, max(flops) * 1.5, 100)
+            ax.plot(grid, row.fit(grid), color=line[0].get_color(), alpha=0.7)
+    if summary.unigram_entropy is not None:
+        ax.axhline(summary.unigram_entropy, color="gray", linestyle="--", linewidth=1)
+        ax.text(ax.get_xlim()[0], summary.unigram_entropy, " word frequencies only", va="bottom", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training FLOPs (forward + backward, counted)")
+    ax.set_ylabel("validation MLM loss")
+    ax.set_title("Scaling: mean ± std over seeds per budget; lines: L(C) = a (C/C0)^-b + c per variant")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, report_dir, "scaling.png")
+
+
 def write_plots(records: list[UnitRecord], summary: StudySummary, report_dir: Path) -> list[str]:
     """Draws every plot that has data; returns the file names written."""
     curves = _curves(records)
@@ -150,5 +183,6 @@ def write_plots(records: list[UnitRecord], summary: StudySummary, report_dir: Pa
         plot_loss_vs_flops(curves, summary, report_dir),
         plot_downstream(records, summary, report_dir),
         plot_elasticity(summary, report_dir),
+        plot_scaling(summary, report_dir),
     ]
     return [filename for filename in written if filename is not None]

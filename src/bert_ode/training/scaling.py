@@ -10,10 +10,11 @@ from the fits second.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 from .records import Record
 
@@ -47,8 +48,12 @@ def fit_power_law(compute, loss) -> PowerLawFit:
         return a * x ** (-b) + c
 
     guess = (max(loss.max() - loss.min(), 1e-3), 0.5, float(loss.min()) * 0.9)
-    params, _ = curve_fit(
-        model, x, loss, p0=guess, bounds=([0, 0, -np.inf], [np.inf, 5, np.inf]), maxfev=20000
-    )
+    with warnings.catch_warnings():
+        # Three budgets for three parameters leave no residual to estimate a covariance from; the fit itself
+        # is still the least-squares one, and its covariance is not used.
+        warnings.simplefilter("ignore", OptimizeWarning)
+        params, _ = curve_fit(
+            model, x, loss, p0=guess, bounds=([0, 0, -np.inf], [np.inf, 5, np.inf]), maxfev=20000
+        )
     rmse = math.sqrt(float(np.mean((model(x, *params) - loss) ** 2)))
     return PowerLawFit(a=float(params[0]), b=float(params[1]), c=float(params[2]), scale=scale, rmse=rmse)

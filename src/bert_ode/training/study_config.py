@@ -47,11 +47,14 @@ class Variant:
         model: ``BertOdeConfig`` overrides (``{"ode_method": "heun"}``); empty: plain BERT.
         compute_match: the name of the ODE variant this one matches in compute (e.g. BERT with 2x the layers
             against a 2-evaluation RK2 model); the report then compares the two at equal compute.
+        tokens_factor: this variant trains on ``tokens_factor`` x each budget (BERT on 2x the tokens is the
+            other equal-compute match of a 2-evaluation scheme); needs ``budgets``.
     """
 
     name: str
     model: dict[str, Any] = field(default_factory=dict)
     compute_match: str | None = None
+    tokens_factor: float = 1.0
 
 
 @dataclass
@@ -63,17 +66,42 @@ class WarmStart:
         variants: the conversions (``model`` is passed as ``FinetuneConfig.ode_overrides``); the first one
             is the reference the others are compared with.
         finetune: ``FinetuneConfig`` fields for these runs, over the study's ``finetune``.
+        continue_tokens: continue MLM pretraining every conversion on the recipe ``pretrain`` for this many
+            tokens before fine-tuning (the same tokens, data order and MLM-head initialisation for every
+            conversion); ``None``: fine-tune the conversions as converted.
+        pretrain: the continued-pretraining recipe (a preset or YAML path; its ``model`` section must not set
+            sizes: the checkpoint's are kept).
+        pretrain_overrides: dotted ``PretrainConfig`` keys applied to every continued-pretraining run.
     """
 
     checkpoint: str = "minilm"
     variants: list[Variant] = field(default_factory=list)
     finetune: dict[str, Any] = field(default_factory=dict)
+    continue_tokens: int | None = None
+    pretrain: str = "warm"
+    pretrain_overrides: dict[str, Any] = field(default_factory=dict)
 
     def source(self) -> str:
         """The checkpoint path."""
         if self.checkpoint in WARM_START_SOURCES:
             return WARM_START_SOURCES[self.checkpoint]()
         return self.checkpoint
+
+    def continue_overrides(self, variant: Variant, seed: int, output_dir: str, source: str) -> dict[str, Any]:
+        """The dotted ``PretrainConfig`` overrides of one conversion's continued pretraining."""
+        overrides = dict(self.pretrain_overrides)
+        overrides.update({f"model.{key}": value for key, value in variant.model.items()})
+        overrides.update(
+            {
+                "train.init_from": source,
+                "tokenizer.path": source,
+                "train.seed": seed,
+                "train.output_dir": output_dir,
+                "train.budget_tokens": self.continue_tokens,
+                "train.max_steps": None,
+            }
+        )
+        return overrides
 
 
 @dataclass
@@ -90,6 +118,11 @@ class StudyConfig:
         finetune: ``FinetuneConfig`` fields (task, epochs, learning_rate, ...) of the downstream protocol; the
             study sets ``FINETUNE_SET_BY_STUDY`` itself.
         elasticity_steps: step counts each model is also evaluated with (MLM loss and downstream scores).
+        budgets: pretraining token budgets, one scaling point each (e.g. ``[1e6, 4e6, 1.6e7]``); empty: the
+            recipe's own budget. Verdicts, elasticity and downstream tables are at the largest budget.
+        small_budget_seeds: seeds run at every budget but the largest (``None``: all ``seeds``).
+        sweep_lrs: learning rates tried for every variant at the smallest budget with the first seed; each
+            variant then trains at the one of lowest validation loss. Empty: the recipe's learning rate.
         warm_start: fine-tune converted pretrained BERTs too (``None``: no).
         runs_dir: pretraining runs and per-unit records go to ``runs_dir/<name>/``.
         report_dir: the report goes to ``report_dir/<name>/``.
@@ -103,6 +136,9 @@ class StudyConfig:
     baseline: str = "bert"
     finetune: dict[str, Any] = field(default_factory=dict)
     elasticity_steps: list[int] = field(default_factory=lambda: [1, 2, 4])
+    budgets: list[int] = field(default_factory=list)
+    small_budget_seeds: list[int] | None = None
+    sweep_lrs: list[float] = field(default_factory=list)
     warm_start: WarmStart | None = None
     runs_dir: str = "runs/compare"
     report_dir: str = "reports"
@@ -117,6 +153,7 @@ class StudyConfig:
         for variant in self.variants:  # every pretraining run's config
             load_config(self.pretrain, self.run_overrides(variant, seed=self.seeds[0], output_dir="unused"))
         self._check_finetune()
+        self._check_budgets()
         if (
             self.warm_start is not None
             and self.warm_start.checkpoint not in WARM_START_SOURCES
@@ -126,6 +163,14 @@ class StudyConfig:
                 f"warm_start.checkpoint={self.warm_start.checkpoint!r} is neither "
                 f"{', '.join(WARM_START_SOURCES)} nor an existing checkpoint path"
             )
+        warm = self.warm_start
+        if warm is not None and warm.continue_tokens is not None:
+            if warm.continue_tokens < 1:
+                raise ValueError(f"warm_start.continue_tokens={warm.continue_tokens} must be >= 1")
+            for variant in warm.variants:  # each continued-pretraining config, before any run starts
+                load_config(
+                    warm.pretrain, warm.continue_overrides(variant, self.seeds[0], "unused", "unused")
+                )
 
     def _check_variants(self) -> None:
         names = [variant.name for variant in self.variants]
@@ -141,6 +186,30 @@ class StudyConfig:
                     f"variant {variant.name!r}: compute_match={variant.compute_match!r} is not a variant"
                 )
 
+    def _check_budgets(self) -> None:
+        if any(budget < 1 for budget in self.budgets) or len(set(self.budgets)) != len(self.budgets):
+            raise ValueError(f"budgets={self.budgets} must be distinct token counts >= 1")
+        if any(lr <= 0 for lr in self.sweep_lrs):
+            raise ValueError(f"sweep_lrs={self.sweep_lrs} must be learning rates > 0")
+        if self.small_budget_seeds is not None and not self.small_budget_seeds:
+            raise ValueError("small_budget_seeds must name at least one seed (or be null: all seeds)")
+        for variant in self.variants:
+            if variant.tokens_factor <= 0 or (variant.tokens_factor != 1.0 and not self.budgets):
+                raise ValueError(
+                    f"variant {variant.name!r}: tokens_factor={variant.tokens_factor} needs budgets and must "
+                    "be > 0"
+                )
+
+    def budget_list(self) -> list[int | None]:
+        """The budgets in increasing order; ``[None]`` (the recipe's budget) without ``budgets``."""
+        return sorted(self.budgets) or [None]
+
+    def seeds_for(self, budget: int | None) -> list[int]:
+        """All seeds at the largest budget; ``small_budget_seeds`` (if set) below it."""
+        if budget is None or budget == max(self.budgets) or self.small_budget_seeds is None:
+            return list(self.seeds)
+        return list(self.small_budget_seeds)
+
     def _check_finetune(self) -> None:
         sections = [("finetune", self.finetune)]
         if self.warm_start is not None:
@@ -151,12 +220,20 @@ class StudyConfig:
                 raise ValueError(f"{where} sets {taken}: the study sets these for each unit")
             self.finetune_config("unused", warm=where.startswith("warm"))  # unknown keys, types, values
 
-    def run_overrides(self, variant: Variant, seed: int, output_dir: str) -> dict[str, Any]:
-        """The dotted ``PretrainConfig`` overrides of one pretraining run."""
+    def run_overrides(
+        self, variant: Variant, seed: int, output_dir: str, budget: int | None = None, lr: float | None = None
+    ) -> dict[str, Any]:
+        """The dotted ``PretrainConfig`` overrides of one pretraining run (at ``budget`` tokens x the
+        variant's ``tokens_factor``, and learning rate ``lr``, where given)."""
         overrides = dict(self.pretrain_overrides)
         overrides.update({f"model.{key}": value for key, value in variant.model.items()})
         overrides["train.seed"] = seed
         overrides["train.output_dir"] = output_dir
+        if budget is not None:
+            overrides["train.budget_tokens"] = round(budget * variant.tokens_factor)
+            overrides["train.max_steps"] = None  # the token budget decides the schedule's length
+        if lr is not None:
+            overrides["train.lr"] = lr
         return overrides
 
     def finetune_config(self, checkpoint: str, warm: bool = False, **per_unit) -> FinetuneConfig:

@@ -17,6 +17,7 @@ from typing import Any
 from .metrics import SeedStats
 from .pretrain import ValidationLoss
 from .records import Record
+from .scaling import PowerLawFit
 
 Scores = dict[str, float | None]
 
@@ -87,6 +88,8 @@ class PretrainUnit(_Unit):
     curve: list[CurvePoint]
     mlm_by_ode_steps: dict[str, ValidationLoss]  # step count -> validation MLM loss with it
     unigram_entropy: float | None = None  # of the validation blocks: the loss of word frequencies alone
+    budget_tokens: int | None = None  # the study budget this run belongs to (None: the recipe's budget)
+    lr: float | None = None  # the peak learning rate it trained with (None: the recipe's)
 
 
 @dataclass(kw_only=True)
@@ -95,6 +98,21 @@ class WarmUnit(_Unit):
 
     kind: str = "warm"
     source: str  # ``WarmStart.checkpoint``
+    continued_tokens: int | None = None  # MLM tokens of continued pretraining before fine-tuning (None: none)
+    val_loss: float | None = None  # validation MLM loss after the continued pretraining
+
+
+@dataclass(kw_only=True)
+class SweepUnit(Record):
+    """One learning rate tried for one variant at the smallest budget (pretraining only, no fine-tuning)."""
+
+    kind: str = "sweep"
+    variant: str
+    seed: int
+    budget_tokens: int | None
+    lr: float
+    val_loss: float | None
+    train_flops: float
 
 
 UnitRecord = PretrainUnit | WarmUnit
@@ -161,6 +179,27 @@ class WarmSummary(Record):
     validation: Stats
     test_by_ode_steps: dict[str, Stats]
     verdict_test: str | None = None
+    continued_tokens: int | None = None  # MLM tokens of continued pretraining before fine-tuning
+    val_loss: Stats = None  # validation MLM loss after it
+
+
+@dataclass
+class ScalingPoint(Record):
+    """One variant at one budget, over its seeds."""
+
+    budget_tokens: int
+    train_flops: float  # mean over seeds
+    val_loss: Stats
+
+
+@dataclass
+class VariantScaling(Record):
+    """A variant's validation loss against training FLOPs, its fitted curve, and its gap to the baseline's
+    fitted curve at its own FLOPs (``None`` where the baseline has no fit)."""
+
+    points: list[ScalingPoint]
+    fit: PowerLawFit | None = None
+    gap_to_baseline: list[float | None] = field(default_factory=list)
 
 
 @dataclass
@@ -173,6 +212,8 @@ class StudySummary(Record):
     unigram_entropy: float | None = None  # of the validation blocks (records written before it: None)
     # baseline name -> split -> metric -> value, for models that need no pretraining (baselines.py).
     downstream_baselines: dict[str, dict[str, dict[str, float]]] | None = None
+    scaling: dict[str, VariantScaling] = field(default_factory=dict)  # with two budgets or more
+    sweep: dict[str, dict[str, float | None]] = field(default_factory=dict)  # variant -> lr -> val loss
 
     def to_dict(self) -> dict:
         return {
@@ -181,6 +222,8 @@ class StudySummary(Record):
             "metric": self.metric,
             "unigram_entropy": self.unigram_entropy,
             "downstream_baselines": self.downstream_baselines,
+            "scaling": {name: row.to_dict() for name, row in self.scaling.items()},
+            "sweep": self.sweep,
         }
 
 
