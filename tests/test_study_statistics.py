@@ -33,6 +33,12 @@ def test_unigram_entropy_matches_a_hand_count():
     assert unigram_entropy(uniform, special) == pytest.approx(math.log(8))
     with pytest.raises(ValueError, match="no maskable token"):
         unigram_entropy(torch.tensor([[0, 1]]), special)
+    # Against reference (training) frequencies, add-one smoothed over the 8 maskable ids: counts 5 x2, 7 x1
+    # give p(5) = 3/11, p(7) = 2/11, p(9) = 1/11; the blocks' tokens 5 x3, 7 x2, 9 x1 then cost:
+    reference = torch.tensor([[0, 5, 7, 5, 1]])
+    cross = -(3 / 6 * math.log(3 / 11) + 2 / 6 * math.log(2 / 11) + 1 / 6 * math.log(1 / 11))
+    assert unigram_entropy(blocks, special, reference) == pytest.approx(cross, abs=1e-12)
+    assert unigram_entropy(blocks, special, blocks) > unigram_entropy(blocks, special)  # cross >= entropy
 
 
 def test_confidence_interval_on_known_data():

@@ -36,21 +36,36 @@ def pack_sequences(
     return torch.cat([cls_column, tokens, sep_column], dim=1)
 
 
-def unigram_entropy(blocks: torch.Tensor, special: torch.Tensor) -> float:
-    """The MLM loss, in nats, of a model that knows only word frequencies: the entropy of the token
-    distribution over the positions masking can choose (``special[id]`` False) in ``blocks``.
+def unigram_entropy(
+    blocks: torch.Tensor, special: torch.Tensor, reference: torch.Tensor | None = None
+) -> float:
+    """The MLM loss, in nats, of a model that knows only word frequencies, over the positions masking can
+    choose (``special[id]`` False) in ``blocks``.
 
-    A masked position's label is drawn from exactly this distribution (token-level masking picks positions
-    uniformly), and predicting it for every position is the best a model can do without reading the context;
-    a model whose validation loss is not clearly below this number has learned word frequencies, not language.
+    Without ``reference``: the entropy of ``blocks``' own token distribution. With ``reference`` (the training
+    blocks): the cross-entropy of ``blocks`` under the reference's frequencies (add-one smoothed, so a token
+    unseen there costs a finite amount), i.e. the loss a model that learned word frequencies from the training
+    data scores on ``blocks``. A masked position's label is drawn from exactly this distribution (token-level
+    masking picks positions uniformly); a model whose validation loss is not clearly below this number has
+    learned word frequencies, not language.
     """
+    counts = _maskable_counts(blocks, special)
+    if counts.sum() == 0:
+        raise ValueError("no maskable token in the blocks: the unigram entropy is undefined")
+    probabilities = counts / counts.sum()
+    if reference is None:
+        present = probabilities > 0
+        return float(-(probabilities[present] * probabilities[present].log()).sum())
+    maskable = ~special
+    smoothed = (_maskable_counts(reference, special) + 1.0) * maskable  # add-one over maskable tokens only
+    log_model = (smoothed / smoothed.sum()).clamp_min(1e-300).log()
+    return float(-(probabilities[maskable] * log_model[maskable]).sum())
+
+
+def _maskable_counts(blocks: torch.Tensor, special: torch.Tensor) -> torch.Tensor:
     tokens = blocks.reshape(-1)
     tokens = tokens[~special[tokens]]
-    if tokens.numel() == 0:
-        raise ValueError("no maskable token in the blocks: the unigram entropy is undefined")
-    counts = torch.bincount(tokens, minlength=len(special)).to(torch.float64)
-    probabilities = counts[counts > 0] / tokens.numel()
-    return float(-(probabilities * probabilities.log()).sum())
+    return torch.bincount(tokens, minlength=len(special)).to(torch.float64)
 
 
 class MlmMasker:

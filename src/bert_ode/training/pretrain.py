@@ -469,5 +469,6 @@ def validation_loss(
     device = setup.accelerator.device
     with torch.no_grad(), setup.autocast():
         nfe = loss_module(probe["input_ids"].to(device), probe["labels"].to(device))[2]
-    unigram = unigram_entropy(validation, setup.masker.special)
+    # Word frequencies as a model learns them: from the training blocks, scored on the blocks evaluated here.
+    unigram = unigram_entropy(validation, setup.masker.special, reference=setup.data.train_blocks)
     return ValidationLoss(val_loss=loss, val_ppl=ppl, nfe=nfe, unigram_entropy=unigram)

@@ -120,8 +120,8 @@ def _unigram_sentence(summary: StudySummary, base: PretrainSummary) -> list[str]
         return []
     below = unigram - base.val_loss.mean if base.val_loss is not None else None
     line = (
-        "- The validation set's unigram entropy (the MLM loss of a model that knows only word frequencies) "
-        f"is **{unigram:.3f} nats**; the baseline is {below:.3f} nats below it."
+        "- The validation set's unigram entropy (the MLM loss of a model that knows only word frequencies, "
+        f"learned on the training data) is **{unigram:.3f} nats**; the baseline is {below:.3f} nats below it."
     )
     if not trained_beyond_unigram(base, unigram):
         line += (
