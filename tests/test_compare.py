@@ -149,6 +149,7 @@ def test_budgets_learning_rate_sweep_and_scaling(tmp_path):
         budgets=[2048, 8192, 32768],
         small_budget_seeds=[0],
         sweep_lrs=[1e-3, 4e-3],
+        sweep_budget=8192,
         elasticity_steps=[1],
     )
     report_dir = compare(path, progress=False, command="pytest")
@@ -169,6 +170,9 @@ def test_budgets_learning_rate_sweep_and_scaling(tmp_path):
     assert set(sweep) == {"bert", "heun", "bert-2x-tokens"} and all(
         set(v) == {"0.001", "0.004"} for v in sweep.values()
     )
+    assert all(record["val_loss"] > 0 for record in results["records"])  # reused sweep runs too
+    swept = sorted(path.name for path in (tmp_path / "runs" / "tiny" / "sweep").iterdir())
+    assert len(swept) == 6 and all("--tokens-8192--" in name for name in swept)  # at sweep_budget
     for record in results["records"]:
         losses = sweep[record["variant"]]
         assert f"{record['lr']:g}" == min(losses, key=losses.get)
@@ -201,6 +205,7 @@ def test_bad_budget_configs_are_clear_errors(tmp_path):
         ({"sweep_lrs": [0.0]}, "must be learning rates > 0"),
         ({"variants": [{"name": "bert", "tokens_factor": 2.0}]}, "tokens_factor=2.0 needs budgets"),
         ({"small_budget_seeds": []}, "small_budget_seeds must name at least one seed"),
+        ({"budgets": [1000, 4000], "sweep_budget": 2000}, "sweep_budget=2000 must be one of budgets"),
     ):
         with pytest.raises(ValueError, match=message):
             load_study(_write_study(tmp_path, **changes))

@@ -163,8 +163,8 @@ class Study:
 
     # -- units -----------------------------------------------------------------------------------------------
     def sweep_unit(self, variant: Variant, lr: float) -> SweepUnit:
-        """One learning rate for ``variant`` at the smallest budget, first seed: pretraining only."""
-        budget, seed = self.config.budget_list()[0], self.config.seeds[0]
+        """One learning rate for ``variant`` at the sweep budget, first seed: pretraining only."""
+        budget, seed = self.config.sweep_at(), self.config.seeds[0]
         key = unit_key(variant.name, seed, budget, lr)
         done = self._finished(SweepUnit, key)
         if done is not None:
@@ -178,7 +178,8 @@ class Study:
             seed=seed,
             budget_tokens=budget,
             lr=lr,
-            val_loss=result.val_loss,
+            # A run resumed after its end evaluates nothing itself: score its final model.
+            val_loss=result.val_loss if result.val_loss is not None else validation_loss(run_dir).val_loss,
             train_flops=flops,
         )
         return self._write(record, key)
@@ -196,6 +197,9 @@ class Study:
             return done
         lr = self.best_lr(variant)
         run_dir = self.root / "pretrain" / key.replace("--", "/")
+        if lr is not None and budget == self.config.sweep_at() and seed == self.config.seeds[0]:
+            # The sweep already trained this very run (same variant, budget, seed and rate): reuse it.
+            run_dir = self.root / "sweep" / unit_key(variant.name, seed, budget, lr)
         result = self._pretrain(variant, seed, run_dir, budget, lr)
         data = load_config(run_dir / "pretrain_config.yaml").data
         model = BertOdeForMaskedLM.from_pretrained(result.final_dir)
@@ -217,8 +221,12 @@ class Study:
                 tokens=result.tokens,
                 train_seconds=result.train_seconds,
                 tokens_per_second=result.tokens_per_second,
-                val_loss=result.val_loss,
-                val_ppl=result.val_ppl,
+                # A run resumed after its end (or reused from the sweep) evaluates nothing itself; the same
+                # blocks and masks were just scored at the trained step count.
+                val_loss=result.val_loss
+                if result.val_loss is not None
+                else getattr(trained, "val_loss", None),
+                val_ppl=result.val_ppl if result.val_ppl is not None else getattr(trained, "val_ppl", None),
                 nfe_per_forward=trained.nfe if trained else None,
                 unigram_entropy=trained.unigram_entropy if trained else None,
                 train_flops_per_token=flops_per_token,

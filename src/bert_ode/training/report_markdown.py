@@ -298,7 +298,7 @@ def _sweep_table(summary: StudySummary) -> list[str]:
         ]
         rows.append([f"`{name}`", *cells])
     header = ["variant", *[f"lr {lr}" for lr in rates]]
-    text = "Validation MLM loss at the smallest budget, first seed; every variant then trains at its best."
+    text = "Validation MLM loss at the sweep budget, first seed; every variant then trains at its best."
     return ["", "## Learning-rate sweep", "", text, "", *markdown.table(header, rows)]
 
 

@@ -121,8 +121,11 @@ class StudyConfig:
         budgets: pretraining token budgets, one scaling point each (e.g. ``[1e6, 4e6, 1.6e7]``); empty: the
             recipe's own budget. Verdicts, elasticity and downstream tables are at the largest budget.
         small_budget_seeds: seeds run at every budget but the largest (``None``: all ``seeds``).
-        sweep_lrs: learning rates tried for every variant at the smallest budget with the first seed; each
+        sweep_lrs: learning rates tried for every variant at ``sweep_budget`` with the first seed; each
             variant then trains at the one of lowest validation loss. Empty: the recipe's learning rate.
+        sweep_budget: the budget of the sweep (one of ``budgets``; ``None``: the smallest). A budget whose
+            runs all end on the word-frequency plateau cannot tell learning rates apart: sweep where the
+            baseline has left it.
         warm_start: fine-tune converted pretrained BERTs too (``None``: no).
         runs_dir: pretraining runs and per-unit records go to ``runs_dir/<name>/``.
         report_dir: the report goes to ``report_dir/<name>/``.
@@ -139,6 +142,7 @@ class StudyConfig:
     budgets: list[int] = field(default_factory=list)
     small_budget_seeds: list[int] | None = None
     sweep_lrs: list[float] = field(default_factory=list)
+    sweep_budget: int | None = None
     warm_start: WarmStart | None = None
     runs_dir: str = "runs/compare"
     report_dir: str = "reports"
@@ -191,6 +195,8 @@ class StudyConfig:
             raise ValueError(f"budgets={self.budgets} must be distinct token counts >= 1")
         if any(lr <= 0 for lr in self.sweep_lrs):
             raise ValueError(f"sweep_lrs={self.sweep_lrs} must be learning rates > 0")
+        if self.sweep_budget is not None and self.sweep_budget not in self.budgets:
+            raise ValueError(f"sweep_budget={self.sweep_budget} must be one of budgets={self.budgets}")
         if self.small_budget_seeds is not None and not self.small_budget_seeds:
             raise ValueError("small_budget_seeds must name at least one seed (or be null: all seeds)")
         for variant in self.variants:
@@ -199,6 +205,10 @@ class StudyConfig:
                     f"variant {variant.name!r}: tokens_factor={variant.tokens_factor} needs budgets and must "
                     "be > 0"
                 )
+
+    def sweep_at(self) -> int | None:
+        """The budget the learning-rate sweep runs at."""
+        return self.sweep_budget if self.sweep_budget is not None else self.budget_list()[0]
 
     def budget_list(self) -> list[int | None]:
         """The budgets in increasing order; ``[None]`` (the recipe's budget) without ``budgets``."""
