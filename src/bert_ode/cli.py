@@ -49,7 +49,9 @@ def add_config_options(parser: HfArgumentParser, config_class, skip: tuple[str, 
         default = {"default": f.default} if f.default is not dataclasses.MISSING else {}
         if f.default_factory is not dataclasses.MISSING:
             default = {"default_factory": f.default_factory}
-        fields.append((f.name, hints[f.name], dataclasses.field(metadata=f.metadata, **default)))
+        # HfArgumentParser passes metadata on to add_argument; the range is the config's own check.
+        metadata = {key: value for key, value in f.metadata.items() if key != "bounds"}
+        fields.append((f.name, hints[f.name], dataclasses.field(metadata=metadata, **default)))
     view = dataclasses.make_dataclass(f"{config_class.__name__}Options", fields, kw_only=True)
     parser._add_dataclass_arguments(view)
     return [name for name, _, _ in fields]

@@ -7,6 +7,7 @@ import math
 from typing import Any, ClassVar, Literal, get_args
 
 from transformers import BertConfig
+from transformers.activations import ACT2FN
 
 from .solvers import ADAPTIVE_METHODS, BACKENDS, check_backend
 from .tableaux import TABLEAUX
@@ -52,6 +53,17 @@ def _boolean(field: str, value: Any) -> None:
 
 
 # One check per ODE field, run on construction and on every later assignment.
+# Size fields a model cannot be built with unless they are positive integers.
+_SIZE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
+
 _FIELD_CHECKS = {
     "ode_method": _one_of(*ODE_METHODS),
     "ode_steps": _positive_int,
@@ -145,6 +157,7 @@ class BertOdeConfig(BertConfig):
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         self.validate_encoder_only()
+        self.validate_sizes()
         self.validate_splitting()
         self.validate_solver()
         self.validate_continuous_depth()
@@ -154,6 +167,23 @@ class BertOdeConfig(BertConfig):
             raise ValueError(
                 "BertOde is an encoder: is_decoder and add_cross_attention must be False "
                 f"(got is_decoder={self.is_decoder}, add_cross_attention={self.add_cross_attention})"
+            )
+
+    def validate_sizes(self) -> None:
+        """What BertConfig itself does not check: positive sizes, heads dividing the width, a known
+        activation."""
+        for name in _SIZE_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} is invalid; it must be an integer >= 1")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be a multiple of num_attention_heads="
+                f"{self.num_attention_heads} (each head gets hidden_size / num_attention_heads dimensions)"
+            )
+        if isinstance(self.hidden_act, str) and self.hidden_act not in ACT2FN:
+            raise ValueError(
+                f"hidden_act={self.hidden_act!r} is unknown; allowed values: {', '.join(sorted(ACT2FN))}"
             )
 
     def validate_splitting(self) -> None:

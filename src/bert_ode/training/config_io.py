@@ -20,6 +20,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -180,6 +181,50 @@ def _convert_scalar(value: Any, hint: Any, key: str) -> Any:
     ):
         raise ValueError(f"config key {key!r} must be {_SCALAR_NAMES[hint]}, got {value!r}")
     return value
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a number field, declared in its metadata (``bounded``) and checked by
+    ``check_bounds`` wherever the config is built; a list field's items are checked one by one."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself not allowed
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below and value == value  # NaN is in no range
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"in {left}{self.low:g}, {self.high:g}{right}"
+
+
+def bounded(
+    default: Any = dataclasses.MISSING, *, low=None, high=None, low_open=False, high_open=False, **kwargs
+):
+    """A dataclass field whose values must lie in the range (``None``, for an optional field, always may)."""
+    metadata = {**kwargs.pop("metadata", {}), "bounds": Bounds(low, high, low_open, high_open)}
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def check_bounds(instance, where: str = "") -> None:
+    """Raises ``ValueError`` naming the key, the value and the allowed range for the first field out of
+    range."""
+    for f in dataclasses.fields(instance):
+        bounds, value = f.metadata.get("bounds"), getattr(instance, f.name)
+        if bounds is None or value is None or isinstance(value, (bool, str)):
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not bounds.contains(item):
+                raise ValueError(f"{_join(where, f.name)}={value!r} is invalid; it must be {bounds}")
 
 
 def to_dict(instance) -> dict:

@@ -12,6 +12,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
 
 from ..data.tasks import BUILTIN_TASK, TaskData, load_task
+from .config_io import bounded, check_bounds
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -110,15 +111,16 @@ class FinetuneConfig(TaskOptions):
             "help": "inputs are truncated to this many tokens (at most the model's max_position_embeddings)"
         },
     )
-    warmup_ratio: float = field(
-        default=0.1, metadata={"help": "share of the training steps spent warming up"}
+    warmup_ratio: float = bounded(
+        0.1, low=0, high=1, metadata={"help": "share of the training steps spent warming up"}
     )
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    weight_decay: float = bounded(0.01, low=0, metadata={"help": "AdamW weight decay"})
     evaluations_per_epoch: int = field(
         default=2, metadata={"help": "validation evaluations per epoch (the model-selection points)"}
     )
-    early_stopping_patience: int | None = field(
-        default=None,
+    early_stopping_patience: int | None = bounded(
+        None,
+        low=1,
         metadata={"help": "stop after this many validation evaluations without improvement (unset: never)"},
     )
     ode_overrides: dict[str, Any] = field(
@@ -158,6 +160,7 @@ class FinetuneConfig(TaskOptions):
             raise ValueError(f"epochs={self.epochs!r} is invalid; it must be > 0")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate={self.learning_rate!r} is invalid; it must be > 0")
+        check_bounds(self)
         if any(steps < 1 for steps in self.eval_ode_steps):
             raise ValueError(
                 f"eval_ode_steps={self.eval_ode_steps!r} is invalid; every step count must be >= 1"

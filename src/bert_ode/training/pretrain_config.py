@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from ..configuration_bert_ode import BertOdeConfig
-from .config_io import from_dict, load_yaml, merge, nest, to_dict
+from .config_io import bounded, check_bounds, from_dict, load_yaml, merge, nest, to_dict
 
 # Where named presets (``smoke``, ``cpu``, ``gpu``) live: the repository's configs/ folder.
 PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
@@ -38,10 +38,10 @@ class DataConfig:
     streaming: bool = False
     text_field: str = "text"
     builtin: str = "all"
-    max_documents: int | None = None  # with streaming: how many documents to read from the stream
-    validation_fraction: float = 0.02
-    seq_len: int = 128
-    mlm_probability: float = 0.15
+    max_documents: int | None = bounded(None, low=1)  # with streaming: how many documents to read
+    validation_fraction: float = bounded(0.02, low=0, high=1, high_open=True)
+    seq_len: int = bounded(128, low=3)  # [CLS], at least one token, [SEP]
+    mlm_probability: float = bounded(0.15, low=0, high=1, low_open=True, high_open=True)
     whole_word_mask: bool = False
 
 
@@ -51,8 +51,8 @@ class TokenizerConfig:
     trained."""
 
     path: str | None = None
-    vocab_size: int = 8192
-    min_frequency: int = 2
+    vocab_size: int = bounded(8192, low=8)
+    min_frequency: int = bounded(2, low=1)
     lowercase: bool = True
 
 
@@ -62,27 +62,27 @@ class TrainConfig:
 
     output_dir: str = "runs/pretrain"
     seed: int = 0
-    batch_size: int = 32  # sequences per process and micro-step
-    grad_accum: int = 1
-    budget_tokens: int | None = 2_000_000  # tokens seen (all processes) before the schedule ends
-    budget_minutes: float | None = None  # wall-clock training budget; with both, whichever ends first
-    max_steps: int | None = None  # an optimizer-step cap (overrides budget_tokens for the schedule's length)
-    lr: float = 1e-3
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    eps: float = 1e-6
-    weight_decay: float = 0.01
+    batch_size: int = bounded(32, low=1)  # sequences per process and micro-step
+    grad_accum: int = bounded(1, low=1)
+    budget_tokens: int | None = bounded(2_000_000, low=1)  # tokens seen (all processes) in the schedule
+    budget_minutes: float | None = bounded(None, low=0, low_open=True)  # wall clock; the first budget to end
+    max_steps: int | None = bounded(None, low=1)  # optimizer steps (overrides budget_tokens)
+    lr: float = bounded(1e-3, low=0, low_open=True)
+    betas: list[float] = bounded(low=0, high=1, high_open=True, default_factory=lambda: [0.9, 0.98])
+    eps: float = bounded(1e-6, low=0, low_open=True)
+    weight_decay: float = bounded(0.01, low=0)
     schedule: Literal["triangle", "cosine", "constant"] = (
         "triangle"  # triangle: one-cycle, linear up and down to 0
     )
-    warmup_fraction: float = 0.1
-    max_grad_norm: float | None = 0.5
+    warmup_fraction: float = bounded(0.1, low=0, high=1, high_open=True)
+    max_grad_norm: float | None = bounded(0.5, low=0)  # 0 or None: no clipping
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 where the hardware has it
-    eval_every: int = 200  # optimizer steps; 0 = only at the end
-    eval_blocks: int = 256  # validation blocks per evaluation (at most)
-    save_every: int = 500  # optimizer steps; 0 = only at the end
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    num_threads: int | None = None  # torch intra-op threads per process
+    eval_every: int = bounded(200, low=0)  # optimizer steps; 0 = only at the end
+    eval_blocks: int = bounded(256, low=1)  # validation blocks per evaluation (at most)
+    save_every: int = bounded(500, low=0)  # optimizer steps; 0 = only at the end
+    keep_checkpoints: int = bounded(2, low=1)
+    log_every: int = bounded(10, low=1)
+    num_threads: int | None = bounded(None, low=1)  # torch intra-op threads per process
     attn_implementation: str = "auto"  # auto: see device.resolve_attention
     init_from: str | None = None  # a BERT / BertOde checkpoint to start from instead of random weights
     progress_bar: bool = True
@@ -127,14 +127,15 @@ class PretrainConfig:
 
     def validate(self) -> None:
         self._validate_model_keys()
+        for name in ("data", "tokenizer", "train"):
+            check_bounds(getattr(self, name), name)
         train = self.train
-        for name in ("batch_size", "grad_accum", "log_every"):
-            if getattr(train, name) < 1:
-                raise ValueError(f"train.{name}={getattr(train, name)} must be >= 1")
+        if len(train.betas) != 2:
+            raise ValueError(f"train.betas={train.betas!r} is invalid; it must be two numbers in [0, 1)")
+        if self.data.files is not None and not self.data.files:
+            raise ValueError("data.files is empty; name at least one file or folder (or leave it unset)")
         if train.budget_tokens is None and train.budget_minutes is None and train.max_steps is None:
             raise ValueError("set a budget: train.budget_tokens, train.budget_minutes or train.max_steps")
-        if not 0 <= train.warmup_fraction < 1:
-            raise ValueError(f"train.warmup_fraction={train.warmup_fraction} must be in [0, 1)")
         max_positions = self.model_fields().get("max_position_embeddings")
         if max_positions is not None and self.data.seq_len > max_positions:
             raise ValueError(

@@ -1,0 +1,97 @@
+"""Bad configuration values get one clear error naming the key and the allowed range, before any work starts;
+numbers are read the way people write them."""
+
+from __future__ import annotations
+
+import pytest
+
+from bert_ode import BertOdeConfig
+from bert_ode.cli import main
+from bert_ode.training.config_io import parse_assignments
+from bert_ode.training.finetune_config import FinetuneConfig
+from bert_ode.training.pretrain_config import load_config
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("train.lr=0", r"train\.lr=0\.0 is invalid; it must be > 0"),
+        ("train.lr=-1e-3", r"train\.lr=-0\.001 is invalid; it must be > 0"),
+        ("train.budget_tokens=0", r"train\.budget_tokens=0 is invalid; it must be >= 1"),
+        ("train.budget_tokens=-5", r"train\.budget_tokens=-5 is invalid"),
+        ("train.budget_minutes=-1", r"train\.budget_minutes=-1\.0 is invalid; it must be > 0"),
+        ("train.max_steps=-1", r"train\.max_steps=-1 is invalid; it must be >= 1"),
+        ("train.max_steps=0", r"train\.max_steps=0 is invalid; it must be >= 1"),
+        ("train.max_grad_norm=-1", r"train\.max_grad_norm=-1\.0 is invalid; it must be >= 0"),
+        ("train.betas=[0.9]", r"train\.betas=\[0\.9\] is invalid; it must be two numbers in \[0, 1\)"),
+        ("train.betas=[0.9, 1.5]", r"train\.betas=\[0\.9, 1\.5\] is invalid; it must be in \[0, 1\)"),
+        ("train.betas=0.9", r"config key 'train\.betas' must be a list, got 0\.9"),
+        ("train.num_threads=-1", r"train\.num_threads=-1 is invalid; it must be >= 1"),
+        ("train.output_dir=null", r"config key 'train\.output_dir' must be a string, got None"),
+        ("train.eps=0", r"train\.eps=0\.0 is invalid; it must be > 0"),
+        ("train.weight_decay=-1", r"train\.weight_decay=-1\.0 is invalid; it must be >= 0"),
+        ("train.warmup_fraction=1", r"train\.warmup_fraction=1\.0 is invalid; it must be in \[0, 1\)"),
+        ("train.eval_blocks=0", r"train\.eval_blocks=0 is invalid"),
+        ("train.keep_checkpoints=0", r"train\.keep_checkpoints=0 is invalid"),
+        ("train.lr=fast", r"config key 'train\.lr' must be a number, got 'fast'"),
+        ("data.files=[]", r"data\.files is empty"),
+        ("data.validation_fraction=1", r"data\.validation_fraction=1\.0 is invalid; it must be in \[0, 1\)"),
+        ("data.mlm_probability=0", r"data\.mlm_probability=0\.0 is invalid; it must be in \(0, 1\)"),
+        ("data.seq_len=2", r"data\.seq_len=2 is invalid; it must be >= 3"),
+        ("tokenizer.vocab_size=0", r"tokenizer\.vocab_size=0 is invalid"),
+        ("model.num_attention_heads=0", r"num_attention_heads=0 is invalid; it must be an integer >= 1"),
+        ("model.num_attention_heads=3", r"hidden_size=128 must be a multiple of num_attention_heads=3"),
+        ("model.hidden_size=-32", r"hidden_size=-32 is invalid; it must be an integer >= 1"),
+        ("model.num_hidden_layers=-1", r"num_hidden_layers=-1 is invalid"),
+        ("model.type_vocab_size=0", r"type_vocab_size=0 is invalid"),
+        ("model.hidden_act=bogus", r"hidden_act='bogus' is unknown; allowed values: .*gelu"),
+    ],
+)
+def test_pretraining_values_out_of_range_are_refused_where_the_config_is_built(assignment, message):
+    with pytest.raises(ValueError, match=message):
+        load_config("smoke", parse_assignments([assignment]))
+
+
+@pytest.mark.parametrize(
+    ("assignment", "key", "expected"),
+    [
+        ("train.lr=5e-4", "lr", 5e-4),
+        ("train.lr=5E-4", "lr", 5e-4),
+        ("train.lr=1e-4", "lr", 1e-4),
+        ("train.lr=2.0e-3", "lr", 2e-3),
+        ("train.warmup_fraction=.5", "warmup_fraction", 0.5),
+        ("train.budget_tokens=1_000_000", "budget_tokens", 1_000_000),
+        ("train.budget_tokens=4e6", "budget_tokens", 4_000_000),
+    ],
+)
+def test_numbers_as_users_write_them(assignment, key, expected):
+    value = getattr(load_config("smoke", parse_assignments([assignment])).train, key)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("weight_decay", -1.0, r"weight_decay=-1\.0 is invalid; it must be >= 0"),
+        ("warmup_ratio", 5.0, r"warmup_ratio=5\.0 is invalid; it must be in \[0, 1\]"),
+        ("early_stopping_patience", -1, r"early_stopping_patience=-1 is invalid; it must be >= 1"),
+        ("early_stopping_patience", 0, r"early_stopping_patience=0 is invalid"),
+    ],
+)
+def test_finetuning_values_out_of_range_are_refused(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        FinetuneConfig(checkpoint="unused", **{field: value})
+
+
+def test_model_sizes_are_checked_by_the_config_itself():
+    with pytest.raises(ValueError, match="must be a multiple of num_attention_heads"):
+        BertOdeConfig(hidden_size=30, num_attention_heads=4)
+    assert BertOdeConfig(hidden_size=32, num_attention_heads=4).hidden_size == 32
+
+
+def test_cli_reports_a_bad_value_in_one_line(capsys):
+    assert main(["pretrain", "--config", "smoke", "--set", "train.max_steps=-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["bert-ode pretrain: error: train.max_steps=-1 is invalid; it must be >= 1"]
+    assert main(["finetune", "unused", "--weight-decay", "-1", "--no-progress"]) == 2
+    assert "weight_decay=-1.0 is invalid; it must be >= 0" in capsys.readouterr().err
