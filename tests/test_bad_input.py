@@ -95,3 +95,86 @@ def test_cli_reports_a_bad_value_in_one_line(capsys):
     assert err == ["bert-ode pretrain: error: train.max_steps=-1 is invalid; it must be >= 1"]
     assert main(["finetune", "unused", "--weight-decay", "-1", "--no-progress"]) == 2
     assert "weight_decay=-1.0 is invalid; it must be >= 0" in capsys.readouterr().err
+
+
+class _Payload:
+    """Pickles to a call that would create a marker file: loading it must not run that call."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_training_state_holding_a_pickled_object_is_refused_without_running_it(tmp_path):
+    import torch
+
+    from bert_ode.training.checkpointing import STATE_FILE, load_training_state
+
+    marker = tmp_path / "code-ran"
+    torch.save({"step": 3, "optimizer": {"state": {}}, "payload": _Payload(marker)}, tmp_path / STATE_FILE)
+    with pytest.raises(ValueError, match="holds more than tensors and plain values, so it is not loaded"):
+        load_training_state(tmp_path)
+    assert not marker.exists()
+    torch.save(
+        {
+            "step": 3,
+            "train_seconds": 1.5,
+            "optimizer": {"state": {0: {"step": torch.tensor(1.0)}}},
+            "config": {"train": {"lr": 1e-3, "betas": [0.9, 0.98]}},
+        },
+        tmp_path / STATE_FILE,
+    )
+    assert load_training_state(tmp_path)["step"] == 3  # what pretraining writes loads
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_its_last_good_checkpoint(tmp_path):
+    import math
+
+    import torch
+
+    from bert_ode.data import load_builtin
+    from bert_ode.training import latest_checkpoint, pretrain
+    from bert_ode.training.pretrain import NonFiniteLoss
+
+    corpus = tmp_path / "austen.txt"
+    corpus.write_text("\n\n".join(load_builtin("austen")[:4]), encoding="utf-8")
+    overrides = {
+        "data.files": [str(corpus)],
+        "data.seq_len": 32,
+        "tokenizer.vocab_size": 300,
+        "model": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 64,
+            "max_position_embeddings": 32,
+        },
+        "train.output_dir": str(tmp_path / "run"),
+        "train.batch_size": 8,
+        "train.max_steps": 60,
+        "train.lr": 1e6,
+        "train.max_grad_norm": None,
+        "train.warmup_fraction": 0.0,
+        "train.schedule": "constant",
+        "train.eval_every": 0,
+        "train.save_every": 2,
+        "train.log_every": 2,
+        "train.precision": "fp32",
+        "train.num_threads": 1,
+        "train.progress_bar": False,
+    }
+    with pytest.raises(
+        NonFiniteLoss, match=r"NaN or infinite between steps \d+ and \d+; the last good checkpoint"
+    ):
+        pretrain(None, overrides)
+    assert not (tmp_path / "run" / "final").exists()  # no broken final model
+    last = latest_checkpoint(tmp_path / "run")
+    if last is not None:  # every checkpoint kept holds finite weights
+        from safetensors.torch import load_file
+
+        weights = load_file(last / "model.safetensors")
+        assert all(torch.isfinite(w).all() for w in weights.values())
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]
+    assert all(math.isfinite(float(row.split(",")[4])) for row in rows)  # nothing non-finite was logged

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -103,4 +104,13 @@ def save_checkpoint(output_dir, step: int, model, tokenizer, state: dict, keep: 
 
 
 def load_training_state(checkpoint: str | os.PathLike) -> dict:
-    return torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
+    # weights_only: tensors and plain containers only, so a checkpoint folder from elsewhere cannot run code
+    # on load; a state holding any other object is refused with an error naming the file.
+    path = Path(checkpoint) / STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path} holds more than tensors and plain values, so it is not loaded (loading it could run "
+            f"code): {str(error).splitlines()[0]}"
+        ) from error

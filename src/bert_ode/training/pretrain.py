@@ -59,6 +59,10 @@ __all__ = [
 ]
 
 
+class NonFiniteLoss(ValueError):
+    """The training loss became NaN or infinite: the run stops, keeping its last good checkpoint."""
+
+
 @dataclass
 class PretrainResult:
     output_dir: Path
@@ -207,6 +211,7 @@ class PretrainLoop:
         self.window, self.last_window = MetricsWindow(), None
         # The last step's loss stays a tensor until it is logged: no host synchronisation per step.
         self.last_loss = torch.tensor(float("nan"), dtype=torch.float64)
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=accelerator.device)
         self.val_loss, self.val_ppl, self.last_nfe = None, None, None
         self.compiled = should_compile(self.train.compile, self.model.config, self.budget.total_steps)
         if self.compiled:
@@ -218,7 +223,7 @@ class PretrainLoop:
         return self.budget.progress(self.step, self.train_seconds)
 
     def run(self, logger: RunLogger, progress_bar) -> None:
-        last_saved = self.step
+        self.last_saved = self.last_checked = self.step
         self.loss_module.train()
         while self.progress() < 1.0:
             lr, elapsed = self.train_step()
@@ -226,12 +231,35 @@ class PretrainLoop:
             if progress_bar is not None:
                 progress_bar.update(1)
             done = self.progress() >= 1.0
+            save = done or (self.train.save_every and self.step % self.train.save_every == 0)
+            if save or done or self.step % self.train.log_every == 0:
+                self.check_finite()  # before anything is logged or saved
             self.evaluate_and_log(lr, done, logger, progress_bar)
-            if done or (self.train.save_every and self.step % self.train.save_every == 0):
+            if save:
                 self.save_checkpoint()
-                last_saved = self.step
-        if last_saved != self.step:
+        if self.last_saved != self.step:
+            self.check_finite()
             self.save_checkpoint()
+
+    def check_finite(self) -> None:
+        """Stops the run at a non-finite loss, before a broken model is logged or saved: the last checkpoint
+        stays the last good one. Read from a flag kept on the device, so the steps in between do not wait."""
+        flag = self.nonfinite.to(torch.float32)
+        if self.setup.accelerator.num_processes > 1:  # every process stops at the same step, none waits
+            flag = self.setup.accelerator.reduce(flag, reduction="sum")
+        if bool(flag > 0):
+            last = (
+                f"step {self.last_saved} in {self.setup.output_dir / 'checkpoints'}"
+                if self.last_saved
+                else "none"
+            )
+            raise NonFiniteLoss(
+                "the training loss became NaN or infinite between steps "
+                f"{self.last_checked + 1} and {self.step}; "
+                f"the last good checkpoint is {last}. Lower train.lr, set train.max_grad_norm, or use "
+                "train.precision=fp32, then resume or start afresh"
+            )
+        self.last_checked = self.step
 
     def train_step(self) -> tuple[float, float]:
         """One optimizer step over ``grad_accum`` micro-batches; returns its learning rate and seconds."""
@@ -253,6 +281,7 @@ class PretrainLoop:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.last_loss = step_loss[0] / step_loss[1].clamp(min=1)
+        self.nonfinite = self.nonfinite | ~torch.isfinite(self.last_loss)
         elapsed = self._agreed_seconds(time.perf_counter() - started)
         self.train_seconds += elapsed
         return lr, elapsed
@@ -312,6 +341,7 @@ class PretrainLoop:
 
     def save_checkpoint(self) -> None:
         accelerator = self.setup.accelerator
+        self.last_saved = self.step
         if self.main:
             state = {
                 "step": self.step,

@@ -84,7 +84,7 @@ def _cached_blocks(config: PretrainConfig, output_dir: Path, corpus: Corpus, tok
     ).hexdigest()[:16]
     cache = output_dir / "data-cache" / f"blocks-{key}.pt"
     if cache.is_file():
-        return torch.load(cache)
+        return torch.load(cache, weights_only=True)  # tensors only: a cache file cannot run code
     seq_len = config.data.seq_len
     blocks = {
         "train": pack_sequences(tokenizer, corpus.train, seq_len),
