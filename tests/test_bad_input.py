@@ -178,3 +178,37 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_its_last_g
         assert all(torch.isfinite(w).all() for w in weights.values())
     rows = (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]
     assert all(math.isfinite(float(row.split(",")[4])) for row in rows)  # nothing non-finite was logged
+
+
+def test_an_adaptive_solve_is_bounded_without_ode_max_nfe():
+    import time
+
+    import torch
+
+    from bert_ode import BertOdeModel
+    from bert_ode.solvers import ADAPTIVE_MAX_NFE_PER_UNIT, MaxNfeExceeded
+
+    config = BertOdeConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=37,
+        initializer_range=1.0,
+        ode_method="dopri5",
+        ode_backend="torchdiffeq",
+        ode_rtol=1e-14,
+        ode_atol=1e-14,
+    )
+    assert config.ode_max_nfe is None
+    torch.manual_seed(0)
+    model = BertOdeModel(config).eval()
+    started = time.perf_counter()
+    with pytest.raises(
+        MaxNfeExceeded,
+        match=f"more than {ADAPTIVE_MAX_NFE_PER_UNIT} vector-field evaluations "
+        r"\(the default bound of an adaptive solve",
+    ):
+        with torch.no_grad():
+            model(torch.randint(0, 99, (2, 8)))
+    assert time.perf_counter() - started < 60

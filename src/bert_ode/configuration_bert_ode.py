@@ -121,7 +121,8 @@ class BertOdeConfig(BertConfig):
             deterministic (dropout 0).
         ode_max_nfe (`int` or `None`, *optional*, defaults to `None`):
             The most vector-field evaluations a block's solve may take (the adjoint's backward solve too);
-            beyond it ``solvers.MaxNfeExceeded`` is raised. `None`: no bound.
+            beyond it ``solvers.MaxNfeExceeded`` is raised. `None`: adaptive solves are bounded by 2000 per
+            unit of depth (``solvers.ADAPTIVE_MAX_NFE_PER_UNIT``), fixed steps by their step count.
         ode_checkpointing (`Literal["none", "block", "stage"]`, *optional*, defaults to `"none"`):
             Activation checkpointing inside ODE blocks: ``"block"`` keeps each block's input, ``"stage"`` each
             evaluation's input and output; the rest is recomputed. Same gradients. Not with ``ode_adjoint``.

@@ -26,6 +26,9 @@ from .integrators import SolverStats, StageWeights, VectorField, integrate_fixed
 from .tableaux import TABLEAUX
 
 ADAPTIVE_METHODS = ("dopri5", "bosh3", "tsit5", "adaptive_heun")
+# The bound on one adaptive solve's evaluations when ode_max_nfe is unset, per unit of depth (a block spans
+# one; the continuous-depth block num_hidden_layers). Well-posed blocks need tens to a few hundred.
+ADAPTIVE_MAX_NFE_PER_UNIT = 2000
 
 TORCHDYN_INSTALL = (
     "pip install --no-deps torchdyn==1.0.6 && "
@@ -50,10 +53,14 @@ class SolverSettings:
     adjoint: bool = False
     max_nfe: int | None = None
     checkpointing: str = "none"
+    max_nfe_is_default: bool = False  # the bound is ADAPTIVE_MAX_NFE_PER_UNIT, not the user's ode_max_nfe
 
     @classmethod
     def from_config(cls, config, depth_units: int = 1) -> SolverSettings:
         """``depth_units``: how many units of depth the block spans; it takes ``ode_steps`` steps per unit."""
+        # An adaptive solve is always bounded: a tolerance the block cannot meet must stop with an error, not
+        # run for hours. Fixed steps are bounded by their step count.
+        default = config.ode_max_nfe is None and config.ode_method in ADAPTIVE_METHODS
         return cls(
             backend=config.ode_backend,
             method=config.ode_method,
@@ -61,8 +68,9 @@ class SolverSettings:
             rtol=config.ode_rtol,
             atol=config.ode_atol,
             adjoint=config.ode_adjoint,
-            max_nfe=config.ode_max_nfe,
+            max_nfe=ADAPTIVE_MAX_NFE_PER_UNIT * depth_units if default else config.ode_max_nfe,
             checkpointing=config.ode_checkpointing,
+            max_nfe_is_default=default,
         )
 
     @property
@@ -157,18 +165,23 @@ class _CountingField:
     """Wraps a vector field: counts its evaluations, stops the solve past ``limit``, and receives
     torchdiffeq's step callbacks."""
 
-    def __init__(self, field: VectorField, limit: int | None, block: str):
-        self.field, self.limit, self.block = field, limit, block
+    def __init__(self, field: VectorField, limit: int | None, block: str, default_limit: bool = False):
+        self.field, self.limit, self.block, self.default_limit = field, limit, block, default_limit
         self.phase = "forward solve"
         self.nfe = self.steps = self.accepted = self.rejected = 0
 
     def __call__(self, t, y):
         self.nfe += 1
         if self.limit is not None and self.nfe > self.limit:
+            bound = (
+                f"{self.limit} vector-field evaluations (the default bound of an adaptive solve with "
+                "ode_max_nfe unset)"
+                if self.default_limit
+                else f"ode_max_nfe={self.limit} vector-field evaluations"
+            )
             raise MaxNfeExceeded(
-                f"{self.block}: the {self.phase} needs more than ode_max_nfe={self.limit} vector-field "
-                "evaluations; "
-                "the block is too stiff for the tolerance (raise ode_rtol / ode_atol), or raise ode_max_nfe"
+                f"{self.block}: the {self.phase} needs more than {bound}; the block is too stiff for the "
+                "tolerance (raise ode_rtol / ode_atol), or set a larger ode_max_nfe"
             )
         return self.field(t, y)
 
@@ -193,7 +206,7 @@ class _AdaptiveCountingField(_CountingField):
 
 def _counting(problem: OdeProblem, settings: SolverSettings) -> _CountingField:
     counter_class = _AdaptiveCountingField if settings.adaptive else _CountingField
-    return counter_class(problem.field, settings.max_nfe, problem.block)
+    return counter_class(problem.field, settings.max_nfe, problem.block, settings.max_nfe_is_default)
 
 
 def token_mask_from_attention_mask(attention_mask, batch: int, seq: int) -> torch.Tensor | None:
