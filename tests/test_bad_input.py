@@ -212,3 +212,44 @@ def test_an_adaptive_solve_is_bounded_without_ode_max_nfe():
         with torch.no_grad():
             model(torch.randint(0, 99, (2, 8)))
     assert time.perf_counter() - started < 60
+
+
+def test_resume_refuses_a_changed_model_or_data_config_and_accepts_a_longer_budget(tmp_path):
+    from bert_ode.data import load_builtin
+    from bert_ode.training import pretrain
+
+    corpus = tmp_path / "austen.txt"
+    corpus.write_text("\n\n".join(load_builtin("austen")[:4]), encoding="utf-8")
+    overrides = {
+        "data.files": [str(corpus)],
+        "data.seq_len": 32,
+        "tokenizer.vocab_size": 300,
+        "model": {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "intermediate_size": 64,
+            "max_position_embeddings": 32,
+        },
+        "train.output_dir": str(tmp_path / "run"),
+        "train.batch_size": 8,
+        "train.max_steps": 4,
+        "train.eval_every": 0,
+        "train.save_every": 2,
+        "train.precision": "fp32",
+        "train.num_threads": 1,
+        "train.progress_bar": False,
+    }
+    pretrain(None, overrides)
+    for change, listed in (
+        ({"model.ode_method": "heun"}, "model.ode_method: 'euler' -> 'heun'"),
+        ({"model.hidden_size": 64}, "model.hidden_size: 32 -> 64"),
+        ({"train.batch_size": 4}, "train.batch_size: 8 -> 4"),
+        ({"tokenizer.vocab_size": 400}, "tokenizer.vocab_size: 300 -> 400"),
+        ({"data.seq_len": 16}, "data.seq_len: 32 -> 16"),
+    ):
+        with pytest.raises(ValueError, match="--resume of .* with another config") as error:
+            pretrain(None, {**overrides, **change}, resume=True)
+        assert listed in str(error.value) and "train.max_steps" in str(error.value)  # says what may change
+    result = pretrain(None, {**overrides, "train.max_steps": 6}, resume=True)  # a longer budget is fine
+    assert result.steps == 6

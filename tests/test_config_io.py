@@ -81,6 +81,12 @@ def test_assignments_and_nesting():
     with pytest.raises(ValueError, match="is a value, not a section"):
         nest({"a": 1, "a.b": 2})
     assert merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}}) == {"a": {"x": 1, "y": 3}, "b": 1}
+    # Neither leaves the caller's mappings changed.
+    section = {"x": 1}
+    assert nest({"a": section, "a.y": 2}) == {"a": {"x": 1, "y": 2}} and section == {"x": 1}
+    base = {"a": {"x": 1}}
+    merge(base, {"a": {"x": 2}})["a"]["z"] = 3
+    assert base == {"a": {"x": 1}}
 
 
 def test_from_dict_builds_nested_typed_dataclasses():

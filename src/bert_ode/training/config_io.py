@@ -84,8 +84,9 @@ def nest(dotted: Mapping[str, Any]) -> dict:
             if not isinstance(child, dict):
                 raise ValueError(f"config key {key!r}: {part!r} is a value, not a section")
             target = child
-        if isinstance(value, Mapping) and isinstance(target.get(leaf), dict):
-            target[leaf] = merge(target[leaf], value)
+        if isinstance(value, Mapping):
+            # A copy: later dotted keys write into it, and the caller's mapping must stay as it was.
+            target[leaf] = merge(target.get(leaf, {}) if isinstance(target.get(leaf), dict) else {}, value)
         else:
             target[leaf] = value
     return nested
@@ -93,10 +94,10 @@ def nest(dotted: Mapping[str, Any]) -> dict:
 
 def merge(base: Mapping, extra: Mapping) -> dict:
     """``base`` updated by ``extra``, recursively for mappings on both sides."""
-    merged = dict(base)
+    merged = {key: merge({}, value) if isinstance(value, Mapping) else value for key, value in base.items()}
     for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
+        if isinstance(value, Mapping):
+            merged[key] = merge(merged[key] if isinstance(merged.get(key), Mapping) else {}, value)
         else:
             merged[key] = value
     return merged

@@ -28,10 +28,12 @@ from accelerate import Accelerator
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..configuration_bert_ode import BertOdeConfig
 from ..data import MlmMasker, unigram_entropy
 from ..modeling_bert_ode import BertOdeForMaskedLM
 from .checkpointing import latest_checkpoint, load_training_state, save_checkpoint, write_atomically
 from .compile import compile_encoder, should_compile
+from .config_io import load_yaml
 from .device import autocast, make_accelerator, resolve_attention, resolve_precision
 from .mlm_loss import SparseMlmLoss
 from .pretrain_config import PretrainConfig, load_config, model_config, save_config
@@ -437,11 +439,72 @@ def _start(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: 
         raise ValueError(
             f"{output_dir} already holds checkpoints: pass --resume, or choose another train.output_dir"
         )
+    if resume and latest is not None and (output_dir / "pretrain_config.yaml").is_file():
+        _check_resumable(load_yaml(output_dir / "pretrain_config.yaml", "config"), config, output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / "pretrain_config.yaml")
     accelerator.wait_for_everyone()
     return latest if resume else None
+
+
+# What a resumed run may change: how long it runs and how it reports, not what or how it learns.
+RESUMABLE_CHANGES = {
+    f"train.{name}"
+    for name in (
+        "budget_tokens",
+        "budget_minutes",
+        "max_steps",
+        "eval_every",
+        "eval_blocks",
+        "save_every",
+        "keep_checkpoints",
+        "log_every",
+        "num_threads",
+        "progress_bar",
+        "compile",
+        "attn_implementation",
+        "output_dir",
+    )
+}
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _effective(config: PretrainConfig) -> dict:
+    """Every setting of ``config`` as dotted keys, the model as it is built (defaults included)."""
+    return _flatten({**config.to_dict(), "model": config.model_fields()})
+
+
+def _check_resumable(saved: dict, config: PretrainConfig, output_dir: Path) -> None:
+    """Refuses a resume whose config differs from the run's own in anything but ``RESUMABLE_CHANGES``: the
+    checkpoint's model, data order and tokenizer would silently stay the old ones."""
+    old, new = _effective(PretrainConfig().with_overrides(saved)), _effective(config)
+    for key in set(old) ^ set(
+        new
+    ):  # a model field set on one side only: the other has BertOdeConfig's default
+        if key.startswith("model."):
+            default = getattr(BertOdeConfig(), key.removeprefix("model."))
+            old.setdefault(key, default)
+            new.setdefault(key, default)
+    changed = [
+        f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES
+    ]
+    if changed:
+        raise ValueError(
+            f"--resume of {output_dir} with another config: {'; '.join(changed)}. A resume may change only "
+            f"{', '.join(sorted(RESUMABLE_CHANGES))}; start a new run (another train.output_dir) for the rest"
+        )
 
 
 def _announce(setup: RunSetup, loop: PretrainLoop) -> None:
