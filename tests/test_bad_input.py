@@ -253,3 +253,20 @@ def test_resume_refuses_a_changed_model_or_data_config_and_accepts_a_longer_budg
         assert listed in str(error.value) and "train.max_steps" in str(error.value)  # says what may change
     result = pretrain(None, {**overrides, "train.max_steps": 6}, resume=True)  # a longer budget is fine
     assert result.steps == 6
+
+
+@pytest.mark.parametrize("where", ["file", "below-file"])
+def test_output_locations_that_cannot_be_folders_are_refused_before_any_work(tmp_path, where):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    target = blocker if where == "file" else blocker / "sub" / "dir"
+    expected = "it is a file" if where == "file" else "it is below .*taken, a file"
+    with pytest.raises(ValueError, match=rf"train\.output_dir=.* cannot be an output folder: {expected}"):
+        load_config("smoke", {"train.output_dir": str(target)})
+    with pytest.raises(ValueError, match=rf"output_dir=.* cannot be an output folder: {expected}"):
+        FinetuneConfig(checkpoint="unused", output_dir=str(target))
+    from bert_ode.training.finetune_config import EvaluateConfig
+
+    with pytest.raises(ValueError, match=r"output_dir=.* cannot be an output folder"):
+        EvaluateConfig(checkpoint="unused", output_dir=str(target))
+    assert main(["finetune", "unused", "--output-dir", str(target), "--no-progress"]) == 2

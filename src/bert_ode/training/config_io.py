@@ -228,6 +228,23 @@ def check_bounds(instance, where: str = "") -> None:
                 raise ValueError(f"{_join(where, f.name)}={value!r} is invalid; it must be {bounds}")
 
 
+def check_output_dir(path: str | os.PathLike | None, key: str) -> None:
+    """Refuses, before any work, an output folder that cannot be made: one that is a file, one below a file,
+    or one whose nearest existing folder is not writable."""
+    if path is None:
+        return
+    target = Path(path)
+    for existing in (target, *target.parents):
+        if not existing.exists():
+            continue
+        if not existing.is_dir():
+            where = "is a file" if existing == target else f"is below {existing}, a file"
+            raise ValueError(f"{key}={str(path)!r} cannot be an output folder: it {where}")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"{key}={str(path)!r} cannot be an output folder: {existing} is not writable")
+        return
+
+
 def to_dict(instance) -> dict:
     """A dataclass as plain JSON/YAML-ready data (tuples become lists)."""
     return _plain(dataclasses.asdict(instance))

@@ -12,7 +12,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
 
 from ..data.tasks import BUILTIN_TASK, TaskData, load_task
-from .config_io import bounded, check_bounds
+from .config_io import bounded, check_bounds, check_output_dir
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -161,6 +161,7 @@ class FinetuneConfig(TaskOptions):
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate={self.learning_rate!r} is invalid; it must be > 0")
         check_bounds(self)
+        check_output_dir(self.output_dir, "output_dir")
         if any(steps < 1 for steps in self.eval_ode_steps):
             raise ValueError(
                 f"eval_ode_steps={self.eval_ode_steps!r} is invalid; every step count must be >= 1"
@@ -218,6 +219,7 @@ class EvaluateConfig(TaskOptions):
             if any(steps < 1 for steps in self.ode_steps):
                 raise ValueError(f"ode_steps={self.ode_steps!r} is invalid; every step count must be >= 1")
         _check_at_least_one(self, ("batch_size", "max_seq_length"))
+        check_output_dir(self.output_dir, "output_dir")
 
 
 __all__ = ["TASK_OPTIONS", "EvaluateConfig", "FinetuneConfig", "TaskOptions"]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from ..configuration_bert_ode import BertOdeConfig
-from .config_io import bounded, check_bounds, from_dict, load_yaml, merge, nest, to_dict
+from .config_io import bounded, check_bounds, check_output_dir, from_dict, load_yaml, merge, nest, to_dict
 
 # Where named presets (``smoke``, ``cpu``, ``gpu``) live: the repository's configs/ folder.
 PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
@@ -132,6 +132,7 @@ class PretrainConfig:
         train = self.train
         if len(train.betas) != 2:
             raise ValueError(f"train.betas={train.betas!r} is invalid; it must be two numbers in [0, 1)")
+        check_output_dir(train.output_dir, "train.output_dir")
         if self.data.files is not None and not self.data.files:
             raise ValueError("data.files is empty; name at least one file or folder (or leave it unset)")
         if train.budget_tokens is None and train.budget_minutes is None and train.max_steps is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config_io import from_dict, load_yaml, merge, nest
+from .config_io import check_output_dir, from_dict, load_yaml, merge, nest
 from .finetune_config import FinetuneConfig
 from .pretrain_config import PRESET_DIR, load_config
 
@@ -150,6 +150,8 @@ class StudyConfig:
     def validate(self) -> None:
         """Raises ``ValueError`` naming the key, before hours are spent on the first run."""
         self._check_variants()
+        check_output_dir(Path(self.runs_dir) / self.name, "runs_dir")
+        check_output_dir(Path(self.report_dir) / self.name, "report_dir")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
         if any(steps < 1 for steps in self.elasticity_steps):
