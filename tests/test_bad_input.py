@@ -270,3 +270,35 @@ def test_output_locations_that_cannot_be_folders_are_refused_before_any_work(tmp
     with pytest.raises(ValueError, match=r"output_dir=.* cannot be an output folder"):
         EvaluateConfig(checkpoint="unused", output_dir=str(target))
     assert main(["finetune", "unused", "--output-dir", str(target), "--no-progress"]) == 2
+
+
+def _local_task(tmp_path, rows: dict[str, list]) -> str:
+    import json
+
+    folder = tmp_path / "task"
+    folder.mkdir()
+    for split, labels in rows.items():
+        lines = [
+            json.dumps({"text": f"example {i} {label}", "label": label}) for i, label in enumerate(labels)
+        ]
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return str(folder)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ({"train": [0] * 6, "validation": [0, 1], "test": [0, 1]}, "has one class only"),
+        ({"train": ["a", "b"] * 3, "validation": ["a", "b"], "test": ["a", "c"]}, r"test split .* \['c'\]"),
+        ({"train": [0, 1] * 3, "validation": [0, 2], "test": [0, 1]}, r"validation split .* \[2\]"),
+        (
+            {"train": [0, "pos", 0, "pos"], "validation": [0, "pos"], "test": [0, "pos"]},
+            "labels .* mix kinds",
+        ),
+    ],
+)
+def test_fine_tuning_data_a_classifier_cannot_learn_from_is_refused_before_training(tmp_path, rows, message):
+    from bert_ode.data.tasks import check_trainable, load_task
+
+    with pytest.raises(ValueError, match=message):
+        check_trainable(load_task(_local_task(tmp_path, rows)))

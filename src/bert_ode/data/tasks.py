@@ -186,6 +186,28 @@ def load_task(
     return TaskData(spec=spec, splits=splits, source=source)
 
 
+def check_trainable(task: TaskData) -> None:
+    """Before fine-tuning: a classifier needs two classes to learn from, and cannot be scored on a class its
+    training split never has."""
+    splits, spec, source = task.splits, task.spec, task.source
+    if spec.is_regression or "train" not in splits:
+        return
+    seen = set(splits["train"]["label"])
+    if len(seen) < 2:
+        raise ValueError(
+            f"the training split of {source} has one class only ({sorted(seen)}): nothing to learn; use more "
+            "(or other) training examples"
+        )
+    for split in ("validation", "test"):
+        unseen = sorted(set(splits[split]["label"]) - seen) if split in splits else []
+        if unseen:
+            names = [spec.label_names[i] if spec.label_names else i for i in unseen]
+            raise ValueError(
+                f"the {split} split of {source} has label(s) {names} that the training split never has; "
+                "a classifier cannot be scored on classes it was not trained on"
+            )
+
+
 @dataclasses.dataclass(frozen=True)
 class _SplitRule:
     """How splits a task does not ship are carved out: deterministically, by ``seed``."""
@@ -414,6 +436,13 @@ def _infer_labels(probe: TaskSpec, raw: dict, regression, source):
     is_number = all(
         isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in all_labels
     )
+    is_text = all(isinstance(v, str) for v in all_labels)
+    if not is_number and not is_text:
+        kinds = sorted({type(v).__name__ for v in all_labels})
+        raise ValueError(
+            f"the labels of {source} mix kinds ({', '.join(kinds)}): use all numbers or all strings, so that "
+            "e.g. 1 and '1' cannot become two classes or one by accident"
+        )
     if regression is None:
         regression = is_number and any(float(v) != int(v) for v in all_labels)
     if regression:

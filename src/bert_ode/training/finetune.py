@@ -38,7 +38,7 @@ from transformers import (
 )
 from transformers.trainer_callback import PrinterCallback
 
-from ..data.tasks import TaskData
+from ..data.tasks import TaskData, check_trainable
 from .evaluate import evaluate
 from .finetune_config import TASK_OPTIONS, EvaluateConfig, FinetuneConfig, TaskOptions
 from .finetune_report import markdown_report, write_results
@@ -191,6 +191,7 @@ def finetune(
         config = dataclasses.replace(config, **kwargs)
     start = time.perf_counter()
     task = task_data if task_data is not None else config.load_task()
+    check_trainable(task)
     tokenizer = load_task_tokenizer(config.tokenizer or config.checkpoint)
     source_config = checkpoint_config(config.checkpoint)
     max_length = min(config.max_seq_length, int(source_config.get("max_position_embeddings", 512)))
