@@ -47,6 +47,7 @@ from .pretrain_data import (
 )
 from .pretrain_log import MetricsWindow, RunLogger
 from .records import Record
+from .run_lock import RunLock
 from .schedule import Budget, lr_factor
 
 __all__ = [
@@ -412,6 +413,12 @@ def pretrain(
         torch.set_num_threads(config.train.num_threads)
     accelerator = make_accelerator()
     output_dir = Path(config.train.output_dir)
+    # One run per output folder; the main process holds the lock for all of them.
+    with RunLock(output_dir) if accelerator.is_main_process else contextlib.nullcontext():
+        return _run(config, output_dir, resume, accelerator)
+
+
+def _run(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: Accelerator) -> PretrainResult:
     resume_from = _start(config, output_dir, resume, accelerator)
     setup = RunSetup.create(config, output_dir, accelerator)
     loop = PretrainLoop(setup, resume_from)
