@@ -78,3 +78,13 @@ def test_staging_folders_of_killed_writes_are_removed_by_the_resumed_run(tmp_pat
     assert result.steps == 6 and latest_checkpoint(run).name == "step-0000006"
     assert not any(folder.exists() for folder in litter)
     assert not list(run.rglob(".staging-*"))
+
+
+def test_the_saved_tokenizer_truncates_to_the_models_positions(tmp_path):
+    from transformers import AutoTokenizer
+
+    result = pretrain(None, _overrides(tmp_path))
+    tokenizer = AutoTokenizer.from_pretrained(result.final_dir)
+    assert tokenizer.model_max_length == 32  # model.max_position_embeddings
+    encoded = tokenizer("word " * 500, truncation=True)
+    assert len(encoded["input_ids"]) == 32

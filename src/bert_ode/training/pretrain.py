@@ -200,6 +200,8 @@ class PretrainLoop:
                 f"the model's vocab_size={self.model.config.vocab_size} is smaller than the tokenizer's "
                 f"{len(setup.data.tokenizer)} tokens"
             )
+        # Saved with every checkpoint: truncation=True then cuts inputs to what the model can take.
+        setup.data.tokenizer.model_max_length = self.model.config.max_position_embeddings
         loss_module = SparseMlmLoss(self.model)
         optimizer = _optimizer(loss_module, self.train, accelerator.device)
         state = load_training_state(resume_from) if resume_from is not None else {}
