@@ -97,7 +97,8 @@ class BertOdeConfig(BertConfig):
             after construction). Adaptive: ``"dopri5"``, ``"bosh3"``, ``"tsit5"``, ``"adaptive_heun"`` (need a
             library ``ode_backend``).
         ode_steps (`int`, *optional*, defaults to 1):
-            Fixed-step methods: steps per block over ``t`` in ``[0, 1]``, so ``dt = 1 / ode_steps``.
+            Fixed-step methods: steps per block over ``t`` in ``[0, 1]``, so ``dt = 1 / ode_steps`` (a Strang
+            feed-forward half step spans ``[0, 1/2]``: ``dt = 1 / (2 ode_steps)``).
         ode_scope (`Literal["sublayer", "layer"]`, *optional*, defaults to `"sublayer"`):
             ``"sublayer"``: attention and feed-forward are ODE blocks of their own, where BERT has its
             residuals. ``"layer"``: one block per layer, whose field is one pass through the layer minus its
@@ -116,8 +117,10 @@ class BertOdeConfig(BertConfig):
         ode_rtol (`float`, *optional*, defaults to 1e-3), ode_atol (`float`, *optional*, defaults to 1e-4):
             Adaptive methods: a step is accepted when the RMS of ``error / (atol + rtol * |y|)`` is at most 1.
         ode_adjoint (`bool`, *optional*, defaults to `False`):
-            Gradients by the adjoint method: training memory does not grow with the steps; gradients are
-            accurate to the tolerance. Backends ``"torchdiffeq"`` and ``"torchdyn"``; the field must be
+            Gradients by the adjoint method: training memory does not grow with the steps; gradients are as
+            accurate as the backward solve (contractive fields amplify its errors). Adaptive methods only
+            (with fixed steps the backward solve does not retrace the forward one: use
+            ``ode_checkpointing``); backends ``"torchdiffeq"`` and ``"torchdyn"``; the field must be
             deterministic (dropout 0).
         ode_max_nfe (`int` or `None`, *optional*, defaults to `None`):
             The most vector-field evaluations a block's solve may take (the adjoint's backward solve too);
@@ -125,7 +128,8 @@ class BertOdeConfig(BertConfig):
             unit of depth (``solvers.ADAPTIVE_MAX_NFE_PER_UNIT``), fixed steps by their step count.
         ode_checkpointing (`Literal["none", "block", "stage"]`, *optional*, defaults to `"none"`):
             Activation checkpointing inside ODE blocks: ``"block"`` keeps each block's input, ``"stage"`` each
-            evaluation's input and output; the rest is recomputed. Same gradients. Not with ``ode_adjoint``.
+            evaluation's input (and the stages a gate reads); the rest is recomputed. Same gradients. Not with
+            ``ode_adjoint``.
         continuous_depth (`bool`, *optional*, defaults to `False`):
             One weight-tied layer as a time-conditioned field ``F(t, y) = F_layer(y + tau(t))`` integrated
             over ``t`` in ``[0, num_hidden_layers]`` (``ode_steps`` per unit). Needs ``ode_scope="layer"`` and
@@ -197,6 +201,14 @@ class BertOdeConfig(BertConfig):
     def validate_solver(self) -> None:
         """The solver fields together (call it after changing several of them)."""
         check_backend(self.ode_backend, self.ode_method, self.ode_adjoint)
+        dropout = {"hidden_dropout_prob": self.hidden_dropout_prob}
+        dropout["attention_probs_dropout_prob"] = self.attention_probs_dropout_prob
+        if self.ode_adjoint and any(dropout.values()):
+            # The backward solve re-evaluates the field; a new dropout mask there differentiates another one.
+            raise ValueError(
+                "ode_adjoint=True needs a deterministic vector field: set the dropout probabilities to 0 "
+                f"(got {', '.join(f'{key}={value}' for key, value in dropout.items())})"
+            )
         if self.ode_adjoint and self.ode_checkpointing != "none":
             raise ValueError(
                 f"ode_checkpointing={self.ode_checkpointing!r} cannot be combined with ode_adjoint=True: the "

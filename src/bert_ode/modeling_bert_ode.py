@@ -358,7 +358,8 @@ def _solve_block_checkpointed(
 
 
 class _StageCheckpointed(nn.Module):
-    """``ode_checkpointing="stage"``: one checkpoint per evaluation, so only its input and output are kept. A
+    """``ode_checkpointing="stage"``: one checkpoint per evaluation, so only its input is kept (its output
+    feeds only linear combinations, which need no saved values; a gate's inputs are kept by the gate). A
     module holding the field, so that the field's parameters stay visible."""
 
     def __init__(self, field: VectorField):

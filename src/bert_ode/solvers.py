@@ -121,6 +121,16 @@ def check_backend(backend: str, method: str, adjoint: bool = False, where: str =
             f"{prefix}ode_method={method!r} is not run by ode_backend={backend!r}; that backend runs: "
             f"{_names(methods)} (ode_method={method!r} runs with ode_backend {_names(runners) or 'none'})"
         )
+    if adjoint and method not in ADAPTIVE_METHODS:
+        # The continuous adjoint rebuilds the forward trajectory by integrating backwards; with a fixed step
+        # that is not the forward trajectory (one Euler step rebuilds y0 as y1 - F(y1)), so the gradients
+        # would be those of another function. Checkpointing gives exact gradients of the fixed-step scheme.
+        raise ValueError(
+            f"{prefix}ode_adjoint=True needs an adaptive ode_method ({_names(ADAPTIVE_METHODS)}), not "
+            f"{method!r}: with fixed steps the adjoint's backward solve does not retrace the forward one and "
+            "its gradients are wrong; for less memory with fixed steps use ode_checkpointing='block' or "
+            "'stage' (exact gradients)"
+        )
     if adjoint and not BACKENDS[backend].adjoint:
         raise ValueError(
             f"{prefix}ode_adjoint=True is supported with ode_backend in {_names(ADJOINT_BACKENDS)}, not "

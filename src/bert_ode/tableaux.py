@@ -34,12 +34,12 @@ class ButcherTableau:
                 raise ValueError(
                     f"tableau {self.name!r}: row {i} of a must have {i} entries (explicit scheme)"
                 )
-            # Consistency: every stage is evaluated at the time its weights reach.
+            # Row-sum condition (c_i = sum_j a_ij): every stage is evaluated at the time its weights reach.
             if abs(sum(row) - self.c[i]) > 1e-12:
                 raise ValueError(
                     f"tableau {self.name!r}: row {i} of a sums to {sum(row)}, not c[{i}] = {self.c[i]}"
                 )
-        if abs(sum(self.b) - 1.0) > 1e-12:
+        if abs(sum(self.b) - 1.0) > 1e-12:  # consistency (order >= 1)
             raise ValueError(f"tableau {self.name!r}: weights b sum to {sum(self.b)}, not 1")
 
     @property
@@ -73,7 +73,9 @@ TABLEAUX: dict[str, ButcherTableau] = {
             c=["0", "1/2", "1/2", "1"],
         ),
         # ODE Transformer's learnable RK2 evaluates Heun's stages; its weights (gamma, 1 - gamma) are computed
-        # per token by a gate at run time, so b here is only the value the gate starts from (gamma = 1/2).
+        # per token by a gate at run time, so b here is only the value the gate starts from (gamma = 1/2), and
+        # the order is the order at that start. A trained gamma away from 1/2 + O(dt) makes the scheme first
+        # order (stability polynomial 1 + z + (1 - gamma) z^2; docs/mathematics.md section 7).
         _tableau("rk2-gated", 2, a=[[], ["1"]], b=["1/2", "1/2"], c=["0", "1"]),
     )
 }
