@@ -183,3 +183,64 @@ def test_learned_gate_away_from_one_half_is_first_order():
     x = torch.randn(2, 5, model.config.hidden_size, dtype=torch.float64)
     errors = _block_errors(model, layer, "rk2-gated", x)
     assert abs(fitted_slope(BLOCK_STEPS, errors) - 1) < SLOPE_TOL, errors
+
+
+# --- (c) the order of the Strang (Macaron) composition itself -----------------------------------------------
+
+SPLITTING_STEPS = (4, 8, 16, 32)
+
+
+def _strang_fields(tied: bool):
+    """A pre-norm Strang layer's three fields: feed-forward half B1, attention A, feed-forward half B2 (B1 a
+    copy of B2 when ``tied``)."""
+    model, layer = _prenorm_layer(splitting="strang")
+    if tied:
+        layer.macaron_intermediate.load_state_dict(layer.intermediate.state_dict())
+        layer.macaron_output.load_state_dict(layer.output.state_dict())
+    before, attention, after = (sublayer.field for sublayer in layer._sublayers(None, {}))
+    return model, before, attention, after
+
+
+def _splitting_errors(tied: bool, sub_method: str) -> list[float]:
+    """Error of n Strang steps of size H = 1/n over [0, 1] (sub-flows: one step of ``sub_method`` each)
+    against the ODE the composition is consistent with, y' = A + (B1 + B2) / 2."""
+    model, before, attention, after = _strang_fields(tied)
+    x = torch.randn(
+        2, 5, model.config.hidden_size, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
+    tableau = TABLEAUX[sub_method]
+
+    def split_ode(t, y):
+        return attention(t, y) + 0.5 * (before(t, y) + after(t, y))
+
+    with torch.no_grad():
+        reference, _ = integrate_fixed(split_ode, x, 0.0, 1.0, 512, TABLEAUX["rk4"])
+        assert (reference - x).abs().max() > 0.1  # the fields are not negligible
+        errors = []
+        for n in SPLITTING_STEPS:
+            h, y = 1.0 / n, x
+            for _ in range(n):
+                y, _ = integrate_fixed(before, y, 0.0, h / 2, 1, tableau)
+                y, _ = integrate_fixed(attention, y, 0.0, h, 1, tableau)
+                y, _ = integrate_fixed(after, y, 0.0, h / 2, 1, tableau)
+            errors.append((y - reference).abs().max().item())
+    assert min(errors) > 1e-12, errors
+    return errors
+
+
+def test_strang_splitting_order_tied_prenorm_is_two():
+    # Tied halves, pre-norm, sub-solvers of order >= 2, splitting step -> 0: a second-order splitting.
+    errors = _splitting_errors(tied=True, sub_method="rk4")
+    assert abs(fitted_slope(SPLITTING_STEPS, errors) - 2) < SLOPE_TOL, errors
+
+
+def test_strang_splitting_order_default_is_one():
+    # Today's Macaron layer read as a splitting: untied halves, Euler sub-flows: first order.
+    errors = _splitting_errors(tied=False, sub_method="euler")
+    assert abs(fitted_slope(SPLITTING_STEPS, errors) - 1) < SLOPE_TOL, errors
+
+
+@pytest.mark.parametrize("tied, sub_method", [(True, "euler"), (False, "rk4")])
+def test_strang_splitting_loses_its_second_order_without_any_one_condition(tied, sub_method):
+    errors = _splitting_errors(tied=tied, sub_method=sub_method)
+    assert abs(fitted_slope(SPLITTING_STEPS, errors) - 1) < SLOPE_TOL, (tied, sub_method, errors)
