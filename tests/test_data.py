@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -140,6 +142,34 @@ def test_wordpiece_training_and_cache(tmp_path, austen, tokenizer):
     again = prepare_tokenizer(tmp_path, ["entirely different text"], vocab_size=300)  # the cache wins
     assert first.get_vocab() == again.get_vocab()
     assert (tmp_path / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_wordpiece_training_is_the_same_every_time():
+    # Many merges of equal count: tokenizers alone numbers "##" tokens in hash-map order and breaks these ties
+    # differently from one training to the next (huggingface/tokenizers#1794).
+    texts = ["Wel come to the Tok en izers libr ary ab ba cd dc ef fe"] * 3
+    trained = {
+        tuple(sorted(train_wordpiece(texts, vocab_size=60, min_frequency=1).get_vocab().items()))
+        for _ in range(40)
+    }
+    assert len(trained) == 1
+
+
+def test_wordpiece_training_is_byte_identical_across_processes(tmp_path):
+    script = (
+        "import sys; from bert_ode.data import load_builtin, train_wordpiece; "
+        "train_wordpiece(load_builtin('austen')[:20], vocab_size=800).save_pretrained(sys.argv[1])"
+    )
+    for name in ("first", "second"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True, timeout=300)
+    for file in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        first, second = tmp_path / "first" / file, tmp_path / "second" / file
+        if first.exists() or second.exists():
+            assert first.read_bytes() == second.read_bytes(), file
+    vocab = json.loads((tmp_path / "first" / "tokenizer.json").read_text(encoding="utf-8"))
+    added = [entry["content"] for entry in vocab["added_tokens"]]
+    assert added == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # the "##c" tokens are ordinary entries
+    assert "##e" in vocab["model"]["vocab"]
 
 
 def test_existing_tokenizer_is_used():

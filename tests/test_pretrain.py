@@ -200,13 +200,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_file)
     killed_at = int(latest_checkpoint(out).name.split("-")[1])
     assert 20 <= killed_at < 60
 
-    # The uninterrupted reference: a subprocess like the others (same threads and kernels), with the killed
-    # run's tokenizer - WordPiece training can break frequency ties differently from one process to the next,
-    # and the comparison is about resumption, not tokenizer training.
-    reference_overrides = {
-        **tiny_overrides(corpus_file, tmp_path / "reference", **steps),
-        "tokenizer.path": str(out / "tokenizer"),
-    }
+    # The uninterrupted reference: a fresh subprocess like the others (same threads and kernels) that trains
+    # its own tokenizer, so equal losses also show that two processes train the same tokenizer.
+    reference_overrides = tiny_overrides(corpus_file, tmp_path / "reference", **steps)
     completed = subprocess.run(
         [sys.executable, "-c", _run_script(reference_overrides, False)],
         env=env,
@@ -238,41 +234,28 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_file)
 # --- data-parallel ------------------------------------------------------------------------------------------
 
 
-def test_two_process_ddp_run_keeps_ranks_in_sync(tmp_path, corpus_file):
-    out = tmp_path / "ddp"
+def _two_process_worker(tmp_path, corpus_file) -> Path:
+    """A script that pretrains 12 steps and writes its rank, world size, steps and a weight checksum."""
+    overrides = tiny_overrides(
+        corpus_file, tmp_path / "ddp", **{"train.max_steps": 12, "train.batch_size": 8}
+    )
     worker = tmp_path / "worker.py"
-    overrides = tiny_overrides(corpus_file, out, **{"train.max_steps": 12, "train.batch_size": 8})
     worker.write_text(
         textwrap.dedent(f"""
         import torch, torch.distributed as dist
         from bert_ode.training import pretrain
         result = pretrain(None, {overrides!r})
         checksum = sum(p.detach().double().pow(2).sum() for p in result.model.parameters()).item()
-        # One file per rank: the two processes' stdout lines can interleave in torchrun's forwarding.
+        # One file per rank: the two processes' stdout lines can interleave in the launcher's forwarding.
         with open({str(tmp_path)!r} + f"/rank-{{dist.get_rank()}}.txt", "w") as handle:
             handle.write(f"RANK {{dist.get_rank()}} OF {{dist.get_world_size()}} STEPS {{result.steps}} "
                          f"CHECKSUM {{checksum!r}}")
     """)
     )
-    torchrun = Path(sys.executable).with_name("torchrun")
-    completed = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "0",
-            "--rdzv-backend",
-            "c10d",
-            "--rdzv-endpoint",
-            "localhost:0",
-            str(worker),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    return worker
+
+
+def _assert_ranks_in_sync(tmp_path, completed):
     assert completed.returncode == 0, completed.stderr[-4000:]
     lines = sorted(path.read_text() for path in tmp_path.glob("rank-*.txt"))
     assert [line.split()[1:4] for line in lines] == [["0", "OF", "2"], ["1", "OF", "2"]]
@@ -280,5 +263,48 @@ def test_two_process_ddp_run_keeps_ranks_in_sync(tmp_path, corpus_file):
     assert checksums[0] == checksums[1]
     assert all(line.split()[5] == "12" for line in lines)
     # Each of the 2 processes took batch_size blocks a step: the global batch is 16.
-    assert (out / "final" / "model.safetensors").is_file()
+    assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()
     assert "2 process(es)" in completed.stderr
+
+
+def test_two_process_ddp_run_keeps_ranks_in_sync(tmp_path, corpus_file):
+    worker = _two_process_worker(tmp_path, corpus_file)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    rendezvous = ["--master_port", "0", "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
+    completed = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", *rendezvous, str(worker)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    _assert_ranks_in_sync(tmp_path, completed)
+
+
+def test_two_process_run_through_accelerate_launch(tmp_path, corpus_file):
+    # The README's multi-process command, on CPU: accelerate starts the processes (gloo backend).
+    worker = _two_process_worker(tmp_path, corpus_file)
+    accelerate = Path(sys.executable).with_name("accelerate")
+    completed = subprocess.run(
+        [
+            str(accelerate),
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "0",
+            str(worker),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"},
+    )
+    _assert_ranks_in_sync(tmp_path, completed)

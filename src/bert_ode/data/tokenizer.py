@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -16,22 +16,28 @@ def train_wordpiece(
     texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2, lowercase: bool = True
 ) -> BertTokenizerFast:
     """A BERT-style WordPiece tokenizer (BERT normaliser and pre-tokeniser, ``##`` continuations) trained on
-    texts."""
+    texts; the same texts give the same tokenizer file in every process."""
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise ValueError(
             f"tokenizer.vocab_size={vocab_size} is too small; it must exceed {len(SPECIAL_TOKENS)}"
         )
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True, lowercase=lowercase, strip_accents=lowercase
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    texts = texts if isinstance(texts, Sequence) else list(texts)  # read twice below
+    trained = _bert_pipeline(Tokenizer(models.WordPiece(unk_token="[UNK]")), lowercase)
+    # tokenizers numbers the "##c" continuation tokens in hash-map order, which changes from process to
+    # process, and those numbers break ties between merges of equal count, so the learned vocabulary itself
+    # changed between runs (huggingface/tokenizers#1794). Declaring every "##c" up front as a special token
+    # gives them fixed numbers; they are ordinary vocabulary entries of the saved tokenizer.
+    continuations = _continuation_tokens(trained.normalizer, texts)
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS + continuations,
+        show_progress=False,
     )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    tokenizer.model = models.WordPiece(_canonical_ids(tokenizer.get_vocab()), unk_token="[UNK]")
+    trained.train_from_iterator(texts, trainer=trainer)
+    vocab = _canonical_ids(trained.get_vocab())
+    tokenizer = _bert_pipeline(Tokenizer(models.WordPiece(vocab, unk_token="[UNK]")), lowercase)
+    tokenizer.add_special_tokens(SPECIAL_TOKENS)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -49,13 +55,27 @@ def train_wordpiece(
     )
 
 
-def _canonical_ids(vocab: dict[str, int]) -> dict[str, int]:
-    """Renumbers a trained vocabulary so the same corpus always gives the same ids.
+def _bert_pipeline(tokenizer: Tokenizer, lowercase: bool) -> Tokenizer:
+    """BERT's normaliser, pre-tokeniser and decoder on a tokenizer."""
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, lowercase=lowercase, strip_accents=lowercase
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    return tokenizer
 
-    The trainer numbers tokens of equal counts in hash-map order, which changes from process to process;
-    WordPiece encoding depends only on the set of tokens (greedy longest match), so sorting it makes training
-    reproducible.
-    """
+
+def _continuation_tokens(normalizer, texts: Sequence[str]) -> list[str]:
+    """``##c`` for every character of the normalised texts, sorted (a superset of what the trainer makes)."""
+    characters: set[str] = set()
+    for text in texts:
+        characters.update(normalizer.normalize_str(text))
+    return [f"##{c}" for c in sorted(characters) if not c.isspace()]
+
+
+def _canonical_ids(vocab: dict[str, int]) -> dict[str, int]:
+    """Renumbers a trained vocabulary in a canonical order: special tokens, the alphabet, merged tokens
+    (WordPiece encoding depends only on the set of tokens: greedy longest match)."""
 
     def is_alphabet(token: str) -> bool:
         return len(token.removeprefix("##")) == 1
@@ -108,4 +128,6 @@ def prepare_tokenizer(
     staging = cache.with_name(f".tokenizer-{os.getpid()}")
     tokenizer.save_pretrained(str(staging))
     os.replace(staging, cache)
-    return tokenizer
+    # As a resumed run will see it: loading restores some settings in another spelling (strip_accents None for
+    # "as lowercase"), and everything keyed by the tokenizer (the data cache) must match across a resume.
+    return load_tokenizer(cache, require_mlm_tokens=False)
