@@ -302,3 +302,81 @@ def test_fine_tuning_data_a_classifier_cannot_learn_from_is_refused_before_train
 
     with pytest.raises(ValueError, match=message):
         check_trainable(load_task(_local_task(tmp_path, rows)))
+
+
+# --- checkpoints that are not what they claim ---------------------------------------------------------------
+
+
+def _broken_checkpoints(tmp_path):
+    """A good tiny checkpoint and one broken copy of it per way a checkpoint folder can be wrong, with the
+    message each must give."""
+    import shutil
+
+    from bert_ode import BertOdeForMaskedLM
+
+    good = tmp_path / "good"
+    BertOdeForMaskedLM(
+        BertOdeConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    ).save_pretrained(good)
+    weights = (good / "model.safetensors").read_bytes()
+
+    def copy(name, change):
+        broken = tmp_path / name
+        shutil.copytree(good, broken)
+        change(broken)
+        return broken
+
+    (tmp_path / "a-file").write_text("not a folder")
+    return [
+        (tmp_path / "missing" / "checkpoint", "not found: no such directory"),
+        (tmp_path / "a-file", "is a file, not a checkpoint directory"),
+        (
+            copy("no-config", lambda p: (p / "config.json").unlink()),
+            "is not a checkpoint: it has no config.json",
+        ),
+        (
+            copy("bad-config", lambda p: (p / "config.json").write_text("{oops")),
+            "config.json is not valid JSON",
+        ),
+        (
+            copy("no-weights", lambda p: (p / "model.safetensors").unlink()),
+            "it has none of model.safetensors",
+        ),
+        (
+            copy("truncated", lambda p: (p / "model.safetensors").write_bytes(weights[: len(weights) // 2])),
+            "corrupt weights file .*truncated/model.safetensors",
+        ),
+        (copy("empty", lambda p: (p / "model.safetensors").write_bytes(b"")), "corrupt weights file .*empty"),
+        (
+            copy("garbage", lambda p: (p / "model.safetensors").write_bytes(b"\x00garbage" * 100)),
+            "corrupt weights file .*garbage",
+        ),
+    ]
+
+
+def test_every_way_a_checkpoint_folder_is_wrong_is_one_clear_line_in_every_command(tmp_path, capsys):
+    import re
+
+    for checkpoint, message in _broken_checkpoints(tmp_path):
+        commands = [
+            ["convert", str(checkpoint), str(tmp_path / "converted")],
+            ["finetune", str(checkpoint), "--no-progress", "--output-dir", str(tmp_path / "ft")],
+            ["evaluate", str(checkpoint), "--no-progress"],
+            ["pretrain", "--config", "smoke", "--set", f"train.init_from={checkpoint}",
+             "--set", f"train.output_dir={tmp_path / 'pt'}"],
+        ]  # fmt: skip
+        for command in commands:
+            assert main(command) == 2, (command, checkpoint)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and re.search(message, err[0]), (command, err)
+            assert err[0].startswith(f"bert-ode {command[0]}: error: ")
+
+
+def test_from_bert_names_the_broken_checkpoint(tmp_path):
+    from bert_ode import BertOdeForSequenceClassification
+
+    for checkpoint, message in _broken_checkpoints(tmp_path):
+        with pytest.raises(ValueError, match=message):
+            BertOdeForSequenceClassification.from_bert(checkpoint)

@@ -4,10 +4,13 @@ config."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tempfile
+from pathlib import Path
 
+from safetensors import SafetensorError, safe_open
 from transformers import AutoTokenizer, PreTrainedConfig, PreTrainedModel
 
 from .configuration_bert_ode import BertOdeConfig
@@ -15,6 +18,13 @@ from .configuration_bert_ode import BertOdeConfig
 CONVERTIBLE_MODEL_TYPES = ("bert", "bert_ode")
 # Arguments of `from_pretrained` that are not config fields.
 _LOADING_KWARGS = ("attn_implementation", "dtype", "device_map")
+# A checkpoint folder holds one of these (transformers' names).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 # Keys of a saved config that describe the file, not the model.
 _FILE_KEYS = ("model_type", "architectures", "auto_map", "transformers_version", "_name_or_path")
 
@@ -24,17 +34,82 @@ def _config_fields() -> set[str]:
     return fields | {"num_labels", "id2label", "label2id", "output_attentions"}
 
 
-def _read_source_config(checkpoint) -> dict:
+def _looks_like_a_path(name: str) -> bool:
+    """Whether a checkpoint name that does not exist was meant as a local path (a Hub id is ``name`` or
+    ``owner/name``)."""
+    return name.startswith(("/", ".", "~")) or name.endswith("/") or name.count("/") > 1 or "\\" in name
+
+
+def check_checkpoint(checkpoint) -> None:
+    """One clear ``ValueError`` for a local checkpoint that cannot load: not found, not a directory, not a
+    checkpoint (no ``config.json``, or one that is not JSON, or no weights), or corrupt weights (naming the
+    file). A name that is not a local path is left to the Hub."""
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        return  # a loaded model
+    name = str(checkpoint)
+    path = Path(name).expanduser()
+    if not path.exists():
+        if _looks_like_a_path(name):
+            raise ValueError(f"checkpoint {name!r} not found: no such directory")
+        return
+    if not path.is_dir():
+        raise ValueError(
+            f"checkpoint {name!r} is a file, not a checkpoint directory (a folder with config.json and "
+            "model.safetensors)"
+        )
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"{name!r} is not a checkpoint: it has no config.json")
+    try:
+        json.loads(config_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{name!r} is not a checkpoint: {config_file} is not valid JSON ({error})") from None
+    if not any((path / weights).is_file() for weights in WEIGHT_FILES):
+        raise ValueError(f"{name!r} is not a checkpoint: it has none of {', '.join(WEIGHT_FILES)}")
+    for weights in _safetensors_files(path):
+        check_safetensors(weights)
+
+
+def _safetensors_files(path: Path) -> list[Path]:
+    """The checkpoint's safetensors files: the single file, or the shards its index lists."""
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
+            raise ValueError(f"corrupt weights index {index}: {type(error).__name__}: {error}") from None
+        return [path / shard for shard in shards]
+    single = path / "model.safetensors"
+    return [single] if single.is_file() else []
+
+
+def check_safetensors(file: Path) -> None:
+    """Raises a ``ValueError`` naming ``file`` unless its header is whole (a truncated, empty or garbage file
+    fails here, not inside the loader)."""
+    try:
+        with safe_open(str(file), framework="np") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"corrupt weights file {file}: {error}") from None
+
+
+def read_checkpoint_config(checkpoint) -> dict:
+    """The config of a checkpoint (a path, a Hub name or a loaded model) as a dict, checked to load."""
     if isinstance(checkpoint, PreTrainedModel):
         config_dict = checkpoint.config.to_dict()
         config_dict.setdefault("model_type", getattr(checkpoint.config, "model_type", ""))
+        config_dict["architectures"] = [type(checkpoint).__name__]
         return config_dict
+    check_checkpoint(checkpoint)
     try:
         config_dict, _ = PreTrainedConfig.get_config_dict(str(checkpoint))
     except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read a BERT checkpoint from {str(checkpoint)!r}: {error}") from error
+        raise ValueError(
+            f"checkpoint {str(checkpoint)!r} not found: no such local directory, and no Hub model of that "
+            f"name could be loaded ({error})"
+        ) from None
     if not config_dict:  # an existing directory without config.json reads as an empty config
-        raise ValueError(f"cannot read a BERT checkpoint from {str(checkpoint)!r}: it has no config.json")
+        raise ValueError(f"{str(checkpoint)!r} is not a checkpoint: it has no config.json")
     return config_dict
 
 
@@ -57,7 +132,7 @@ def convert_bert(model_class, checkpoint, **overrides):
             f"unknown config field(s) {unknown}; see BertOdeConfig for the fields that can be set"
         )
     loading_kwargs = {key: overrides.pop(key) for key in _LOADING_KWARGS if key in overrides}
-    config_dict = _read_source_config(checkpoint)
+    config_dict = read_checkpoint_config(checkpoint)
     _check_is_bert(config_dict, checkpoint)
 
     base = {key: value for key, value in config_dict.items() if key not in _FILE_KEYS}
@@ -130,4 +205,11 @@ def save_converted(model, output_dir: str | os.PathLike, tokenizer_source: str |
             pass  # a checkpoint without tokenizer files converts all the same
 
 
-__all__ = ["convert_bert", "split_feed_forward", "save_converted"]
+__all__ = [
+    "check_checkpoint",
+    "check_safetensors",
+    "convert_bert",
+    "read_checkpoint_config",
+    "save_converted",
+    "split_feed_forward",
+]

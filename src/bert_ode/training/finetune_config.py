@@ -11,6 +11,7 @@ import os
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
 
+from ..convert import check_checkpoint
 from ..data.tasks import BUILTIN_TASK, TaskData, load_task
 from .config_io import bounded, check_bounds, check_output_dir
 
@@ -162,6 +163,7 @@ class FinetuneConfig(TaskOptions):
             raise ValueError(f"learning_rate={self.learning_rate!r} is invalid; it must be > 0")
         check_bounds(self)
         check_output_dir(self.output_dir, "output_dir")
+        check_checkpoint(self.checkpoint)
         if any(steps < 1 for steps in self.eval_ode_steps):
             raise ValueError(
                 f"eval_ode_steps={self.eval_ode_steps!r} is invalid; every step count must be >= 1"
@@ -220,6 +222,7 @@ class EvaluateConfig(TaskOptions):
                 raise ValueError(f"ode_steps={self.ode_steps!r} is invalid; every step count must be >= 1")
         _check_at_least_one(self, ("batch_size", "max_seq_length"))
         check_output_dir(self.output_dir, "output_dir")
+        check_checkpoint(self.checkpoint)
 
 
 __all__ = ["TASK_OPTIONS", "EvaluateConfig", "FinetuneConfig", "TaskOptions"]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from ..configuration_bert_ode import BertOdeConfig
+from ..convert import check_checkpoint
 from .config_io import bounded, check_bounds, check_output_dir, from_dict, load_yaml, merge, nest, to_dict
 
 # Where named presets (``smoke``, ``cpu``, ``gpu``) live: the repository's configs/ folder.
@@ -133,6 +134,8 @@ class PretrainConfig:
         if len(train.betas) != 2:
             raise ValueError(f"train.betas={train.betas!r} is invalid; it must be two numbers in [0, 1)")
         check_output_dir(train.output_dir, "train.output_dir")
+        if train.init_from:
+            check_checkpoint(train.init_from)
         if self.data.files is not None and not self.data.files:
             raise ValueError("data.files is empty; name at least one file or folder (or leave it unset)")
         if train.budget_tokens is None and train.budget_minutes is None and train.max_steps is None:

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import datasets
 import torch
-from transformers import PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from ..convert import read_checkpoint_config
 from ..data.tasks import TaskData, TaskSpec
 from ..data.tokenizer import load_tokenizer
 from ..modeling_bert_ode import BertOdeForSequenceClassification
@@ -26,16 +27,9 @@ def checkpoint_name(checkpoint) -> str:
 
 
 def checkpoint_config(checkpoint) -> dict:
-    """The config of a checkpoint (path, Hub name or model object) as a dict, without loading its weights."""
-    if isinstance(checkpoint, PreTrainedModel):
-        config_dict = checkpoint.config.to_dict()
-        config_dict["architectures"] = [type(checkpoint).__name__]
-        return config_dict
-    try:
-        config_dict, _ = PreTrainedConfig.get_config_dict(str(checkpoint))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read a checkpoint from {str(checkpoint)!r}: {error}") from error
-    return config_dict
+    """The config of a checkpoint (path, Hub name or model object) as a dict, without loading its weights
+    (a local checkpoint that cannot load is refused here, naming what is wrong)."""
+    return read_checkpoint_config(checkpoint)
 
 
 def _head_size(config_dict: dict) -> int | None:
