@@ -88,3 +88,94 @@ def test_the_saved_tokenizer_truncates_to_the_models_positions(tmp_path):
     assert tokenizer.model_max_length == 32  # model.max_position_embeddings
     encoded = tokenizer("word " * 500, truncation=True)
     assert len(encoded["input_ids"]) == 32
+
+
+# --- damaged checkpoints, data cache and a full disk --------------------------------------------------------
+
+
+def _finished_run(tmp_path, **extra):
+    """A 4-step run with checkpoints at steps 2 and 4 (keep 2), and the result of resuming it untouched."""
+    overrides = _overrides(tmp_path, **{"train.keep_checkpoints": 2, **extra})
+    pretrain(None, overrides)
+    return overrides
+
+
+def _corrupt(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a write cut off half way
+
+
+@pytest.mark.parametrize("damaged", ["model.safetensors", "training_state.pt", "CHECKSUMS"])
+def test_resume_passes_over_a_damaged_latest_checkpoint_to_the_previous_one(tmp_path, capfd, damaged):
+    overrides = _finished_run(tmp_path)
+    latest = latest_checkpoint(tmp_path / "run")
+    assert latest.name == "step-0000004" and (latest / "CHECKSUMS").is_file()
+    if damaged == "CHECKSUMS":
+        (latest / "CHECKSUMS").write_text("{not json")
+    else:
+        _corrupt(latest / damaged)
+    capfd.readouterr()
+    result = pretrain(None, overrides, resume=True)
+    err = capfd.readouterr().err
+    assert f"checkpoint step-0000004 is damaged ({damaged}" in err
+    assert "resuming at step 2" in err  # the previous checkpoint, whose steps are trained again
+    assert result.steps == 4 and (tmp_path / "run" / "final" / "model.safetensors").is_file()
+
+
+def test_resume_with_every_checkpoint_damaged_is_one_clear_error(tmp_path):
+    overrides = _finished_run(tmp_path)
+    for checkpoint in (tmp_path / "run" / "checkpoints").iterdir():
+        _corrupt(checkpoint / "model.safetensors")
+    with pytest.raises(ValueError, match=r"no usable checkpoint in .*step-0000004 is damaged.*step-0000002"):
+        pretrain(None, overrides, resume=True)
+
+
+def test_a_damaged_data_cache_is_rebuilt(tmp_path, capfd):
+    overrides = _finished_run(tmp_path)
+    (cache,) = (tmp_path / "run" / "data-cache").glob("blocks-*.pt")
+    reference = cache.read_bytes()
+    _corrupt(cache)
+    capfd.readouterr()
+    pretrain(None, overrides, resume=True)
+    assert "rebuilding the damaged data cache" in capfd.readouterr().err
+    assert cache.read_bytes() == reference
+
+
+@pytest.mark.parametrize("raised", ["oserror", "safetensors"])
+def test_a_full_disk_is_one_line_naming_the_last_complete_checkpoint(tmp_path, monkeypatch, capsys, raised):
+    import errno
+
+    from safetensors import SafetensorError
+
+    from bert_ode.cli import main
+    from bert_ode.modeling_bert_ode import BertOdeForMaskedLM
+
+    saved = {"count": 0}
+    original = BertOdeForMaskedLM.save_pretrained
+
+    def fills_the_disk(self, *args, **kwargs):
+        saved["count"] += 1
+        if saved["count"] == 2:  # the checkpoint at step 4: step 2's is complete
+            if raised == "oserror":
+                raise OSError(errno.ENOSPC, "No space left on device")
+            raise SafetensorError(
+                "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                'message: "No space left on device" })'
+            )
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BertOdeForMaskedLM, "save_pretrained", fills_the_disk)
+    config = tmp_path / "tiny.yaml"
+    import yaml
+
+    from bert_ode.training.config_io import nest
+
+    config.write_text(yaml.safe_dump(nest(_overrides(tmp_path))))
+    assert main(["pretrain", "--config", str(config)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "bert-ode pretrain: error: no space left on device while writing checkpoint 4 to "
+        f"{tmp_path / 'run'}; the last complete checkpoint is step-0000002; free space and run again with "
+        "--resume"
+    )
+    assert not list((tmp_path / "run" / "checkpoints").glob(".staging-*"))  # its space is given back

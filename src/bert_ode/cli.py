@@ -18,6 +18,7 @@ from transformers import HfArgumentParser
 
 from . import modeling_bert_ode
 from .convert import save_converted
+from .training.checkpointing import DiskFull
 from .training.compare import compare
 from .training.config_io import parse_assignments
 from .training.finetune import EvaluateConfig, FinetuneConfig, evaluate, finetune
@@ -251,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input gets one clear line, not a stack trace.
         print(f"bert-ode {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except DiskFull as error:
+        print(f"bert-ode {args.command}: error: {error.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 

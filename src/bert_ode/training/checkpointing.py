@@ -9,6 +9,8 @@ marker) is never taken as the latest.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import pickle
@@ -18,9 +20,12 @@ from pathlib import Path
 
 import torch
 
+from ..convert import check_safetensors
+
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{7,})$")
 MARKER = "COMPLETE"
 STATE_FILE = "training_state.pt"
+CHECKSUMS = "CHECKSUMS"
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -44,17 +49,35 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
+class DiskFull(OSError):
+    """No space left on the device while writing a checkpoint; the message says what to do."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """ENOSPC, raised by Python's file functions or reported inside a library's own error (safetensors
+    wraps it in a ``SafetensorError`` whose text carries the OS error)."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    text = str(error)
+    return "No space left on device" in text or "StorageFull" in text
+
+
 def write_atomically(final: Path, write) -> Path:
-    """Calls ``write(staging_dir)``, flushes it, marks it complete and renames it to ``final``."""
+    """Calls ``write(staging_dir)``, flushes it, marks it complete and renames it to ``final``. A write that
+    fails removes its staging folder (it is never a checkpoint, and a full disk needs the space back)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".staging-{final.name}-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
-    staging.mkdir()
-    write(staging)
-    (staging / MARKER).write_text(json.dumps({"name": final.name}), encoding="utf-8")
-    _fsync_tree(staging)
+    try:
+        staging.mkdir()
+        write(staging)
+        (staging / MARKER).write_text(json.dumps({"name": final.name}), encoding="utf-8")
+        _fsync_tree(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if (
         final.exists()
     ):  # a rewrite of the same step (e.g. a final save); the old one goes only after the new is whole
@@ -66,6 +89,22 @@ def write_atomically(final: Path, write) -> Path:
         os.replace(staging, final)
     _fsync_dir(final.parent)
     return final
+
+
+def write_run_folder(output_dir, final: Path, write, what: str) -> Path:
+    """``write_atomically`` for a run's checkpoints and final model: a full disk is one ``DiskFull`` line
+    naming what was being written, the last complete checkpoint and what to do."""
+    try:
+        return write_atomically(final, write)
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        last = latest_checkpoint(output_dir)
+        raise DiskFull(
+            errno.ENOSPC,
+            f"no space left on device while writing {what} to {output_dir}; the last complete checkpoint is "
+            f"{last.name if last else 'none'}; free space and run again with --resume",
+        ) from error
 
 
 def checkpoint_dir(output_dir: str | os.PathLike, step: int) -> Path:
@@ -95,12 +134,64 @@ def save_checkpoint(output_dir, step: int, model, tokenizer, state: dict, keep: 
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         torch.save(state, staging / STATE_FILE)
+        write_checksums(staging)
 
-    path = write_atomically(checkpoint_dir(output_dir, step), write)
+    path = write_run_folder(output_dir, checkpoint_dir(output_dir, step), write, f"checkpoint {step}")
     if keep:
         for _, old in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def write_checksums(folder: Path) -> None:
+    """``CHECKSUMS``: the SHA-256 of every file of a checkpoint, so a resume can tell a damaged one."""
+    digests = {
+        str(path.relative_to(folder)): _sha256(path) for path in sorted(folder.rglob("*")) if path.is_file()
+    }
+    (folder / CHECKSUMS).write_text(json.dumps(digests, indent=1), encoding="utf-8")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def damage(checkpoint: Path) -> str | None:
+    """Why a complete checkpoint cannot be resumed from (a file missing, changed or unreadable), or ``None``.
+    Checkpoints written before checksums existed are checked by reading their weights header and state."""
+    listed = checkpoint / CHECKSUMS
+    if listed.is_file():
+        try:
+            digests = json.loads(listed.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return f"{CHECKSUMS} is unreadable"
+        for name, digest in digests.items():
+            path = checkpoint / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if _sha256(path) != digest:
+                return f"{name} does not match its checksum"
+        return None
+    try:
+        check_safetensors(checkpoint / "model.safetensors")
+        load_training_state(checkpoint)
+    except (ValueError, OSError, RuntimeError, EOFError) as error:
+        return str(error).splitlines()[0]
+    return None
+
+
+def usable_checkpoint(output_dir: str | os.PathLike) -> tuple[Path | None, list[str]]:
+    """The newest complete checkpoint that is not damaged, and one line for each newer one passed over."""
+    passed_over = []
+    for _, path in reversed(list_checkpoints(output_dir)):
+        reason = damage(path)
+        if reason is None:
+            return path, passed_over
+        passed_over.append(f"checkpoint {path.name} is damaged ({reason})")
+    return None, passed_over
 
 
 def load_training_state(checkpoint: str | os.PathLike) -> dict:

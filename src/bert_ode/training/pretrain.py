@@ -31,7 +31,13 @@ from tqdm.auto import tqdm
 from ..configuration_bert_ode import BertOdeConfig
 from ..data import MlmMasker, unigram_entropy
 from ..modeling_bert_ode import BertOdeForMaskedLM
-from .checkpointing import latest_checkpoint, load_training_state, save_checkpoint, write_atomically
+from .checkpointing import (
+    latest_checkpoint,
+    load_training_state,
+    save_checkpoint,
+    usable_checkpoint,
+    write_run_folder,
+)
 from .compile import compile_encoder, should_compile
 from .config_io import load_yaml
 from .device import autocast, make_accelerator, resolve_attention, resolve_precision
@@ -450,6 +456,16 @@ def _start(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: 
         )
     if resume and latest is not None and (output_dir / "pretrain_config.yaml").is_file():
         _check_resumable(load_yaml(output_dir / "pretrain_config.yaml", "config"), config, output_dir)
+    if resume and latest is not None:
+        latest, passed_over = usable_checkpoint(output_dir)
+        if accelerator.is_main_process:
+            for line in passed_over:
+                print(f"pretrain: warning: {line}; resuming from an earlier one", file=sys.stderr)
+        if latest is None:
+            raise ValueError(
+                f"no usable checkpoint in {output_dir / 'checkpoints'}: {'; '.join(passed_over)}; start "
+                "afresh in another train.output_dir"
+            )
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / "pretrain_config.yaml")
@@ -539,7 +555,7 @@ def _save_final(loop: PretrainLoop) -> Path:
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
 
-        write_atomically(final_dir, write_final)
+        write_run_folder(loop.setup.output_dir, final_dir, write_final, "the final model")
     loop.setup.accelerator.wait_for_everyone()
     return final_dir
 

@@ -13,6 +13,8 @@ import hashlib
 import inspect
 import json
 import os
+import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +86,11 @@ def _cached_blocks(config: PretrainConfig, output_dir: Path, corpus: Corpus, tok
     ).hexdigest()[:16]
     cache = output_dir / "data-cache" / f"blocks-{key}.pt"
     if cache.is_file():
-        return torch.load(cache, weights_only=True)  # tensors only: a cache file cannot run code
+        try:
+            return torch.load(cache, weights_only=True)  # tensors only: a cache file cannot run code
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
+            # A cache is derived data: a damaged one is rebuilt, never a reason to stop.
+            print(f"pretrain: warning: rebuilding the damaged data cache {cache} ({error})", file=sys.stderr)
     seq_len = config.data.seq_len
     blocks = {
         "train": pack_sequences(tokenizer, corpus.train, seq_len),
