@@ -180,7 +180,10 @@ REMOTE_SCRIPT = textwrap.dedent(
     sys.modules["bert_ode"] = None  # transformers is installed, bert_ode is not
     import torch
     import transformers
-    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
+    from transformers import (
+        AutoModel, AutoModelForMaskedLM, AutoModelForMultipleChoice, AutoModelForQuestionAnswering,
+        AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer, pipeline,
+    )
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(1)
@@ -203,6 +206,21 @@ REMOTE_SCRIPT = textwrap.dedent(
         torch.testing.assert_close(output.logits, expected[key], rtol=1e-6, atol=1e-5)
         assert output.nfe == expected[key + "_nfe"], output.nfe
         print("OK", key, type(model).__name__, module)
+    # Every head from a checkpoint another head saved (the masked-LM one), and the encoder's output unchanged.
+    for auto_class in (
+        AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+        AutoModelForQuestionAnswering, AutoModelForMultipleChoice,
+    ):
+        model = auto_class.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        print("OK head", type(model).__name__)
+    # The tokenizer loads without the model code and without asking (no trust_remote_code, no prompt).
+    tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])
+    assert tokenizer("a b c")["input_ids"][0] == tokenizer.cls_token_id
+    extractor = pipeline("feature-extraction", model=sys.argv[1], trust_remote_code=True)
+    features = extractor("a b c")
+    assert len(features[0][0]) == expected["hidden_size"], len(features[0][0])
+    print("OK pipeline")
     """
 )
 
@@ -216,6 +234,7 @@ def test_trust_remote_code_without_the_package(tmp_path):
     ).eval()
     mlm.save_pretrained(mlm_dir)
     cls.save_pretrained(cls_dir)
+    _save_tiny_tokenizer(mlm_dir, mlm.config.vocab_size)
     inputs = random_batch()
     with torch.no_grad():
         mlm_out, cls_out = mlm(**inputs), cls(**inputs)
@@ -227,6 +246,7 @@ def test_trust_remote_code_without_the_package(tmp_path):
             "mlm_nfe": mlm_out.nfe,
             "cls": cls_out.logits,
             "cls_nfe": cls_out.nfe,
+            "hidden_size": mlm.config.hidden_size,
         },
         expected_file,
     )
@@ -247,6 +267,25 @@ def test_trust_remote_code_without_the_package(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,  # a cold import of transformers on a loaded machine can take minutes
+        stdin=subprocess.DEVNULL,  # a "run the custom code?" prompt fails instead of waiting forever
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("OK") == 2, result.stdout
+    assert result.stdout.count("OK") == 8, result.stdout
+    auto_map = json.loads((mlm_dir / "config.json").read_text())["auto_map"]
+    assert set(auto_map) == {
+        "AutoConfig",
+        "AutoModel",
+        "AutoModelForMaskedLM",
+        "AutoModelForSequenceClassification",
+        "AutoModelForTokenClassification",
+        "AutoModelForQuestionAnswering",
+        "AutoModelForMultipleChoice",
+    }
+
+
+def _save_tiny_tokenizer(directory, vocab_size: int) -> None:
+    """A WordPiece tokenizer of the model's vocabulary size, saved beside it as a pretraining run does."""
+    from bert_ode.data import train_wordpiece
+
+    words = [f"w{i}" for i in range(vocab_size)] + ["a b c"]
+    train_wordpiece(words, vocab_size=vocab_size, min_frequency=1).save_pretrained(directory)

@@ -498,6 +498,19 @@ class BertOdeEncoder(nn.Module):
 # ------------------------------------------------------------------------------------------------------------
 
 
+# The saved ``auto_map``: every Auto class and the class of this file that it builds (by name: the copied
+# model code is imported as ``modeling_bert_ode`` from the checkpoint folder).
+REMOTE_CODE_AUTO_MAP = {
+    "AutoConfig": "configuration_bert_ode.BertOdeConfig",
+    "AutoModel": "modeling_bert_ode.BertOdeModel",
+    "AutoModelForMaskedLM": "modeling_bert_ode.BertOdeForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_bert_ode.BertOdeForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_bert_ode.BertOdeForTokenClassification",
+    "AutoModelForQuestionAnswering": "modeling_bert_ode.BertOdeForQuestionAnswering",
+    "AutoModelForMultipleChoice": "modeling_bert_ode.BertOdeForMultipleChoice",
+}
+
+
 class BertOdePreTrainedModel(PreTrainedModel):
     config_class = BertOdeConfig
     config: BertOdeConfig
@@ -525,6 +538,13 @@ class BertOdePreTrainedModel(PreTrainedModel):
             # tau(t) = 0: the continuous-depth field starts time-independent.
             init.zeros_(module.weight)
             init.zeros_(module.bias)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``, with an ``auto_map`` naming every head: transformers writes
+        the saving class only, and a checkpoint saved by one head must load as any other with
+        ``trust_remote_code=True`` where bert_ode is not installed."""
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **REMOTE_CODE_AUTO_MAP}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod
     def from_bert(cls, checkpoint, **config_overrides):
