@@ -45,3 +45,18 @@ def test_fixed_step_model_compiles_as_one_graph(case):
         expected = model(input_ids=input_ids).last_hidden_state
         actual = compiled(input_ids=input_ids).last_hidden_state
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fixed_step_model_exports_and_matches_eager(case):
+    model = _model(**CASES[case])
+    input_ids = torch.randint(0, 99, (2, 16), generator=torch.Generator().manual_seed(0))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 12:] = 0
+    exported = torch.export.export(model, args=(input_ids,), kwargs={"attention_mask": attention_mask})
+    with torch.no_grad():
+        expected = model(input_ids=input_ids, attention_mask=attention_mask)
+        actual = exported.module()(input_ids, attention_mask=attention_mask)
+    torch.testing.assert_close(actual.last_hidden_state, expected.last_hidden_state, rtol=1e-5, atol=1e-5)
+    assert actual.nfe == expected.nfe and len(actual.solver_stats) == len(expected.solver_stats)
+    assert actual.solver_stats[0].nfe == expected.solver_stats[0].nfe

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from conftest import tiny_config_dict
 from transformers import AutoConfig, BertConfig
 
@@ -100,10 +101,13 @@ def test_valid_assignment_after_construction():
     assert (config.ode_steps, config.ode_method) == (4, "rk4")
 
 
-def test_strang_needs_even_intermediate_size():
-    with pytest.raises(ValueError, match="intermediate_size"):
-        BertOdeConfig(**tiny_config_dict(splitting="strang", intermediate_size=37))
-    assert BertOdeConfig(**tiny_config_dict(splitting="strang")).intermediate_size == 38
+def test_strang_builds_with_an_odd_intermediate_size():
+    import bert_ode
+
+    model = bert_ode.BertOdeModel(BertOdeConfig(**tiny_config_dict(splitting="strang", intermediate_size=37)))
+    layer = model.encoder.layer[0]
+    assert (layer.macaron_intermediate.dense.out_features, layer.intermediate.dense.out_features) == (19, 18)
+    assert model(torch.tensor([[1, 2, 3]])).last_hidden_state.shape == (1, 3, 32)
 
 
 @pytest.mark.parametrize("field", ["is_decoder", "add_cross_attention"])

@@ -160,9 +160,11 @@ def test_prenorm_conversion_initialises_the_final_layernorm(tmp_path):
     assert torch.equal(norm.weight, torch.ones(32)) and torch.equal(norm.bias, torch.zeros(32))
 
 
-def test_strang_conversion_splits_the_feed_forward(tmp_path):
-    # The two half-size feed-forward half steps add up to BERT's feed-forward on the same input.
-    bert = _bert(BertModel, intermediate_size=38)
+@pytest.mark.parametrize("intermediate_size", [38, 37])
+def test_strang_conversion_splits_the_feed_forward(tmp_path, intermediate_size):
+    # The two half-size feed-forward half steps add up to BERT's feed-forward on the same input; an odd width
+    # gives the half before attention the extra unit.
+    bert = _bert(BertModel, intermediate_size=intermediate_size)
     bert.save_pretrained(tmp_path)
     converted = bert_ode.BertOdeModel.from_bert(tmp_path, splitting="strang").eval()
     assert converted.config.splitting == "strang"
@@ -173,7 +175,8 @@ def test_strang_conversion_splits_the_feed_forward(tmp_path):
             first = ode_layer.macaron_output(ode_layer.macaron_intermediate(h))
             second = ode_layer.output(ode_layer.intermediate(h))
             torch.testing.assert_close(0.5 * first + 0.5 * second, expected, rtol=1e-5, atol=1e-5)
-            assert ode_layer.intermediate.dense.out_features == 19
+            assert ode_layer.intermediate.dense.out_features == intermediate_size // 2
+            assert ode_layer.macaron_intermediate.dense.out_features == 19
             # The attention is BERT's.
             assert torch.equal(ode_layer.attention.self.query.weight, bert_layer.attention.self.query.weight)
     # Parameter count equals BERT's up to one output bias and one LayerNorm per layer.
@@ -257,7 +260,7 @@ def test_directory_without_config_is_a_clear_error(tmp_path):
 
 
 def test_missing_path_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="cannot read a BERT checkpoint"):
+    with pytest.raises(ValueError, match="does-not-exist' not found: no such directory"):
         bert_ode.BertOdeModel.from_bert(tmp_path / "does-not-exist")
 
 

@@ -170,6 +170,48 @@ def test_attentions_match_bert_for_the_default_config(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=TOL)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(ode_method="heun"),
+        dict(ode_method="rk4", ode_steps=2),
+        dict(ode_method="rk2-gated", ode_scope="layer", norm_position="pre"),
+        dict(ode_method="heun", splitting="strang", norm_position="pre"),
+    ],
+    ids=lambda overrides: "-".join(str(v) for v in overrides.values()),
+)
+def test_attentions_are_one_map_per_layer_the_first_evaluations(overrides):
+    # transformers' convention: exactly num_hidden_layers maps, however many evaluations a scheme takes. Each
+    # is the layer's first evaluation, at the block's input: for layer 0 (same input), the Euler model's map.
+    model = _model(attn_implementation="eager", **overrides)
+    batch = random_batch()
+    with torch.no_grad():
+        out = model(**batch, output_attentions=True)
+        model.config.ode_method, model.config.ode_steps = "euler", 1
+        euler = model(**batch, output_attentions=True) if "gated" not in str(overrides) else None
+    assert len(out.attentions) == model.config.num_hidden_layers == 2
+    assert out.nfe >= 2 * model.config.num_hidden_layers  # several evaluations per layer
+    heads, seq = model.config.num_attention_heads, batch["input_ids"].shape[1]
+    assert all(a.shape == (3, heads, seq, seq) for a in out.attentions)
+    torch.testing.assert_close(out.attentions[0].sum(-1), torch.ones(3, heads, seq), rtol=0, atol=1e-5)
+    if euler is not None and overrides.get("splitting") != "strang":  # Strang's first half step moves y first
+        torch.testing.assert_close(out.attentions[0], euler.attentions[0], rtol=0, atol=1e-6)
+
+
+def test_set_attn_implementation_switches_and_keeps_the_outputs():
+    model = _model(ode_method="heun", attn_implementation="sdpa")
+    batch = random_batch()
+    with torch.no_grad():
+        sdpa = model(**batch).last_hidden_state
+        model.set_attn_implementation("eager")
+        assert model.config._attn_implementation == "eager"
+        eager = model(**batch, output_attentions=True)
+        model.set_attn_implementation("sdpa")
+        assert model.config._attn_implementation == "sdpa"
+    torch.testing.assert_close(eager.last_hidden_state, sdpa, rtol=0, atol=1e-5)
+    assert len(eager.attentions) == 2 and all(a is not None for a in eager.attentions)
+
+
 def test_too_long_sequence_is_a_clear_error():
     model = _model(max_position_embeddings=16)
     ids = torch.randint(1, 99, (1, 17))

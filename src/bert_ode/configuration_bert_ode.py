@@ -108,8 +108,8 @@ class BertOdeConfig(BertConfig):
             is part of the field, ``F(LN(y))``, and the encoder ends with ``encoder.LayerNorm``.
         splitting (`Literal["lie", "strang"]`, *optional*, defaults to `"lie"`):
             ``"lie"``: attention, then feed-forward (BERT). ``"strang"``: Macaron's feed-forward half step
-            (``macaron_intermediate`` / ``macaron_output``), attention, feed-forward half step; each
-            feed-forward has ``intermediate_size // 2`` units, so ``intermediate_size`` must be even.
+            (``macaron_intermediate`` / ``macaron_output``), attention, feed-forward half step; the two
+            feed-forwards share ``intermediate_size`` units (the first takes the odd one).
         ode_backend (`str`, *optional*, defaults to `"native"`):
             What integrates each block: ``"native"`` (the project's fixed-step Runge-Kutta, every fixed-step
             method; the fast path), ``"torchdiffeq"``, ``"torchode"`` (a step size per sample) or
@@ -163,7 +163,6 @@ class BertOdeConfig(BertConfig):
         super().__post_init__(**kwargs)
         self.validate_encoder_only()
         self.validate_sizes()
-        self.validate_splitting()
         self.validate_solver()
         self.validate_continuous_depth()
 
@@ -189,13 +188,6 @@ class BertOdeConfig(BertConfig):
         if isinstance(self.hidden_act, str) and self.hidden_act not in ACT2FN:
             raise ValueError(
                 f"hidden_act={self.hidden_act!r} is unknown; allowed values: {', '.join(sorted(ACT2FN))}"
-            )
-
-    def validate_splitting(self) -> None:
-        if self.splitting == "strang" and self.intermediate_size % 2:
-            raise ValueError(
-                f"splitting='strang' halves the feed-forward: intermediate_size={self.intermediate_size} "
-                "must be even"
             )
 
     def validate_solver(self) -> None:

@@ -43,6 +43,25 @@ class SolverStats:
     rejected_per_sample: torch.Tensor | None = None
 
 
+def _flatten_stats(stats: SolverStats):
+    return [stats.nfe_per_sample, stats.steps_per_sample, stats.rejected_per_sample], (
+        stats.nfe,
+        stats.steps,
+        stats.rejected,
+    )
+
+
+def _unflatten_stats(children, counts) -> SolverStats:
+    return SolverStats(*counts, *children)
+
+
+# A pytree node, so that model outputs holding solver stats pass through torch.export (and other tracers): the
+# per-sample tensors are its children, the counts (fixed by a fixed-step scheme) its static context.
+torch.utils._pytree.register_pytree_node(
+    SolverStats, _flatten_stats, _unflatten_stats, serialized_type_name="bert_ode.SolverStats"
+)
+
+
 def _linear_combination(
     coefficients: Sequence[torch.Tensor | float],
     tensors: Sequence[torch.Tensor],

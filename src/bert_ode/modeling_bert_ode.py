@@ -121,8 +121,18 @@ class BertOdeAttention(nn.Module):
         self.output = BertOdeSelfOutput(config)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
-        attention_output, _ = self.self(hidden_states, attention_mask=attention_mask, **kwargs)
-        return self.output(attention_output)
+        """The projected attention output and the attention probabilities (``None`` from kernels that do not
+        form them, e.g. sdpa)."""
+        attention_output, attention_probs = self.self(hidden_states, attention_mask=attention_mask, **kwargs)
+        return self.output(attention_output), attention_probs
+
+
+class BertOdeAttentionMap(nn.Module):
+    """Passes one attention map through, once per layer: what ``output_attentions`` records (BERT's
+    convention, one map per layer, however many times a scheme evaluates the attention)."""
+
+    def forward(self, attention_probs: torch.Tensor) -> torch.Tensor:
+        return attention_probs
 
 
 class BertOdeIntermediate(nn.Module):
@@ -207,9 +217,15 @@ class AttentionField(nn.Module):
         self.self_attention, self.dense = attention.self, attention.output.dense
         self.norm = attention.output.LayerNorm if pre_norm else None
         self.attention_mask, self.kwargs = attention_mask, kwargs
+        self.first_map: torch.Tensor | None = None  # the first evaluation's attention probabilities
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
-        return self.attention(y if self.norm is None else self.norm(y), self.attention_mask, **self.kwargs)
+        output, attention_probs = self.attention(
+            y if self.norm is None else self.norm(y), self.attention_mask, **self.kwargs
+        )
+        if self.first_map is None:
+            self.first_map = attention_probs
+        return output
 
 
 class FeedForwardField(nn.Module):
@@ -394,10 +410,12 @@ class BertOdeLayer(GradientCheckpointingLayer):
         self.config = config
         strang = config.splitting == "strang"
         ffn_size = config.intermediate_size // 2 if strang else config.intermediate_size
-        if strang:
-            self.macaron_intermediate = BertOdeIntermediate(config, ffn_size)
-            self.macaron_output = BertOdeOutput(config, ffn_size)
+        if strang:  # the half before attention takes the odd unit, as convert.split_feed_forward's chunk does
+            macaron_size = config.intermediate_size - ffn_size
+            self.macaron_intermediate = BertOdeIntermediate(config, macaron_size)
+            self.macaron_output = BertOdeOutput(config, macaron_size)
         self.attention = BertOdeAttention(config, layer_idx=layer_idx)
+        self.attention_map = BertOdeAttentionMap()
         self.intermediate = BertOdeIntermediate(config, ffn_size)
         self.output = BertOdeOutput(config, ffn_size)
         prefix = f"encoder.layer.{layer_idx}."
@@ -416,6 +434,7 @@ class BertOdeLayer(GradientCheckpointingLayer):
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
     ) -> tuple[torch.Tensor, tuple[SolverStats, ...]]:
         sublayers = self._sublayers(attention_mask, kwargs)
+        attention_field = next(s.field for s in sublayers if isinstance(s.field, AttentionField))
         if self.config.ode_scope == "layer":
             sublayers = [self._whole_layer(sublayers)]
         post_norm = self.config.norm_position == "post"
@@ -427,6 +446,9 @@ class BertOdeLayer(GradientCheckpointingLayer):
             if post_norm:
                 hidden_states = sublayer.norm(hidden_states)
             stats.append(block_stats)
+        if attention_field.first_map is not None:
+            # The layer's attention map: its first evaluation, at the block's input (BERT's map for Euler).
+            self.attention_map(attention_field.first_map)
         return hidden_states, tuple(stats)
 
     def _sublayers(self, attention_mask, kwargs: dict) -> list[_Sublayer]:
@@ -521,7 +543,15 @@ class BertOdePreTrainedModel(PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
     _no_split_modules = ["BertEmbeddings", "BertOdeLayer"]
-    _can_record_outputs = {"hidden_states": BertOdeLayer, "attentions": BertSelfAttention}
+    # One attention map per layer (BertOdeAttentionMap), not one per vector-field evaluation.
+    _can_record_outputs = {"hidden_states": BertOdeLayer, "attentions": BertOdeAttentionMap}
+
+    @classmethod
+    def _can_set_attn_implementation(cls) -> bool:
+        # transformers decides this by searching the modeling source for its attention interface; the
+        # attention here is transformers' own BertSelfAttention, which dispatches through that interface at
+        # every call.
+        return True
 
     def _init_weights(self, module):
         super()._init_weights(module)
