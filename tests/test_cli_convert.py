@@ -55,3 +55,17 @@ def test_convert_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ode_method='rk5'" in err and "ode_stpes" in err and "not found: no such directory" in err
     assert "Traceback" not in err
+
+
+def test_convert_writes_a_model_card_that_keeps_the_source_license(tmp_path):
+    from huggingface_hub import ModelCard
+
+    _, source = _bert_dir(tmp_path)
+    (source / "README.md").write_text("---\nlicense: mit\n---\n\n# a BERT\n")
+    out = tmp_path / "heun"
+    assert main(["convert", str(source), str(out), "--set", "ode_method=heun"]) == 0
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "transformers" and card.data.license == "mit"
+    assert card.data.base_model == str(source) and card.data.pipeline_tag == "feature-extraction"
+    assert {"bert-ode", "custom_code"} <= set(card.data.tags)
+    assert "heun x 1 step(s) per block" in card.text and "trust_remote_code=True" in card.text

@@ -99,6 +99,7 @@ def test_finetune_learns_builtin_task_and_evaluates_with_other_steps(ode_checkpo
             eval_ode_steps=[2],
             save_models=True,
             output_dir=str(output),
+            report_to=["tensorboard"],
             **QUICK,
         )
     )
@@ -115,11 +116,18 @@ def test_finetune_learns_builtin_task_and_evaluates_with_other_steps(ode_checkpo
     assert on_disk["summary"]["test"]["accuracy"]["median"] == run["test"]["accuracy"]
     table = (output / "results.md").read_text()
     assert "| 2 | accuracy |" in table and "## Per seed" in table
+    assert list((output / "logs" / "seed-0").glob("events.out.tfevents.*"))  # report_to: tensorboard
 
-    # evaluate the saved model with other step counts, through the same loading path
-    evaluated = evaluate(
-        str(output / "seed-0"), ode_steps=[1, 3], max_eval_examples=100, max_seq_length=64, progress=False
-    )
+    # the saved model has a card with what it scored, and its sequence length travels with its tokenizer
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(output / "seed-0" / "README.md")
+    assert card.data.base_model == ode_checkpoint and card.data.pipeline_tag == "text-classification"
+    assert f"| test_accuracy | {run['test']['accuracy']:.4f} |" in card.text
+    assert json.loads((output / "seed-0" / "tokenizer_config.json").read_text())["model_max_length"] == 64
+
+    # evaluate the saved model with other step counts, through the same loading path (and its length: 64)
+    evaluated = evaluate(str(output / "seed-0"), ode_steps=[1, 3], max_eval_examples=100, progress=False)
     assert evaluated["by_ode_steps"]["1"]["accuracy"] == pytest.approx(run["test"]["accuracy"])
     assert (
         evaluated["by_ode_steps"]["3"]["nfe"] == 12 and 0 <= evaluated["by_ode_steps"]["3"]["accuracy"] <= 1
@@ -283,3 +291,12 @@ def test_cli_finetune_and_evaluate(ode_checkpoint, tmp_path, capsys):
     assert code == 0 and "ode_steps=2: test accuracy" in capsys.readouterr().out
     assert main(["finetune", ode_checkpoint, "--task", "nope", "--no-progress"]) == 2
     assert "unknown task 'nope'" in capsys.readouterr().err
+
+
+def test_devices_come_from_accelerate_apple_mps_included(monkeypatch):
+    from bert_ode.training import device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not device.has_accelerator_device() or torch.backends.mps.is_available()
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert device.has_accelerator_device()  # make_accelerator then lets accelerate pick the MPS device

@@ -14,10 +14,28 @@ from safetensors import SafetensorError, safe_open
 from transformers import AutoTokenizer, PreTrainedConfig, PreTrainedModel
 
 from .configuration_bert_ode import BertOdeConfig
+from .model_card import source_license, write_model_card
 
 CONVERTIBLE_MODEL_TYPES = ("bert", "bert_ode")
 # Arguments of `from_pretrained` that are not config fields.
 _LOADING_KWARGS = ("attn_implementation", "dtype", "device_map")
+# The Auto class and the Hub pipeline of each head, for model cards.
+_AUTO_CLASS_OF = {
+    "BertOdeModel": "AutoModel",
+    "BertOdeForMaskedLM": "AutoModelForMaskedLM",
+    "BertOdeForSequenceClassification": "AutoModelForSequenceClassification",
+    "BertOdeForTokenClassification": "AutoModelForTokenClassification",
+    "BertOdeForQuestionAnswering": "AutoModelForQuestionAnswering",
+    "BertOdeForMultipleChoice": "AutoModelForMultipleChoice",
+}
+_PIPELINE_OF = {
+    "BertOdeModel": "feature-extraction",
+    "BertOdeForMaskedLM": "fill-mask",
+    "BertOdeForSequenceClassification": "text-classification",
+    "BertOdeForTokenClassification": "token-classification",
+    "BertOdeForQuestionAnswering": "question-answering",
+    "BertOdeForMultipleChoice": None,  # no Hub pipeline
+}
 # A checkpoint folder holds one of these (transformers' names).
 WEIGHT_FILES = (
     "model.safetensors",
@@ -196,8 +214,23 @@ def split_feed_forward(lie_state: dict, strang_state: dict) -> dict:
 
 
 def save_converted(model, output_dir: str | os.PathLike, tokenizer_source: str | None = None) -> None:
-    """Saves a converted model, with the source's tokenizer files when there are any."""
+    """Saves a converted model, with the source's tokenizer files when there are any and a model card (the
+    source as base model, its license kept)."""
     model.save_pretrained(output_dir)
+    if tokenizer_source is not None:
+        write_model_card(
+            output_dir,
+            model,
+            how_made=[
+                f"Converted from the BERT checkpoint `{tokenizer_source}` with `bert-ode convert`: BERT's "
+                "parameters unchanged, the residual connections replaced by the ODE steps above (with Euler "
+                "and one step it computes exactly what the source computes)."
+            ],
+            auto_class=_AUTO_CLASS_OF.get(type(model).__name__, "AutoModel"),
+            pipeline_tag=_PIPELINE_OF.get(type(model).__name__, "feature-extraction"),
+            base_model=str(tokenizer_source),
+            license=source_license(tokenizer_source),
+        )
     if tokenizer_source is not None and os.path.isdir(tokenizer_source):
         try:
             AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(output_dir)

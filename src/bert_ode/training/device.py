@@ -5,13 +5,25 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 
 
-def make_accelerator() -> Accelerator:
-    # Without a GPU, cpu=True is what makes accelerate set up gloo DDP under torchrun / accelerate launch.
+def has_accelerator_device() -> bool:
+    """A GPU of any kind accelerate drives: CUDA (and ROCm), Intel XPU, Apple MPS."""
     has_xpu = hasattr(torch, "xpu") and torch.xpu.is_available()
-    return Accelerator(cpu=not (torch.cuda.is_available() or has_xpu))
+    has_mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    return torch.cuda.is_available() or has_xpu or has_mps
+
+
+def make_accelerator(log_with: list[str] | None = None, project_dir=None) -> Accelerator:
+    """The run's accelerator; ``log_with``: experiment trackers accelerate drives (wandb, mlflow, ...)."""
+    # Without a GPU, cpu=True is what makes accelerate set up gloo DDP under torchrun / accelerate launch.
+    return Accelerator(cpu=not has_accelerator_device(), log_with=log_with or None, project_dir=project_dir)
+
+
+def inference_device() -> torch.device:
+    """Where evaluation runs: the device accelerate picks (a GPU of any kind, else the CPU)."""
+    return PartialState(cpu=not has_accelerator_device()).device
 
 
 def cpu_supports_bf16() -> bool:

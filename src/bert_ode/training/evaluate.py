@@ -5,14 +5,24 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import torch
-
 from ..data.tasks import TaskData
+from .device import inference_device
 from .finetune_config import EvaluateConfig
 from .finetune_report import write_results
 from .finetune_results import EvaluationResults, ModelDescription, TaskDescription
 from .inference import score_by_ode_steps
 from .task_loading import checkpoint_name, load_model_for_task, load_task_tokenizer, tokenize_splits
+
+# transformers' "no limit" is a huge model_max_length (1e30); below this, a tokenizer carries a real length.
+_NO_LIMIT = 1_000_000
+DEFAULT_MAX_SEQ_LENGTH = 128
+
+
+def fine_tuned_length(tokenizer) -> int:
+    """The sequence length a fine-tuned model was trained with, which ``finetune`` saves as its tokenizer's
+    ``model_max_length``; 128 for a tokenizer without one."""
+    length = getattr(tokenizer, "model_max_length", None)
+    return int(length) if isinstance(length, int) and 0 < length < _NO_LIMIT else DEFAULT_MAX_SEQ_LENGTH
 
 
 def evaluate(
@@ -36,13 +46,14 @@ def evaluate(
     config, source = _resolve(checkpoint, task, tokenizer, options)
     task_data = task if isinstance(task, TaskData) else config.load_task()
     model = load_model_for_task(source, task_data.spec, config.ode_overrides, require_head=True)
-    if torch.cuda.is_available():
-        model.to("cuda")
+    model.to(inference_device())
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         if config.tokenizer is None and not isinstance(source, (str, os.PathLike)):
             raise ValueError("a checkpoint given as a model needs tokenizer=")
         tokenizer = load_task_tokenizer(config.tokenizer or source)
-    max_length = min(config.max_seq_length, model.config.max_position_embeddings)
+    max_length = min(
+        config.max_seq_length or fine_tuned_length(tokenizer), model.config.max_position_embeddings
+    )
     encoded = tokenize_splits(task_data, tokenizer, max_length, [config.split], config.progress)
     steps = list(dict.fromkeys(config.ode_steps or [model.config.ode_steps]))
     options = {"batch_size": config.batch_size, "bf16": config.bf16, "progress": config.progress}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 
 from ..data.tasks import TaskData, check_trainable
+from ..model_card import source_license, write_model_card
 from .evaluate import evaluate
 from .finetune_config import TASK_OPTIONS, EvaluateConfig, FinetuneConfig, TaskOptions
 from .finetune_report import markdown_report, write_results
@@ -52,7 +54,13 @@ from .finetune_results import (
 )
 from .inference import ode_steps, predict, score, score_by_ode_steps
 from .metrics import trainer_compute_metrics
-from .task_loading import checkpoint_config, load_model_for_task, load_task_tokenizer, tokenize_splits
+from .task_loading import (
+    checkpoint_config,
+    checkpoint_name,
+    load_model_for_task,
+    load_task_tokenizer,
+    tokenize_splits,
+)
 
 
 class BestOnValidation(TrainerCallback):
@@ -84,6 +92,18 @@ class BestOnValidation(TrainerCallback):
                 control.should_training_stop = True
 
 
+def tensorboard_callback(config: FinetuneConfig, seed: int) -> list:
+    """A TensorBoard callback logging under ``output_dir/logs/seed-<seed>`` (``report_to`` with
+    tensorboard)."""
+    if "tensorboard" not in config.report_to:
+        return []
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    folder = Path(config.output_dir or "finetune-logs") / "logs" / f"seed-{seed}"
+    return [TensorBoardCallback(tb_writer=SummaryWriter(str(folder)))]
+
+
 def _training_arguments(
     config: FinetuneConfig, seed: int, work_dir: str, train_examples: int
 ) -> TrainingArguments:
@@ -103,7 +123,9 @@ def _training_arguments(
         save_strategy="no",  # selection keeps the best weights in memory (BestOnValidation)
         logging_strategy="steps",
         logging_steps=10,
-        report_to="none",
+        # TensorBoard is added as a callback writing under output_dir (tensorboard_callback); the Trainer's
+        # own would write into its temporary work folder.
+        report_to=[name for name in config.report_to if name != "tensorboard"] or "none",
         disable_tqdm=not config.progress,
         bf16=config.bf16,
         use_cpu=config.bf16 and not torch.cuda.is_available(),  # Trainer wants CPU bf16 asked for explicitly
@@ -132,7 +154,7 @@ def _train_one_seed(
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=trainer_compute_metrics(task.spec.metrics, task.spec.is_regression),
-        callbacks=[selection],
+        callbacks=[selection, *tensorboard_callback(config, seed)],
     )
     if not config.progress:
         trainer.remove_callback(PrinterCallback)  # with the bars off, the per-step log lines go too
@@ -171,8 +193,33 @@ def _run_seed(config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, 
         model_dir = Path(config.output_dir) / f"seed-{seed}"
         model.save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
+        _write_card(model_dir, model, config, task, run)
         run.model_dir = str(model_dir)
     return model, run
+
+
+def _write_card(model_dir: Path, model, config: FinetuneConfig, task: TaskData, run: SeedRun) -> None:
+    """A saved fine-tuned model's card: its source, the task and protocol, and what it scored."""
+    source = config.checkpoint if isinstance(config.checkpoint, (str, os.PathLike)) else None
+    how = [
+        f"Fine-tuned from `{source or checkpoint_name(config.checkpoint)}` with `bert-ode finetune` on the "
+        f"task `{task.spec.name}` ({len(task['train']):,} training examples): {config.epochs:g} epoch(s) at "
+        f"learning rate {config.learning_rate:g}, batch {config.batch_size}, sequences of up to "
+        f"{config.max_seq_length} tokens, seed {run.seed}; the model of the best validation "
+        f"{task.spec.main_metric} was kept (step {run.best_step}).",
+    ]
+    metrics = {f"validation_{key}": value for key, value in run.validation.items()}
+    metrics |= {f"test_{key}": value for key, value in run.test.items()}
+    write_model_card(
+        model_dir,
+        model,
+        how_made=how,
+        auto_class="AutoModelForSequenceClassification",
+        pipeline_tag="text-classification",
+        base_model=str(source) if source is not None else None,
+        license=source_license(source) if source is not None else None,
+        metrics={key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))},
+    )
 
 
 def finetune(
@@ -196,6 +243,7 @@ def finetune(
     source_config = checkpoint_config(config.checkpoint)
     max_length = min(config.max_seq_length, int(source_config.get("max_position_embeddings", 512)))
     encoded = tokenize_splits(task, tokenizer, max_length, progress=config.progress)
+    tokenizer.model_max_length = max_length  # saved with the models: evaluate truncates as training did
 
     runs, model_description = [], None
     for seed in config.seeds:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from ..convert import check_checkpoint
 from ..data.tasks import BUILTIN_TASK, TaskData, load_task
 from .config_io import bounded, check_bounds, check_output_dir
+from .trackers import check_trackers
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -147,6 +148,13 @@ class FinetuneConfig(TaskOptions):
     )
     bf16: bool = field(default=False, metadata={"help": "bfloat16 autocast (CPUs with AVX-512 bf16, GPUs)"})
     progress: bool = field(default=True, metadata={"help": "progress bars"})
+    report_to: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "experiment trackers of the Trainer: tensorboard (offline; logs under output_dir/logs), "
+            "wandb, mlflow, ...; none by default"
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -164,6 +172,7 @@ class FinetuneConfig(TaskOptions):
         check_bounds(self)
         check_output_dir(self.output_dir, "output_dir")
         check_checkpoint(self.checkpoint)
+        self.report_to = check_trackers(list(self.report_to), "report_to")
         if any(steps < 1 for steps in self.eval_ode_steps):
             raise ValueError(
                 f"eval_ode_steps={self.eval_ode_steps!r} is invalid; every step count must be >= 1"
@@ -195,10 +204,11 @@ class EvaluateConfig(TaskOptions):
         },
     )
     batch_size: int = field(default=64, metadata={"help": "scoring batch size"})
-    max_seq_length: int = field(
-        default=128,
+    max_seq_length: int | None = field(
+        default=None,
         metadata={
-            "help": "inputs are truncated to this many tokens (at most the model's max_position_embeddings)"
+            "help": "inputs are truncated to this many tokens (at most the model's max_position_embeddings); "
+            "unset: the length the model was fine-tuned with (saved with its tokenizer), else 128"
         },
     )
     tokenizer: str | None = field(
@@ -220,7 +230,9 @@ class EvaluateConfig(TaskOptions):
             self.ode_steps = [int(steps) for steps in self.ode_steps]
             if any(steps < 1 for steps in self.ode_steps):
                 raise ValueError(f"ode_steps={self.ode_steps!r} is invalid; every step count must be >= 1")
-        _check_at_least_one(self, ("batch_size", "max_seq_length"))
+        _check_at_least_one(self, ("batch_size",))
+        if self.max_seq_length is not None:
+            _check_at_least_one(self, ("max_seq_length",))
         check_output_dir(self.output_dir, "output_dir")
         check_checkpoint(self.checkpoint)
 

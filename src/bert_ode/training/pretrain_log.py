@@ -36,10 +36,14 @@ class MetricsWindow:
 
 
 class RunLogger:
-    """CSV (always) and TensorBoard on the main process; rows past a resumed step are dropped."""
+    """CSV (always), TensorBoard and accelerate's trackers on the main process; rows past a resumed step are
+    dropped."""
 
-    def __init__(self, output_dir: Path, start_step: int, enabled: bool):
+    def __init__(
+        self, output_dir: Path, start_step: int, enabled: bool, tensorboard: bool = True, accelerator=None
+    ):
         self.enabled = enabled
+        self.accelerator = accelerator  # with trackers (train.report_to) to log to, else None
         if not enabled:
             return
         self.path = output_dir / "log.csv"
@@ -49,7 +53,9 @@ class RunLogger:
         self.writer.writeheader()
         self.writer.writerows(rows)
         self.handle.flush()
-        self.tensorboard = _tensorboard_writer(output_dir / "tensorboard", start_step)
+        self.tensorboard = (
+            _tensorboard_writer(output_dir / "tensorboard", start_step) if tensorboard else None
+        )
 
     def _rows_up_to(self, step: int) -> list[dict]:
         if not self.path.is_file():
@@ -62,15 +68,20 @@ class RunLogger:
             return
         self.writer.writerow({k: row.get(k, "") for k in CSV_FIELDS})
         self.handle.flush()
-        for key, value in row.items() if self.tensorboard is not None else ():
-            if key != "step" and value not in ("", None):
-                self.tensorboard.add_scalar(f"pretrain/{key}", value, row["step"])
+        values = {f"pretrain/{k}": v for k, v in row.items() if k != "step" and v not in ("", None)}
+        if self.tensorboard is not None:
+            for key, value in values.items():
+                self.tensorboard.add_scalar(key, value, row["step"])
+        if self.accelerator is not None:
+            self.accelerator.log(values, step=row["step"])
 
     def close(self) -> None:
         if self.enabled:
             self.handle.close()
             if self.tensorboard is not None:
                 self.tensorboard.close()
+        if self.accelerator is not None:
+            self.accelerator.end_training()
 
 
 def _tensorboard_writer(folder: Path, start_step: int):
