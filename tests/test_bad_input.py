@@ -35,6 +35,10 @@ from bert_ode.training.pretrain_config import load_config
         ("train.keep_checkpoints=0", r"train\.keep_checkpoints=0 is invalid"),
         ("train.lr=fast", r"config key 'train\.lr' must be a number, got 'fast'"),
         ("data.files=[]", r"data\.files is empty"),
+        (
+            "data.streaming=true",
+            r"data\.streaming=true reads a dataset as training goes: it needs data\.dataset",
+        ),
         ("data.validation_fraction=1", r"data\.validation_fraction=1\.0 is invalid; it must be in \[0, 1\)"),
         ("data.mlm_probability=0", r"data\.mlm_probability=0\.0 is invalid; it must be in \(0, 1\)"),
         ("data.seq_len=2", r"data\.seq_len=2 is invalid; it must be >= 3"),
@@ -45,6 +49,7 @@ from bert_ode.training.pretrain_config import load_config
         ("model.num_hidden_layers=-1", r"num_hidden_layers=-1 is invalid"),
         ("model.type_vocab_size=0", r"type_vocab_size=0 is invalid"),
         ("model.hidden_act=bogus", r"hidden_act='bogus' is unknown; allowed values: .*gelu"),
+        ("train.report_to=[bogus]", r"train\.report_to: unknown tracker 'bogus'; allowed: none, tensorboard"),
     ],
 )
 def test_pretraining_values_out_of_range_are_refused_where_the_config_is_built(assignment, message):
@@ -76,6 +81,7 @@ def test_numbers_as_users_write_them(assignment, key, expected):
         ("warmup_ratio", 5.0, r"warmup_ratio=5\.0 is invalid; it must be in \[0, 1\]"),
         ("early_stopping_patience", -1, r"early_stopping_patience=-1 is invalid; it must be >= 1"),
         ("early_stopping_patience", 0, r"early_stopping_patience=0 is invalid"),
+        ("report_to", ["bogus"], r"report_to: unknown tracker 'bogus'; allowed: none, tensorboard, wandb"),
     ],
 )
 def test_finetuning_values_out_of_range_are_refused(field, value, message):
@@ -380,3 +386,15 @@ def test_from_bert_names_the_broken_checkpoint(tmp_path):
     for checkpoint, message in _broken_checkpoints(tmp_path):
         with pytest.raises(ValueError, match=message):
             BertOdeForSequenceClassification.from_bert(checkpoint)
+
+
+def test_a_tracker_whose_package_is_missing_is_named(monkeypatch):
+    import importlib.util
+
+    from bert_ode.training import trackers
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name))
+    with pytest.raises(ValueError, match=r"train\.report_to: tracker 'wandb' needs the package wandb"):
+        load_config("smoke", parse_assignments(["train.report_to=[wandb]"]))
+    assert trackers.check_trackers(["none"], "report_to") == []

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from huggingface_hub import ModelCard
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from bert_ode import BertOdeForMaskedLM
@@ -135,6 +136,9 @@ def test_smoke_run_lowers_the_loss_and_writes_loadable_checkpoints(tmp_path, cor
         model.bert.embeddings.word_embeddings.weight, result.model.bert.embeddings.word_embeddings.weight
     )
     assert len(list((out / "checkpoints").iterdir())) == 2  # keep_checkpoints
+    card = ModelCard.load(result.final_dir / "README.md")
+    assert card.data.pipeline_tag == "fill-mask" and "custom_code" in card.data.tags
+    assert f"{result.tokens:,} tokens" in card.text and f"{result.val_loss:.4f}" in card.text
     with pytest.raises(ValueError, match="already holds checkpoints"):
         pretrain(None, tiny_overrides(corpus_file, out))
 
@@ -308,3 +312,25 @@ def test_two_process_run_through_accelerate_launch(tmp_path, corpus_file):
         env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"},
     )
     _assert_ranks_in_sync(tmp_path, completed)
+
+
+def test_a_locked_output_folder_refuses_every_rank_of_a_two_process_run(tmp_path, corpus_file):
+    import socket
+
+    from bert_ode.training.run_lock import LOCK_FILE
+
+    worker = _two_process_worker(tmp_path, corpus_file)
+    (tmp_path / "ddp").mkdir()
+    (tmp_path / "ddp" / LOCK_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")  # a live owner
+    torchrun = Path(sys.executable).with_name("torchrun")
+    rendezvous = ["--master_port", "0", "--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
+    completed = subprocess.run(  # a rank left waiting at a barrier would run into the timeout
+        [str(torchrun), "--nproc_per_node", "2", *rendezvous, str(worker)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert completed.returncode != 0
+    assert completed.stderr.count("is in use by another run") >= 2, completed.stderr[-3000:]
+    assert not list(tmp_path.glob("rank-*.txt"))

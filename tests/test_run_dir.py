@@ -123,7 +123,8 @@ def test_resume_passes_over_a_damaged_latest_checkpoint_to_the_previous_one(tmp_
 
 
 def test_resume_with_every_checkpoint_damaged_is_one_clear_error(tmp_path):
-    overrides = _finished_run(tmp_path)
+    overrides = _finished_run(tmp_path, **{"train.report_to": []})
+    assert not (tmp_path / "run" / "tensorboard").exists()  # no trackers asked for: the CSV log only
     for checkpoint in (tmp_path / "run" / "checkpoints").iterdir():
         _corrupt(checkpoint / "model.safetensors")
     with pytest.raises(ValueError, match=r"no usable checkpoint in .*step-0000004 is damaged.*step-0000002"):

@@ -245,6 +245,34 @@ def check_output_dir(path: str | os.PathLike | None, key: str) -> None:
         return
 
 
+def settings_rows(cls, prefix: str) -> list[list[str]]:
+    """One row per field of a config dataclass: dotted key, default and what values are allowed (the type,
+    the ``Literal`` choices and the ``bounded`` range), for the README's reference table."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        hint = _type_hints(cls)[f.name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        allowed = _describe_type(hint)
+        if "bounds" in f.metadata:
+            allowed += f", {f.metadata['bounds']}"
+        rows.append([f"`{prefix}{f.name}`", f"`{_plain(default)!r}`".replace("'", ""), allowed])
+    return rows
+
+
+def _describe_type(hint: Any) -> str:
+    """A type hint in words: ``int or null``, ``one of: triangle, cosine``, ``list of float``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return "one of: " + ", ".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe_type(a) for a in args)
+    if origin in (list, tuple):
+        return f"list of {_describe_type(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    return getattr(hint, "__name__", str(hint))
+
+
 def to_dict(instance) -> dict:
     """A dataclass as plain JSON/YAML-ready data (tuples become lists)."""
     return _plain(dataclasses.asdict(instance))

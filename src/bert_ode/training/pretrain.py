@@ -25,11 +25,13 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, gather_object
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..configuration_bert_ode import BertOdeConfig
 from ..data import MlmMasker, unigram_entropy
+from ..model_card import source_license, write_model_card
 from ..modeling_bert_ode import BertOdeForMaskedLM
 from .checkpointing import (
     latest_checkpoint,
@@ -44,7 +46,6 @@ from .device import autocast, make_accelerator, resolve_attention, resolve_preci
 from .mlm_loss import SparseMlmLoss
 from .pretrain_config import PretrainConfig, load_config, model_config, save_config
 from .pretrain_data import (
-    BlockStream,
     PretrainData,
     load_training_corpus,
     prepare_data,
@@ -218,7 +219,14 @@ class PretrainLoop:
         self.samples_per_micro = self.train.batch_size * accelerator.num_processes
         self.tokens_per_step = self.samples_per_micro * self.train.grad_accum * setup.config.data.seq_len
         self.budget = Budget.from_config(self.train, self.tokens_per_step)
-        self.stream = BlockStream(setup.data.train_blocks, self.train.seed)
+        self.stream = setup.data.training_blocks(self.train.seed)
+        if state.get("streams"):  # a streamed run: this process's position in its shard
+            if len(state["streams"]) != accelerator.num_processes:
+                raise ValueError(
+                    f"this streamed run ran with {len(state['streams'])} process(es): resume it with as many "
+                    f"(each reads its own shard of the stream), not {accelerator.num_processes}"
+                )
+            self.stream.load_state_dict(state["streams"][accelerator.process_index])
         self.window, self.last_window = MetricsWindow(), None
         # The last step's loss stays a tensor until it is logged: no host synchronisation per step.
         self.last_loss = torch.tensor(float("nan"), dtype=torch.float64)
@@ -226,7 +234,7 @@ class PretrainLoop:
         self.val_loss, self.val_ppl, self.last_nfe = None, None, None
         self.compiled = should_compile(self.train.compile, self.model.config, self.budget.total_steps)
         if self.compiled:
-            probe = self.stream.take(0, self.train.batch_size).to(accelerator.device)
+            probe = setup.data.train_blocks[: self.train.batch_size].to(accelerator.device)
             unwrapped = accelerator.unwrap_model(self.loss_module)
             self.compiled = compile_encoder(unwrapped, probe, setup.autocast)
 
@@ -353,6 +361,9 @@ class PretrainLoop:
     def save_checkpoint(self) -> None:
         accelerator = self.setup.accelerator
         self.last_saved = self.step
+        streams = None
+        if self.setup.data.streamed is not None:  # every process's position in its shard, in rank order
+            streams = gather_object([self.stream.state_dict()])
         if self.main:
             state = {
                 "step": self.step,
@@ -360,6 +371,7 @@ class PretrainLoop:
                 "optimizer": self.optimizer.state_dict(),
                 "config": self.setup.config.to_dict(),
                 "world_size": accelerator.num_processes,
+                "streams": streams,
             }
             save_checkpoint(
                 self.setup.output_dir,
@@ -419,11 +431,35 @@ def pretrain(
         config = load_config(config, overrides)
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
-    accelerator = make_accelerator()
     output_dir = Path(config.train.output_dir)
+    # TensorBoard is written by the run's own logger (RunLogger: it purges steps past a resume); accelerate
+    # drives the other trackers.
+    trackers = [name for name in config.train.report_to if name not in ("tensorboard", "none")]
+    accelerator = make_accelerator(log_with=trackers, project_dir=output_dir)
     # One run per output folder; the main process holds the lock for all of them.
-    with RunLock(output_dir) if accelerator.is_main_process else contextlib.nullcontext():
+    with _locked_by_main_process(output_dir, accelerator):
         return _run(config, output_dir, resume, accelerator)
+
+
+@contextlib.contextmanager
+def _locked_by_main_process(output_dir: Path, accelerator: Accelerator):
+    """The main process takes the run lock and tells every process whether it got it: a refusal is the same
+    error on every rank (the others would otherwise wait at the first barrier for a rank that has left)."""
+    lock, refusal = None, [None]
+    if accelerator.is_main_process:
+        try:
+            lock = RunLock(output_dir).__enter__()
+        except ValueError as error:
+            refusal = [str(error)]
+    if accelerator.num_processes > 1:
+        refusal = broadcast_object_list(refusal, from_process=0)
+    if refusal[0] is not None:
+        raise ValueError(refusal[0])
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
 
 
 def _run(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: Accelerator) -> PretrainResult:
@@ -432,7 +468,18 @@ def _run(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: Ac
     loop = PretrainLoop(setup, resume_from)
     if loop.main:
         _announce(setup, loop)
-    logger = RunLogger(output_dir, loop.step, loop.main)
+    logger = RunLogger(
+        output_dir,
+        loop.step,
+        loop.main,
+        tensorboard="tensorboard" in config.train.report_to,
+        accelerator=accelerator if accelerator.log_with else None,
+    )
+    if accelerator.log_with:
+        hyperparameters = {
+            k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in _effective(config).items()
+        }
+        accelerator.init_trackers(output_dir.name, config=hyperparameters)
     progress_bar = None
     if loop.main and config.train.progress_bar:
         progress_bar = tqdm(
@@ -443,7 +490,34 @@ def _run(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: Ac
         progress_bar.close()
     final_dir = _save_final(loop)
     logger.close()
-    return loop.result(final_dir)
+    result = loop.result(final_dir)
+    if loop.main:
+        _write_card(loop, result)
+    return result
+
+
+def _write_card(loop: PretrainLoop, result: PretrainResult) -> None:
+    """The final model's card: what was trained on what, for how long, and how far it got."""
+    config, data = loop.setup.config, loop.setup.data
+    start = f"continued from `{config.train.init_from}`" if config.train.init_from else "from scratch"
+    how = [
+        f"Masked-LM pretraining {start} with `bert-ode pretrain` on the {data.description}: "
+        f"{result.tokens:,} tokens ({result.steps:,} optimizer steps of {loop.tokens_per_step:,} tokens, "
+        f"blocks of {config.data.seq_len}), {config.data.mlm_probability:.0%} masking, AdamW at learning "
+        f"rate {config.train.lr:g} with a {config.train.schedule} schedule, seed {config.train.seed}.",
+    ]
+    if result.val_loss is not None:
+        how.append(f"Validation MLM loss at the end: {result.val_loss:.4f} (perplexity {result.val_ppl:.1f})")
+    write_model_card(
+        result.final_dir,
+        result.model,
+        how_made=how,
+        auto_class="AutoModelForMaskedLM",
+        pipeline_tag="fill-mask",
+        base_model=config.train.init_from,
+        license=source_license(config.train.init_from) if config.train.init_from else None,
+        datasets=[config.data.dataset] if config.data.dataset else None,
+    )
 
 
 def _start(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: Accelerator) -> Path | None:
@@ -487,6 +561,7 @@ RESUMABLE_CHANGES = {
         "log_every",
         "num_threads",
         "progress_bar",
+        "report_to",
         "compile",
         "attn_implementation",
         "output_dir",
@@ -536,7 +611,8 @@ def _announce(setup: RunSetup, loop: PretrainLoop) -> None:
     data, model_config_ = setup.data, loop.model.config
     params = sum(p.numel() for p in loop.model.parameters())
     print(
-        f"pretrain: {data.corpus.description}: {len(data.train_blocks)} train / "
+        f"pretrain: {data.description}: "
+        f"{'streamed' if data.streamed is not None else len(data.train_blocks)} train / "
         f"{len(data.validation_blocks)} validation blocks of {setup.config.data.seq_len} tokens; vocab "
         f"{len(data.tokenizer)}; {params / 1e6:.2f}M parameters; {model_config_.ode_method} "
         f"x{model_config_.ode_steps}, {model_config_.norm_position}-norm; {setup.accelerator.num_processes} "

@@ -9,6 +9,7 @@ value of the wrong type is a ``ValueError`` naming it. ``model`` takes any
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,23 @@ import yaml
 
 from ..configuration_bert_ode import BertOdeConfig
 from ..convert import check_checkpoint
-from .config_io import bounded, check_bounds, check_output_dir, from_dict, load_yaml, merge, nest, to_dict
+from . import markdown
+from .config_io import (
+    bounded,
+    check_bounds,
+    check_output_dir,
+    from_dict,
+    load_yaml,
+    merge,
+    nest,
+    settings_rows,
+    to_dict,
+)
+from .trackers import check_trackers
 
-# Where named presets (``smoke``, ``cpu``, ``gpu``) live: the repository's configs/ folder.
-PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
+# The presets ship inside the package (package data), so a wheel install finds them as a source checkout does
+# (the repository's configs/ is a link to this folder). A package installed as files, not zipped: a Path.
+PRESET_DIR = Path(str(importlib.resources.files("bert_ode") / "configs"))
 
 
 @dataclass
@@ -39,7 +53,11 @@ class DataConfig:
     streaming: bool = False
     text_field: str = "text"
     builtin: str = "all"
-    max_documents: int | None = bounded(None, low=1)  # with streaming: how many documents to read
+    max_documents: int | None = bounded(None, low=1)  # use only the first documents of the source
+    # With streaming (a dataset read as training goes, stream_data.py): the first documents are the validation
+    # set, the next ones train the tokenizer.
+    validation_documents: int = bounded(1000, low=1)
+    tokenizer_documents: int = bounded(10_000, low=1)
     validation_fraction: float = bounded(0.02, low=0, high=1, high_open=True)
     seq_len: int = bounded(128, low=3)  # [CLS], at least one token, [SEP]
     mlm_probability: float = bounded(0.15, low=0, high=1, low_open=True, high_open=True)
@@ -87,6 +105,8 @@ class TrainConfig:
     attn_implementation: str = "auto"  # auto: see device.resolve_attention
     init_from: str | None = None  # a BERT / BertOde checkpoint to start from instead of random weights
     progress_bar: bool = True
+    # Trackers beside log.csv: tensorboard (offline), wandb, mlflow, ... (trackers.TRACKERS); [] for none.
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     # torch.compile of the encoder: true, false, or auto (native solver, >= compile.AUTO_MIN_STEPS steps).
     compile: bool | Literal["auto"] = "auto"
 
@@ -134,8 +154,11 @@ class PretrainConfig:
         if len(train.betas) != 2:
             raise ValueError(f"train.betas={train.betas!r} is invalid; it must be two numbers in [0, 1)")
         check_output_dir(train.output_dir, "train.output_dir")
+        check_trackers(train.report_to, "train.report_to")
         if train.init_from:
             check_checkpoint(train.init_from)
+        if self.data.streaming and not self.data.dataset:
+            raise ValueError("data.streaming=true reads a dataset as training goes: it needs data.dataset")
         if self.data.files is not None and not self.data.files:
             raise ValueError("data.files is empty; name at least one file or folder (or leave it unset)")
         if train.budget_tokens is None and train.budget_minutes is None and train.max_steps is None:
@@ -175,7 +198,7 @@ def model_config(
 
 
 def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
-    """A YAML path, or the name of a preset in configs/ (``smoke``, ``cpu``, ``gpu``)."""
+    """A YAML path, or the name of a preset (``smoke``, ``cpu``, ``gpu``, ``warm``: ``bert_ode/configs/``)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
@@ -203,3 +226,12 @@ def load_config(
 
 def save_config(config: PretrainConfig, path: str | os.PathLike) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def settings_reference() -> str:
+    """The Markdown table of every pretraining setting (key, default, allowed values) that the README shows;
+    a test keeps the two equal."""
+    rows = []
+    for section, cls in (("data", DataConfig), ("tokenizer", TokenizerConfig), ("train", TrainConfig)):
+        rows += settings_rows(cls, f"{section}.")
+    return "\n".join(markdown.table(["key", "default", "allowed"], rows))

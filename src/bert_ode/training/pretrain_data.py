@@ -22,6 +22,7 @@ import torch
 
 from ..data import Corpus, load_corpus, pack_sequences, prepare_tokenizer
 from .pretrain_config import DataConfig, PretrainConfig
+from .stream_data import StreamingBlocks, head_documents, open_stream
 
 
 def seed_for(*parts) -> int:
@@ -52,14 +53,24 @@ def train_run_tokenizer(config: PretrainConfig, directory: str | os.PathLike, co
 
 @dataclass
 class PretrainData:
-    corpus: Corpus
+    description: str  # where the text came from, for messages and model cards
     tokenizer: object  # a transformers tokenizer
-    train_blocks: torch.Tensor  # (blocks, seq_len) token ids
+    # (blocks, seq_len) token ids: all training blocks; when streaming, those of the tokenizer documents (the
+    # word-frequency reference and a sample for warm-up compilation).
+    train_blocks: torch.Tensor
     validation_blocks: torch.Tensor
+    streamed: StreamingBlocks | None = None  # the training blocks, read as training goes (data.streaming)
+
+    def training_blocks(self, seed: int):
+        """The source of training batches: ``take(first_sample, count)``."""
+        return self.streamed if self.streamed is not None else BlockStream(self.train_blocks, seed)
 
 
 def prepare_data(config: PretrainConfig, output_dir: Path, accelerator) -> PretrainData:
-    """Corpus -> tokenizer -> packed blocks, built by the main process first and cached in ``output_dir``."""
+    """Corpus -> tokenizer -> packed blocks, built by the main process first and cached in ``output_dir``
+    (or, with ``data.streaming`` and a dataset, a stream read as training goes)."""
+    if config.data.streaming and config.data.dataset:
+        return _prepare_streamed(config, output_dir, accelerator)
     with accelerator.main_process_first():
         corpus = load_training_corpus(config.data)
         tokenizer = train_run_tokenizer(config, output_dir, corpus)
@@ -69,7 +80,45 @@ def prepare_data(config: PretrainConfig, output_dir: Path, accelerator) -> Pretr
             f"the corpus ({corpus.description}) is too small: not one training block of "
             f"data.seq_len={config.data.seq_len} tokens"
         )
-    return PretrainData(corpus, tokenizer, blocks["train"], blocks["validation"])
+    return PretrainData(corpus.description, tokenizer, blocks["train"], blocks["validation"])
+
+
+def _prepare_streamed(config: PretrainConfig, output_dir: Path, accelerator) -> PretrainData:
+    data = config.data
+    stream = open_stream(data)
+    validation = head_documents(stream, 0, data.validation_documents)
+    reference = head_documents(stream, data.validation_documents, data.tokenizer_documents)
+    if not validation or not reference:
+        raise ValueError(
+            f"dataset {data.dataset!r} holds {len(validation) + len(reference)} documents: too few for "
+            f"data.validation_documents={data.validation_documents} and a training part"
+        )
+    with accelerator.main_process_first():
+        tok = config.tokenizer
+        tokenizer = prepare_tokenizer(
+            output_dir,
+            reference,
+            path=tok.path or config.train.init_from,
+            vocab_size=tok.vocab_size,
+            min_frequency=tok.min_frequency,
+            lowercase=tok.lowercase,
+        )
+    streamed = StreamingBlocks(
+        stream,
+        tokenizer,
+        data.seq_len,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+        skip=data.validation_documents,
+    )
+    description = f"dataset {data.dataset!r} (streamed; the first {len(validation)} documents for validation)"
+    return PretrainData(
+        description,
+        tokenizer,
+        pack_sequences(tokenizer, reference, data.seq_len),
+        pack_sequences(tokenizer, validation, data.seq_len),
+        streamed,
+    )
 
 
 def _cached_blocks(config: PretrainConfig, output_dir: Path, corpus: Corpus, tokenizer, writer: bool) -> dict:
