@@ -40,7 +40,7 @@ MEMORY_CASES = {
     "rk4": dict(ode_method="rk4"),
     "rk4 + block checkpointing": dict(ode_method="rk4", ode_checkpointing="block"),
     "rk4 + stage checkpointing": dict(ode_method="rk4", ode_checkpointing="stage"),
-    # The adjoint is exact only for adaptive solves (fixed steps are refused): dopri5 at the default tolerance.
+    # The adjoint is offered for adaptive solves only (fixed steps are refused): dopri5, default tolerance.
     "dopri5 (torchdiffeq)": dict(ode_method="dopri5", ode_backend="torchdiffeq"),
     "dopri5 + adjoint (torchdiffeq)": dict(ode_method="dopri5", ode_backend="torchdiffeq", ode_adjoint=True),
 }
