@@ -143,3 +143,33 @@ def test_verdicts_only_for_models_trained_beyond_word_frequencies(bert_loss, tra
     assert heun.paired_delta_val_loss_ci95 == pytest.approx([-0.5, -0.5])
     text = "\n".join(plain_summary(summary, config))
     assert ("Inconclusive: not trained beyond word frequencies" in text) is not trained
+
+
+def test_the_report_flags_sweep_near_ties_and_says_how_sure_a_trend_is():
+    from types import SimpleNamespace
+
+    from bert_ode.training.metrics import SeedStats
+    from bert_ode.training.report_markdown import _sweep_table, _trend_sentence
+
+    sweep = {"bert": {0.002: 5.680, 0.004: 5.665, 0.008: 5.896}, "heun": {0.002: 5.60, 0.004: 5.70}}
+    text = "\n".join(_sweep_table(SimpleNamespace(sweep=sweep)))
+    assert "`bert` (0.004 by 0.015 over 0.002)" in text and "`heun` (" not in text  # 0.10 apart: no tie
+
+    def point(flops, mean, std=0.0, n=1):
+        stats = SeedStats(median=mean, mean=mean, std=std, min=mean, max=mean, n=n)
+        return SimpleNamespace(train_flops=flops, val_loss=stats)
+
+    base = SimpleNamespace(points=[point(1, 6.0), point(4, 5.0), point(16, 4.0, 0.01, 3)])
+    shrinking = SimpleNamespace(
+        points=[point(2, 6.0), point(8, 5.0), point(32, 4.0, 0.01, 3)],
+        gap_to_baseline=[0.5, 0.2, 0.05],
+        fit=None,
+    )
+    (line,) = _trend_sentence("heun", shrinking, base)
+    assert "+0.500, +0.200, +0.050*" in line  # the last point lies beyond BERT's largest: extrapolated
+    assert "**shrinks**" in line and "exceeds the seed spread at the largest budget (0.020)" in line
+    noisy = SimpleNamespace(
+        points=[point(2, 6.0), point(32, 4.0, 0.2, 3)], gap_to_baseline=[0.10, 0.05], fit=None
+    )
+    (line,) = _trend_sentence("heun", noisy, base)
+    assert "within the seed spread" in line and "low confidence" in line

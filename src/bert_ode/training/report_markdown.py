@@ -14,9 +14,11 @@ from .verdicts import INCONCLUSIVE, TRAINED_MARGIN, trained_beyond_unigram
 
 
 def mean_std(stats: Stats, digits: int = 3) -> str:
-    """A figure over seeds as ``mean ± std``; ``-`` without a finished seed."""
+    """A figure over seeds as ``mean ± std`` (the mean alone for one seed); ``-`` without a finished seed."""
     if stats is None:
         return "-"
+    if stats.n == 1:
+        return markdown.fmt(stats.mean, digits)
     return f"{markdown.fmt(stats.mean, digits)} ± {markdown.fmt(stats.std, digits)}"
 
 
@@ -33,8 +35,14 @@ def _mean(stats: Stats) -> float:
     return (stats.mean if stats is not None else None) or 0.0
 
 
-def _describe(overrides: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "BERT (euler, 1 step)"
+def _describe(overrides: dict, tokens_factor: float = 1.0) -> str:
+    """A variant's model in words: its overrides (plain BERT without any) and its share of the tokens."""
+    model = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "BERT (euler, 1 step)"
+    return model if tokens_factor == 1.0 else f"{model}, {tokens_factor:g}x the tokens"
+
+
+def _tokens_factor(config: StudyConfig, name: str) -> float:
+    return next((v.tokens_factor for v in config.variants if v.name == name), 1.0)
 
 
 def _ode_variants(summary: StudySummary, config: StudyConfig) -> dict[str, PretrainSummary]:
@@ -73,13 +81,14 @@ def _verdict_sentences(summary: StudySummary, config: StudyConfig) -> list[str]:
     return lines
 
 
-def _equal_compute_sentences(summary: StudySummary) -> list[str]:
+def _equal_compute_sentences(summary: StudySummary, config: StudyConfig) -> list[str]:
     lines = []
     for name, row in summary.pretrain.items():
         for other_name, verdicts in row.verdicts_vs.items():
             other = summary.pretrain[other_name]
             lines.append(
-                f"- Equal compute: `{name}` against `{other_name}` (BERT with more layers, "
+                f"- Equal compute: `{name}` against `{other_name}` "
+                f"({_describe(other.model_overrides, _tokens_factor(config, other_name))}, "
                 f"{_mean(other.train_flops):.2e} vs {_mean(row.train_flops):.2e} training FLOPs): MLM loss "
                 f"**{verdicts.val_loss}** ({mean_std(row.val_loss)} vs {mean_std(other.val_loss)}), test "
                 f"{summary.metric} **{verdicts.test}** ({mean_std(row.test)} vs {mean_std(other.test)})."
@@ -168,7 +177,7 @@ def plain_summary(summary: StudySummary, config: StudyConfig) -> list[str]:
         "seed(s).",
         *_verdict_sentences(summary, config),
         *_bag_of_words_sentence(summary),
-        *_equal_compute_sentences(summary),
+        *_equal_compute_sentences(summary, config),
         *_warm_sentence(summary),
         *_elasticity_sentence(summary),
     ]
@@ -245,7 +254,7 @@ def _pretrain_table(summary: StudySummary, config: StudyConfig) -> list[str]:
         rows.append(
             [
                 f"`{name}`",
-                _describe(row.model_overrides),
+                _describe(row.model_overrides, _tokens_factor(config, name)),
                 f"{row.parameters / 1e6:.2f}M",
                 mean_std(row.val_loss),
                 mean_std(row.below_unigram),
@@ -282,14 +291,20 @@ def _baselines_table(summary: StudySummary) -> list[str]:
     ]
 
 
+# A sweep's winner closer than this to the runner-up was chosen by noise as much as by the rate (one seed).
+SWEEP_NEAR_TIE = 0.05
+
+
 def _sweep_table(summary: StudySummary) -> list[str]:
-    """Validation loss of every variant at every swept learning rate (smallest budget, first seed)."""
+    """Validation loss of every variant at every swept learning rate (sweep budget, first seed), and which
+    choices were near-ties."""
     if not summary.sweep:
         return []
     rates = sorted({lr for by_lr in summary.sweep.values() for lr in by_lr}, key=float)
-    rows = []
+    rows, near_ties = [], []
     for name, by_lr in summary.sweep.items():
-        best = min((lr for lr in by_lr if by_lr[lr] is not None), key=lambda lr: by_lr[lr], default=None)
+        scored = sorted((loss, lr) for lr, loss in by_lr.items() if loss is not None)
+        best = scored[0][1] if scored else None
         cells = [
             "-"
             if lr not in by_lr or by_lr[lr] is None
@@ -297,9 +312,22 @@ def _sweep_table(summary: StudySummary) -> list[str]:
             for lr in rates
         ]
         rows.append([f"`{name}`", *cells])
+        if len(scored) > 1 and scored[1][0] - scored[0][0] < SWEEP_NEAR_TIE:
+            near_ties.append(
+                f"`{name}` ({scored[0][1]} by {scored[1][0] - scored[0][0]:.3f} over {scored[1][1]})"
+            )
     header = ["variant", *[f"lr {lr}" for lr in rates]]
     text = "Validation MLM loss at the sweep budget, first seed; every variant then trains at its best."
-    return ["", "## Learning-rate sweep", "", text, "", *markdown.table(header, rows)]
+    lines = ["", "## Learning-rate sweep", "", text, "", *markdown.table(header, rows)]
+    if near_ties:
+        lines += [
+            "",
+            f"Near-ties (best rate less than {SWEEP_NEAR_TIE} nats ahead of the next, with one seed): "
+            + "; ".join(near_ties)
+            + ". At these budgets such a choice is noise as much as signal, and the best rate at the largest "
+            "budget can differ.",
+        ]
+    return lines
 
 
 def _trend(gaps: list[float]) -> str:
@@ -334,13 +362,13 @@ def _scaling_section(summary: StudySummary, config: StudyConfig) -> list[str]:
         rows.append(
             [f"`{name}`", *cells, "-" if fit is None else f"a={fit.a:.2f}, b={fit.b:.2f}, c={fit.c:.2f}"]
         )
-        gaps = [g for g in row.gap_to_baseline if g is not None]
-        if name != config.baseline and gaps:
-            listed = ", ".join(f"{g:+.3f}" for g in gaps)
-            trends.append(
-                f"- `{name}` minus BERT's fitted curve at equal FLOPs, budget by budget: {listed}: "
-                f"the gap **{_trend(gaps)}** with compute."
-            )
+        if name != config.baseline:
+            trends += _trend_sentence(name, row, summary.scaling.get(config.baseline))
+    note = (
+        "A gap marked * is read off BERT's curve beyond its largest measured point (extrapolated). "
+        "Smaller budgets have the seeds of `small_budget_seeds`; the trend's confidence compares the gap's "
+        "change with the seed spread at the largest budget."
+    )
     return [
         "",
         "## Scaling: validation loss against training compute",
@@ -348,6 +376,38 @@ def _scaling_section(summary: StudySummary, config: StudyConfig) -> list[str]:
         *markdown.table(header, rows),
         "",
         *trends,
+        "",
+        note,
+    ]
+
+
+def _trend_sentence(name: str, row, base) -> list[str]:
+    """The gap of one variant to BERT's fitted curve, budget by budget, its trend and how sure it is."""
+    pairs = [(p, g) for p, g in zip(row.points, row.gap_to_baseline, strict=False) if g is not None]
+    if not pairs or base is None:
+        return []
+    base_max = max(p.train_flops for p in base.points)
+    listed = ", ".join(f"{g:+.3f}" + ("*" if p.train_flops > 1.05 * base_max else "") for p, g in pairs)
+    gaps = [g for _, g in pairs]
+    change = abs(gaps[-1]) - abs(gaps[0])
+    last, base_last = pairs[-1][0].val_loss, base.points[-1].val_loss
+    spread = sum(s.std for s in (last, base_last) if s is not None and s.n > 1)
+    if len(gaps) < 2:
+        confidence = ""
+    elif spread and abs(change) <= spread:
+        confidence = (
+            f"; the change ({change:+.3f}) is within the seed spread at the largest budget ({spread:.3f}): "
+            "low confidence"
+        )
+    else:
+        fit_note = f", fit residual {row.fit.rmse:.3f} nats" if row.fit is not None else ""
+        confidence = (
+            f"; the change ({change:+.3f}) exceeds the seed spread at the largest budget ({spread:.3f})"
+            f"{fit_note}; {len(gaps)} budgets, the smaller ones with fewer seeds"
+        )
+    return [
+        f"- `{name}` minus BERT's fitted curve at equal FLOPs, budget by budget: {listed}: the gap "
+        f"**{_trend(gaps)}** with compute{confidence}."
     ]
 
 
