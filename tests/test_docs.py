@@ -18,3 +18,20 @@ def test_the_readme_settings_table_is_the_configs():
         "regenerate the README table: python -c 'from bert_ode.training.pretrain_config import "
         "settings_reference; print(settings_reference())'"
     )
+
+
+def test_every_test_the_docs_cite_exists():
+    import re
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    cited = set()
+    for page in [README, *docs.glob("*.md")]:
+        cited |= set(re.findall(r"tests/(test_\w+)\.py::(test_\w+)", page.read_text(encoding="utf-8")))
+    assert cited
+    tests = Path(__file__).resolve().parent
+    missing = [
+        f"{module}::{name}"
+        for module, name in sorted(cited)
+        if f"def {name}(" not in (tests / f"{module}.py").read_text(encoding="utf-8")
+    ]
+    assert not missing, missing

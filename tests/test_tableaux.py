@@ -130,3 +130,69 @@ def test_valid_custom_tableau_is_accepted():
     ralston = ButcherTableau("ralston", 2, ((), (2 / 3,)), (1 / 4, 3 / 4), (0.0, 2 / 3))
     conditions = order_conditions(ralston)
     assert conditions[2][0][1] == pytest.approx(0.5, abs=TOL)
+
+
+# --- stability functions (docs/mathematics.md, section 4) --------------------------------------------------
+
+
+def _stability_polynomial(a, b):
+    """R(z) = 1 + z b^T (I - zA)^-1 1 for an explicit tableau, as a function of complex z."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ones = np.ones(len(b))
+    return lambda z: 1 + z * b @ np.linalg.solve(np.eye(len(b)) - z * a, ones)
+
+
+def _full(tableau):
+    """The strictly lower triangular A of a tableau as a square list."""
+    size = tableau.stages
+    return [list(row) + [0.0] * (size - len(row)) for row in tableau.a]
+
+
+def _real_interval(stability) -> float:
+    """beta of the largest [-beta, 0] with |R(z)| <= 1: a scan, then bisection at the first failure."""
+    step, z = 1e-3, 0.0
+    while abs(stability(z - step)) <= 1 + 1e-12:
+        z -= step
+    low, high = z - step, z  # fails at low, holds at high
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (low, middle) if abs(stability(middle)) <= 1 + 1e-12 else (middle, high)
+    return -high
+
+
+@pytest.mark.parametrize(
+    "method, beta", [("euler", 2.0), ("midpoint", 2.0), ("heun", 2.0), ("rk3", 2.5127), ("rk4", 2.7853)]
+)
+def test_real_stability_intervals_are_the_chapters(method, beta):
+    tableau = TABLEAUX[method]
+    assert _real_interval(_stability_polynomial(_full(tableau), tableau.b)) == pytest.approx(beta, abs=1e-3)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.7, 0.875, 0.88, 0.95])
+def test_a_frozen_gate_has_the_chapters_stability_interval(gamma):
+    # R(z) = 1 + z + (1 - gamma) z^2: [-1/(1-gamma), 0] for gamma <= 7/8, else the larger root of
+    # (1 - gamma) z^2 + z + 2 = 0.
+    stability = _stability_polynomial(_full(TABLEAUX["rk2-gated"]), [gamma, 1 - gamma])
+    c = 1 - gamma
+    expected = 1 / c if 8 * c >= 1 else (1 - math.sqrt(1 - 8 * c)) / (2 * c)
+    assert _real_interval(stability) == pytest.approx(expected, abs=1e-3)
+    assert stability(-0.1) == pytest.approx(1 - 0.1 + c * 0.01)
+
+
+def test_imaginary_axis_and_dopri5_claims():
+    rk3, rk4 = (_stability_polynomial(_full(TABLEAUX[m]), TABLEAUX[m].b) for m in ("rk3", "rk4"))
+    for stability, edge in ((rk3, math.sqrt(3)), (rk4, 2 * math.sqrt(2))):
+        assert abs(stability(1j * edge * 0.999)) <= 1 and abs(stability(1j * edge * 1.001)) > 1
+    from torchdiffeq._impl.dopri5 import _DORMAND_PRINCE_SHAMPINE_TABLEAU as dopri5
+
+    size = len(dopri5.c_sol)
+    # The first stage has no row in torchdiffeq's beta; stage i + 1 has row i.
+    a = [[0.0] * size] + [[float(x) for x in row] + [0.0] * (size - len(row)) for row in dopri5.beta]
+    stability = _stability_polynomial(a, [float(x) for x in dopri5.c_sol])
+    # R(z) = T_5(z) + z^6 / 600
+    for z in (-0.5, -2.0, -3.0):
+        taylor = sum(z**k / math.factorial(k) for k in range(6)) + z**6 / 600
+        assert stability(z) == pytest.approx(taylor, rel=1e-9)
+    assert _real_interval(stability) == pytest.approx(3.307, abs=1e-3)
