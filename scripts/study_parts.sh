@@ -16,7 +16,8 @@ saved=reports/$name-partial
 case "$action" in
   save)
     test -d "$runs/records" || { echo "no records in $runs" >&2; exit 2; }
-    rm -rf "$saved" && mkdir -p "$saved"
+    mkdir -p "$saved"
+    rm -rf "$saved/records" "$saved/tokenizer"  # replaced whole; notes and logs beside them stay
     cp -r "$runs/records" "$runs/tokenizer" "$runs/study.yaml" "$saved/"
     echo "saved $(ls "$saved/records" | wc -l) records to $saved"
     ;;
