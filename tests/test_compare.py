@@ -194,7 +194,13 @@ def test_budgets_learning_rate_sweep_and_scaling(tmp_path):
         "scaling.png",
     ):
         assert section in report
-    assert "minus BERT's fitted curve at equal FLOPs" in report
+    assert "minus BERT at equal FLOPs" in report
+    assert "- Scaling: loss minus BERT's at equal training FLOPs, smallest to largest budget: `heun` " in report
+    # BERT on 2x the tokens is BERT at twice each budget: its runs join BERT's measured curve.
+    assert summary["baseline_curve_from"] == ["bert", "bert-2x-tokens"]
+    assert [p["budget_tokens"] for p in summary["baseline_curve"]["points"]] == [
+        2048, 4096, 8192, 16384, 32768, 65536
+    ]  # fmt: skip
     assert (report_dir / "scaling.png").is_file()
 
 

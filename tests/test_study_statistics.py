@@ -15,9 +15,9 @@ from bert_ode.data import unigram_entropy
 from bert_ode.data.tasks import TaskData, TaskSpec
 from bert_ode.training.baselines import baseline_scores
 from bert_ode.training.metrics import confidence_interval
-from bert_ode.training.report import INCONCLUSIVE, summarize_study
+from bert_ode.training.report import INCONCLUSIVE, scaling_summary, summarize_study
 from bert_ode.training.report_markdown import plain_summary
-from bert_ode.training.scaling import fit_power_law
+from bert_ode.training.scaling import bends_down, fit_power_law, interpolate_log_linear
 from bert_ode.training.study_config import StudyConfig, Variant
 from bert_ode.training.study_records import PretrainUnit
 
@@ -65,6 +65,51 @@ def test_power_law_fit_recovers_known_parameters():
         fit_power_law(compute[:2], loss[:2])
 
 
+def test_scaling_reads_gaps_off_the_measured_curve_and_spots_a_plateau_escape():
+    # Between (1e12, 6.0) and (1e14, 4.0), 1e13 lies half way in log compute: 5.0. No extrapolation, except
+    # for the 1% a budget's FLOPs move by rounding.
+    assert interpolate_log_linear([1e14, 1e12], [4.0, 6.0], 1e13) == pytest.approx(5.0)
+    assert interpolate_log_linear([1e12, 1e14], [6.0, 4.0], 1e15) is None
+    assert interpolate_log_linear([1e12, 1e14], [6.0, 4.0], 0.5e12) is None
+    assert interpolate_log_linear([1e12, 1e14], [6.0, 4.0], 1.005e14) == pytest.approx(4.0)
+    # A power law plus a constant is convex in log compute; a plateau escape (the loss a logistic in log C,
+    # before its midpoint) falls faster at each larger budget. The bounded fit keeps a loss-like asymptote.
+    compute = np.geomspace(1e12, 1e14, 4)
+    assert not bends_down(compute, 1.8 * (compute / 1e12) ** -0.35 + 3.2)
+    escape = 6.4 - 2.5 / (1 + np.exp(-(np.log(compute) - np.log(3e14))))
+    assert bends_down(compute, escape) and not bends_down(compute[:2], escape[:2])
+    fit = fit_power_law(compute, escape)
+    assert 0 <= fit.c <= escape.min() and fit.b >= 0
+
+    # BERT's curve holds every run of its architecture: `bert-2x-tokens` adds BERT at twice each budget.
+    def run(variant, budget, factor, flops, loss, overrides=None):
+        return _unit(
+            variant, 0, loss, 6.5, 0.5, model_overrides=overrides or {}, budget_tokens=budget,
+            tokens=budget * factor, train_flops=flops,
+        )  # fmt: skip
+
+    heun = {"ode_method": "heun"}
+    records = [
+        run("bert", 1_000_000, 1, 1e12, 6.0),
+        run("bert", 4_000_000, 1, 4e12, 5.0),
+        run("bert-2x-tokens", 1_000_000, 2, 2e12, 5.5),
+        run("bert-2x-tokens", 4_000_000, 2, 8e12, 4.0),
+        run("heun", 1_000_000, 1, 2e12, 5.7, heun),
+        run("heun", 4_000_000, 1, 8e12, 4.6, heun),
+        run("heun", 16_000_000, 1, 32e12, 4.1, heun),
+    ]
+    scaling, reference, sources = scaling_summary(records, "bert")
+    assert sources == ["bert", "bert-2x-tokens"]
+    assert [(p.budget_tokens, p.train_flops, p.val_loss.mean) for p in reference.points] == [
+        (1_000_000, 1e12, 6.0), (2_000_000, 2e12, 5.5), (4_000_000, 4e12, 5.0), (8_000_000, 8e12, 4.0)
+    ]  # fmt: skip
+    assert reference.bends_down  # per e-fold: -0.72, -0.72, -1.44 nats
+    # heun at 2e12 and 8e12 FLOPs meets BERT's measured points; at 32e12 BERT was never measured and its
+    # fit cannot stand in for it (the curve bends down): unknown, not invented.
+    assert scaling["heun"].gap_to_baseline[:2] == pytest.approx([0.2, 0.6])
+    assert scaling["heun"].gap_to_baseline[2] is None
+
+
 def _task(train, test, num_labels=2) -> TaskData:
     def split(rows):
         return datasets.Dataset.from_dict({"text": [t for t, _ in rows], "label": [y for _, y in rows]})
@@ -94,10 +139,13 @@ def test_non_neural_baselines_on_a_task_words_decide():
     assert set(scores["majority"]) == {"validation", "test"}
 
 
-def _unit(variant: str, seed: int, val_loss: float, unigram: float, accuracy: float) -> PretrainUnit:
+def _unit(
+    variant: str, seed: int, val_loss: float, unigram: float, accuracy: float, **changes
+) -> PretrainUnit:
     scores = {"accuracy": accuracy, "nfe": 4.0}
     return PretrainUnit.from_dict(
-        {
+        changes
+        | {
             "variant": variant,
             "seed": seed,
             "model_overrides": {},
@@ -124,6 +172,7 @@ def _unit(variant: str, seed: int, val_loss: float, unigram: float, accuracy: fl
                 "finetune_seconds": 1.0,
             },
         }
+        | changes
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from .metrics import confidence_interval, summarize
 from .report_markdown import report_markdown
 from .report_plots import write_plots
-from .scaling import fit_power_law
+from .scaling import bends_down, fit_power_law, interpolate_log_linear
 from .study_config import StudyConfig
 from .study_records import (
     EqualComputeVerdict,
@@ -159,27 +159,71 @@ def _scaling_point(runs: list[PretrainUnit]) -> ScalingPoint:
     )
 
 
-def scaling_summary(records: list[UnitRecord], baseline: str) -> dict[str, VariantScaling]:
+def _variant_scaling(points: list[ScalingPoint]) -> VariantScaling:
+    compute, loss = [p.train_flops for p in points], [p.val_loss.mean for p in points]
+    fit = fit_power_law(compute, loss) if len(points) >= 3 else None
+    return VariantScaling(points=points, fit=fit, bends_down=bends_down(compute, loss))
+
+
+def baseline_curve(runs: list[PretrainUnit], baseline: str) -> tuple[VariantScaling | None, list[str]]:
+    """The baseline's loss against FLOPs from every run with the baseline's architecture (the same model
+    overrides), grouped by the tokens they saw: a variant that trains BERT on 2x the tokens adds BERT's points
+    at twice each budget. Returns the curve and the variants it holds."""
+    base = next((r for r in runs if r.variant == baseline), None)
+    if base is None:
+        return None, []
+    same = sorted((r for r in runs if r.model_overrides == base.model_overrides), key=lambda r: r.tokens)
+    groups: list[list[PretrainUnit]] = []
+    for run in same:  # one point per token count; the same count differs by a block's rounding at most
+        if groups and run.tokens <= groups[-1][0].tokens * 1.01:
+            groups[-1].append(run)
+        else:
+            groups.append([run])
+    points = [
+        ScalingPoint(
+            budget_tokens=group[0].tokens,
+            train_flops=statistics.fmean(r.train_flops for r in group),
+            val_loss=seed_stats([r.val_loss for r in group]),
+        )
+        for group in groups
+    ]
+    return _variant_scaling(points), sorted({r.variant for r in same})
+
+
+def _gap(loss: float, flops: float, reference: VariantScaling) -> float | None:
+    """``loss`` minus the reference's loss at ``flops``: between its points by interpolation, beyond them by
+    its fit where the fit describes the points (no plateau-leaving bend), otherwise unknown."""
+    at = interpolate_log_linear(
+        [p.train_flops for p in reference.points], [p.val_loss.mean for p in reference.points], flops
+    )
+    if at is None and reference.fit is not None and not reference.bends_down:
+        at = float(reference.fit(flops))
+    return None if at is None else loss - at
+
+
+def scaling_summary(
+    records: list[UnitRecord], baseline: str
+) -> tuple[dict[str, VariantScaling], VariantScaling | None, list[str]]:
     """Every variant's (FLOPs, loss) points over the budgets, a power-law fit where there are >= 3, and its
-    gap to the baseline's fitted curve at equal FLOPs."""
+    gap to the baseline at equal FLOPs; with the baseline's measured curve and the variants it holds."""
+    runs = [
+        r
+        for r in records
+        if isinstance(r, PretrainUnit) and r.budget_tokens is not None and r.val_loss is not None
+    ]
     by_variant: dict[str, dict[int, list[PretrainUnit]]] = {}
-    for r in records:
-        if isinstance(r, PretrainUnit) and r.budget_tokens is not None and r.val_loss is not None:
-            by_variant.setdefault(r.variant, {}).setdefault(r.budget_tokens, []).append(r)
-    scaling = {}
-    for name, by_budget in by_variant.items():
-        points = [_scaling_point(by_budget[b]) for b in sorted(by_budget)]
-        fit = None
-        if len(points) >= 3:
-            fit = fit_power_law([p.train_flops for p in points], [p.val_loss.mean for p in points])
-        scaling[name] = VariantScaling(points=points, fit=fit)
-    base_fit = scaling[baseline].fit if baseline in scaling else None
+    for r in runs:
+        by_variant.setdefault(r.variant, {}).setdefault(r.budget_tokens, []).append(r)
+    scaling = {
+        name: _variant_scaling([_scaling_point(by_budget[b]) for b in sorted(by_budget)])
+        for name, by_budget in by_variant.items()
+    }
+    reference, sources = baseline_curve(runs, baseline)
     for row in scaling.values():
         row.gap_to_baseline = [
-            p.val_loss.mean - float(base_fit(p.train_flops)) if base_fit is not None else None
-            for p in row.points
+            None if reference is None else _gap(p.val_loss.mean, p.train_flops, reference) for p in row.points
         ]
-    return scaling
+    return scaling, reference, sources
 
 
 def summarize_study(
@@ -187,7 +231,9 @@ def summarize_study(
 ) -> StudySummary:
     """Per-variant statistics over seeds at the largest budget, every variant's verdict against the baseline,
     the scaling curves over the budgets and the learning-rate sweep."""
-    scaling = scaling_summary(records, config.baseline) if len(config.budgets) > 1 else {}
+    scaling, reference, sources = (
+        scaling_summary(records, config.baseline) if len(config.budgets) > 1 else ({}, None, [])
+    )
     main_budget = max(config.budgets) if config.budgets else None
     records = [r for r in records if not isinstance(r, PretrainUnit) or r.budget_tokens == main_budget]
     metric = _main_metric(records)
@@ -205,7 +251,7 @@ def summarize_study(
         if name != config.baseline:
             _paired_deltas(summary.pretrain[name], runs, pretrained.get(config.baseline, []), metric)
     _against_baseline(summary.pretrain, config.baseline, summary.unigram_entropy)
-    summary.scaling = scaling
+    summary.scaling, summary.baseline_curve, summary.baseline_curve_from = scaling, reference, sources
     for unit in sweeps or []:
         summary.sweep.setdefault(unit.variant, {})[f"{unit.lr:g}"] = unit.val_loss
     warm_rows = list(summary.warm.values())

@@ -5,6 +5,7 @@ One function per section; each takes the ``StudySummary`` (``report.py``) and re
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 from . import markdown
@@ -122,6 +123,30 @@ def _elasticity_sentence(summary: StudySummary) -> list[str]:
     return ["- Depth elasticity (validation MLM loss at other step counts): " + "; ".join(entries) + "."]
 
 
+def _scaling_sentence(summary: StudySummary, config: StudyConfig) -> list[str]:
+    """Each variant's gap to BERT at equal FLOPs at its smallest and largest budget (section "Scaling")."""
+    entries = []
+    for name, row in summary.scaling.items():
+        gaps = [g for g in row.gap_to_baseline if g is not None]
+        if name == config.baseline or name in summary.baseline_curve_from or len(gaps) < 2:
+            continue
+        entries.append(f"`{name}` {gaps[0]:+.3f} -> {gaps[-1]:+.3f} (**{_trend(gaps)}**)")
+    if not entries:
+        return []
+    bend = (
+        " BERT's curve bends down (the loss falls faster at each larger budget: still leaving the plateau), "
+        "so no power-law exponent is quoted and the trend rests on the measured points."
+        if summary.baseline_curve is not None and summary.baseline_curve.bends_down
+        else ""
+    )
+    return [
+        "- Scaling: loss minus BERT's at equal training FLOPs, smallest to largest budget: "
+        + "; ".join(entries)
+        + "."
+        + bend
+    ]
+
+
 def _unigram_sentence(summary: StudySummary, base: PretrainSummary) -> list[str]:
     """How far the baseline is from a model that knows only word frequencies; whether verdicts are given."""
     unigram = summary.unigram_entropy
@@ -178,6 +203,7 @@ def plain_summary(summary: StudySummary, config: StudyConfig) -> list[str]:
         *_verdict_sentences(summary, config),
         *_bag_of_words_sentence(summary),
         *_equal_compute_sentences(summary, config),
+        *_scaling_sentence(summary, config),
         *_warm_sentence(summary),
         *_elasticity_sentence(summary),
     ]
@@ -341,6 +367,14 @@ def _trend(gaps: list[float]) -> str:
     return direction if steady else f"{direction} overall, not monotonically"
 
 
+def _fit_cell(row) -> str:
+    fit = row.fit
+    if fit is None:
+        return "-"
+    cell = f"a={fit.a:.2f}, b={fit.b:.2f}, c={fit.c:.2f} (rmse {fit.rmse:.3f})"
+    return cell + "; bends down: no power law yet" if row.bends_down else cell
+
+
 def _scaling_section(summary: StudySummary, config: StudyConfig) -> list[str]:
     """Loss against FLOPs per variant and budget, the fitted curves, and the trend of each gap to BERT."""
     if not summary.scaling:
@@ -352,61 +386,83 @@ def _scaling_section(summary: StudySummary, config: StudyConfig) -> list[str]:
         "fit L(C) = a (C/C0)^-b + c",
     ]
     rows, trends = [], []
+    base = summary.baseline_curve
     for name, row in summary.scaling.items():
         by_budget = {p.budget_tokens: p for p in row.points}
         cells = [
             f"{mean_std(by_budget[b].val_loss)} ({by_budget[b].train_flops:.1e})" if b in by_budget else "-"
             for b in budgets
         ]
-        fit = row.fit
-        rows.append(
-            [f"`{name}`", *cells, "-" if fit is None else f"a={fit.a:.2f}, b={fit.b:.2f}, c={fit.c:.2f}"]
-        )
-        if name != config.baseline:
-            trends += _trend_sentence(name, row, summary.scaling.get(config.baseline))
-    note = (
-        "A gap marked * is read off BERT's curve beyond its largest measured point (extrapolated). "
-        "Smaller budgets have the seeds of `small_budget_seeds`; the trend's confidence compares the gap's "
-        "change with the seed spread at the largest budget."
-    )
-    return [
+        rows.append([f"`{name}`", *cells, _fit_cell(row)])
+        if name != config.baseline and name not in summary.baseline_curve_from:  # not BERT's own points
+            trends += _trend_sentence(name, row, base)
+    lines = [
         "",
         "## Scaling: validation loss against training compute",
         "",
         *markdown.table(header, rows),
         "",
-        *trends,
-        "",
-        note,
     ]
+    if base is not None:
+        sources = ", ".join(f"`{name}`" for name in summary.baseline_curve_from)
+        lines += [
+            "BERT at equal FLOPs is read off BERT's measured curve: every run with its architecture "
+            f"({sources}), {len(base.points)} points from {base.points[0].train_flops:.1e} to "
+            f"{base.points[-1].train_flops:.1e} FLOPs, joined by straight lines in log FLOPs; beyond them, "
+            "off its fit, and only where the fit describes the points.",
+            "",
+        ]
+    if any(row.bends_down for row in summary.scaling.values()):
+        lines += [
+            "**Bends down**: the loss falls faster per e-fold of compute at the larger budgets than at the "
+            "smaller ones. A power law plus a constant always does the opposite, so these budgets are still "
+            "leaving the unigram plateau: the fitted exponents and asymptotes estimate nothing, and the "
+            "trend below rests on the measured points alone.",
+            "",
+        ]
+    note = (
+        "A gap marked * is read off BERT's fitted curve beyond its largest measured point (extrapolated); "
+        "n/a: beyond BERT's measured compute where its fit cannot be trusted. Smaller budgets have the seeds "
+        "of `small_budget_seeds`; the trend's confidence compares the gap's change with the seed spread at "
+        "the largest budget."
+    )
+    return [*lines, *trends, "", note]
 
 
 def _trend_sentence(name: str, row, base) -> list[str]:
-    """The gap of one variant to BERT's fitted curve, budget by budget, its trend and how sure it is."""
-    pairs = [(p, g) for p, g in zip(row.points, row.gap_to_baseline, strict=False) if g is not None]
-    if not pairs or base is None:
+    """The gap of one variant to BERT at equal FLOPs, budget by budget, its trend and how sure it is."""
+    if base is None or not any(g is not None for g in row.gap_to_baseline):
         return []
     base_max = max(p.train_flops for p in base.points)
-    listed = ", ".join(f"{g:+.3f}" + ("*" if p.train_flops > 1.05 * base_max else "") for p, g in pairs)
+    listed = ", ".join(
+        "n/a" if g is None else f"{g:+.3f}" + ("*" if p.train_flops > 1.01 * base_max else "")
+        for p, g in zip(row.points, row.gap_to_baseline, strict=False)
+    )
+    pairs = [(p, g) for p, g in zip(row.points, row.gap_to_baseline, strict=False) if g is not None]
     gaps = [g for _, g in pairs]
     change = abs(gaps[-1]) - abs(gaps[0])
-    last, base_last = pairs[-1][0].val_loss, base.points[-1].val_loss
-    spread = sum(s.std for s in (last, base_last) if s is not None and s.n > 1)
+    last = pairs[-1][0].val_loss
+    base_last = min(
+        base.points, key=lambda p: abs(math.log(p.train_flops / pairs[-1][0].train_flops))
+    ).val_loss
+    several = [s for s in (last, base_last) if s is not None and s.n > 1]
+    spread = sum(s.std for s in several)
     if len(gaps) < 2:
         confidence = ""
+    elif not several:
+        confidence = "; one seed at the largest budget, so no spread to measure the change against"
     elif spread and abs(change) <= spread:
         confidence = (
             f"; the change ({change:+.3f}) is within the seed spread at the largest budget ({spread:.3f}): "
             "low confidence"
         )
     else:
-        fit_note = f", fit residual {row.fit.rmse:.3f} nats" if row.fit is not None else ""
         confidence = (
-            f"; the change ({change:+.3f}) exceeds the seed spread at the largest budget ({spread:.3f})"
-            f"{fit_note}; {len(gaps)} budgets, the smaller ones with fewer seeds"
+            f"; the change ({change:+.3f}) exceeds the seed spread at the largest budget ({spread:.3f}); "
+            f"{len(gaps)} budgets, the smaller ones with fewer seeds"
         )
     return [
-        f"- `{name}` minus BERT's fitted curve at equal FLOPs, budget by budget: {listed}: the gap "
+        f"- `{name}` minus BERT at equal FLOPs, budget by budget: {listed}: the gap "
         f"**{_trend(gaps)}** with compute{confidence}."
     ]
 

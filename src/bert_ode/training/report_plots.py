@@ -144,32 +144,52 @@ def plot_elasticity(summary: StudySummary, report_dir: Path) -> str | None:
 
 
 def plot_scaling(summary: StudySummary, report_dir: Path) -> str | None:
-    """Validation loss against training FLOPs (log axis), every variant and budget, with the fitted curves."""
+    """Validation loss against training FLOPs (log axis), every variant and budget, with the fitted curves
+    (dotted lines through the points where a variant bends down and no power law describes it), and BERT's
+    measured curve from every run of its architecture."""
     if not summary.scaling:
         return None
     fig = Figure(figsize=(7.5, 5))
     ax = fig.subplots()
+    base = summary.baseline_curve
+    if base is not None:
+        ax.plot(
+            [p.train_flops for p in base.points],
+            [p.val_loss.mean for p in base.points],
+            color="black",
+            linewidth=1,
+            alpha=0.6,
+            label="BERT's measured curve (" + ", ".join(summary.baseline_curve_from) + ")",
+        )
     for name, row in summary.scaling.items():
         flops = [p.train_flops for p in row.points]
+        losses = [p.val_loss.mean for p in row.points]
         line = ax.errorbar(
             flops,
-            [p.val_loss.mean for p in row.points],
+            losses,
             yerr=[p.val_loss.std for p in row.points],
             marker="o",
             capsize=3,
             linestyle="none",
             label=name,
         )
-        if row.fit is not None:
+        color = line[0].get_color()
+        if row.fit is not None and not row.bends_down:
             grid = np.geomspace(min(flops) / 1.5, max(flops) * 1.5, 100)
-            ax.plot(grid, row.fit(grid), color=line[0].get_color(), alpha=0.7)
+            ax.plot(grid, row.fit(grid), color=color, alpha=0.7)
+        else:
+            ax.plot(flops, losses, color=color, alpha=0.7, linestyle=":")
     if summary.unigram_entropy is not None:
         ax.axhline(summary.unigram_entropy, color="gray", linestyle="--", linewidth=1)
         ax.text(ax.get_xlim()[0], summary.unigram_entropy, " word frequencies only", va="bottom", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs (forward + backward, counted)")
     ax.set_ylabel("validation MLM loss")
-    ax.set_title("Scaling: mean ± std over seeds per budget; lines: L(C) = a (C/C0)^-b + c per variant")
+    ax.set_title(
+        "Scaling: mean ± std over seeds per budget\n"
+        "solid: L(C) = a (C/C0)^-b + c; dotted: bends down, no power law",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return _save(fig, report_dir, "scaling.png")

@@ -194,12 +194,17 @@ class ScalingPoint(Record):
 
 @dataclass
 class VariantScaling(Record):
-    """A variant's validation loss against training FLOPs, its fitted curve, and its gap to the baseline's
-    fitted curve at its own FLOPs (``None`` where the baseline has no fit)."""
+    """A variant's validation loss against training FLOPs, its fitted curve, and its gap to the baseline at
+    its own FLOPs: read off the baseline's measured curve (``StudySummary.baseline_curve``) between its
+    points, or off the baseline's fit beyond them where that fit describes its points; ``None`` where neither
+    can."""
 
     points: list[ScalingPoint]
     fit: PowerLawFit | None = None
     gap_to_baseline: list[float | None] = field(default_factory=list)
+    # The loss falls faster at the larger budgets (``scaling.bends_down``): still leaving the plateau, so the
+    # power law does not describe these points and its parameters estimate nothing.
+    bends_down: bool = False
 
 
 @dataclass
@@ -213,6 +218,10 @@ class StudySummary(Record):
     # baseline name -> split -> metric -> value, for models that need no pretraining (baselines.py).
     downstream_baselines: dict[str, dict[str, dict[str, float]]] | None = None
     scaling: dict[str, VariantScaling] = field(default_factory=dict)  # with two budgets or more
+    # The baseline's loss against FLOPs from every run of its architecture: its own budgets and those of the
+    # variants that train it on more tokens (BERT on 2x the tokens is BERT at twice the budget).
+    baseline_curve: VariantScaling | None = None
+    baseline_curve_from: list[str] = field(default_factory=list)  # the variants whose runs it holds
     sweep: dict[str, dict[str, float | None]] = field(default_factory=dict)  # variant -> lr -> val loss
 
     def to_dict(self) -> dict:
@@ -223,6 +232,8 @@ class StudySummary(Record):
             "unigram_entropy": self.unigram_entropy,
             "downstream_baselines": self.downstream_baselines,
             "scaling": {name: row.to_dict() for name, row in self.scaling.items()},
+            "baseline_curve": None if self.baseline_curve is None else self.baseline_curve.to_dict(),
+            "baseline_curve_from": self.baseline_curve_from,
             "sweep": self.sweep,
         }
 
