@@ -195,7 +195,11 @@ def test_budgets_learning_rate_sweep_and_scaling(tmp_path):
     ):
         assert section in report
     assert "minus BERT at equal FLOPs" in report
-    assert "- Scaling: loss minus BERT's at equal training FLOPs, smallest to largest budget: `heun` " in report
+    assert "## Leaving the plateau: tokens until the validation loss is 1 nat below unigram" in report
+    assert all(len(row["tokens_to_trained"]) == 2 for row in summary["pretrain"].values())
+    assert (
+        "- Scaling: loss minus BERT's at equal training FLOPs, smallest to largest budget: `heun` " in report
+    )
     # BERT on 2x the tokens is BERT at twice each budget: its runs join BERT's measured curve.
     assert summary["baseline_curve_from"] == ["bert", "bert-2x-tokens"]
     assert [p["budget_tokens"] for p in summary["baseline_curve"]["points"]] == [

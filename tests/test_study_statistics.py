@@ -15,7 +15,7 @@ from bert_ode.data import unigram_entropy
 from bert_ode.data.tasks import TaskData, TaskSpec
 from bert_ode.training.baselines import baseline_scores
 from bert_ode.training.metrics import confidence_interval
-from bert_ode.training.report import INCONCLUSIVE, scaling_summary, summarize_study
+from bert_ode.training.report import INCONCLUSIVE, scaling_summary, summarize_study, tokens_to_trained
 from bert_ode.training.report_markdown import plain_summary
 from bert_ode.training.scaling import bends_down, fit_power_law, interpolate_log_linear
 from bert_ode.training.study_config import StudyConfig, Variant
@@ -108,6 +108,18 @@ def test_scaling_reads_gaps_off_the_measured_curve_and_spots_a_plateau_escape():
     # fit cannot stand in for it (the curve bends down): unknown, not invented.
     assert scaling["heun"].gap_to_baseline[:2] == pytest.approx([0.2, 0.6])
     assert scaling["heun"].gap_to_baseline[2] is None
+
+
+def test_tokens_until_a_run_is_one_nat_below_word_frequencies():
+    curve = [
+        {"step": 1, "tokens": 100, "elapsed_s": 1.0, "val_loss": 6.2},
+        {"step": 2, "tokens": 200, "elapsed_s": 2.0, "val_loss": 5.6},
+        {"step": 3, "tokens": 300, "elapsed_s": 3.0, "val_loss": 5.4},  # 6.4 - 1: the first at the bar
+        {"step": 4, "tokens": 400, "elapsed_s": 4.0, "val_loss": 5.5},
+    ]
+    assert tokens_to_trained(_unit("bert", 0, 5.5, 6.4, 0.5, curve=curve)) == 300
+    assert tokens_to_trained(_unit("bert", 0, 5.5, 6.3, 0.5, curve=curve)) is None  # never 1 nat below
+    assert tokens_to_trained(_unit("bert", 0, 5.5, None, 0.5, curve=curve)) is None  # entropy unknown
 
 
 def _task(train, test, num_labels=2) -> TaskData:

@@ -65,6 +65,15 @@ def _test_by_steps(runs: list, metric: str) -> dict[str, Stats]:
     )
 
 
+def tokens_to_trained(run: PretrainUnit) -> int | None:
+    """Tokens seen at the first validation evaluation ``TRAINED_MARGIN`` nats below the unigram entropy;
+    ``None`` if the run never got there (or its unigram entropy is unknown)."""
+    if run.unigram_entropy is None:
+        return None
+    bar = run.unigram_entropy - TRAINED_MARGIN
+    return next((point.tokens for point in run.curve if point.val_loss <= bar), None)
+
+
 def pretrain_summary(runs: list[PretrainUnit], metric: str) -> PretrainSummary:
     first = runs[0]
     return PretrainSummary(
@@ -88,6 +97,7 @@ def pretrain_summary(runs: list[PretrainUnit], metric: str) -> PretrainSummary:
                 if r.unigram_entropy is not None and r.val_loss is not None
             ]
         ),
+        tokens_to_trained=[tokens_to_trained(r) for r in runs],
         mlm_by_ode_steps=_stats_by_steps(
             [{s: e.val_loss for s, e in r.mlm_by_ode_steps.items()} for r in runs]
         ),
@@ -298,6 +308,7 @@ __all__ = [
     "pretrain_summary",
     "seed_stats",
     "summarize_study",
+    "tokens_to_trained",
     "verdict",
     "warm_summary",
     "write_report",

@@ -298,6 +298,38 @@ def _pretrain_table(summary: StudySummary, config: StudyConfig) -> list[str]:
     return ["## Pretraining (equal parameters and equal compute)", "", *markdown.table(header, rows)]
 
 
+def _plateau_table(summary: StudySummary) -> list[str]:
+    """Per variant and seed: tokens until the validation loss was TRAINED_MARGIN below word frequencies."""
+    by_variant = {
+        name: dict(zip(row.seeds, row.tokens_to_trained, strict=False))
+        for name, row in summary.pretrain.items()
+        if row.tokens_to_trained
+    }
+    if summary.unigram_entropy is None or not by_variant:
+        return []
+    seeds = sorted({seed for by_seed in by_variant.values() for seed in by_seed})
+
+    def cell(name: str, seed: int) -> str:
+        if seed not in by_variant[name]:
+            return "-"
+        tokens = by_variant[name][seed]
+        budget = summary.pretrain[name].tokens / 1e6
+        return f"{tokens / 1e6:.1f}M" if tokens is not None else f"not within {budget:.1f}M"
+
+    rows = [[f"`{name}`", *[cell(name, seed) for seed in seeds]] for name in by_variant]
+    return [
+        "",
+        f"## Leaving the plateau: tokens until the validation loss is {TRAINED_MARGIN:g} nat below unigram",
+        "",
+        "Read off each run's validation curve (every `eval_every` steps). The loss leaves the word-frequency "
+        "plateau abruptly, so a run that has not left it by the end of its budget scores far worse than one "
+        "that has, and a difference between variants at one budget is largely a difference in when this "
+        "happens.",
+        "",
+        *markdown.table(["variant", *[f"seed {seed}" for seed in seeds]], rows),
+    ]
+
+
 def _baselines_table(summary: StudySummary) -> list[str]:
     """The downstream scores of models that need no pretraining, on the same splits."""
     baselines = summary.downstream_baselines or {}
@@ -560,6 +592,7 @@ def report_markdown(
         *_summary_section(summary, config, failures),
         "",
         *_pretrain_table(summary, config),
+        *_plateau_table(summary),
         *_baselines_table(summary),
         *_scaling_section(summary, config),
         *_sweep_table(summary),

@@ -156,6 +156,9 @@ class PretrainSummary(Record):
     paired_delta_val_loss_ci95: list[float] | None = None
     paired_delta_test_ci95: list[float] | None = None
     below_unigram: Stats = None  # nats below the validation set's unigram entropy, per seed
+    # Per seed (in ``seeds`` order): tokens seen when the validation loss first was TRAINED_MARGIN below the
+    # unigram entropy (None: not within the run). A plateau is left abruptly, so this is where runs differ.
+    tokens_to_trained: list[int | None] = field(default_factory=list)
     verdict_val_loss: str | None = None
     verdict_test: str | None = None
     # Compute-matched variant name -> this variant's verdicts against it; JSON keys ``verdict_vs_<name>``.
