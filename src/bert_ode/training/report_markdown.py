@@ -101,10 +101,10 @@ def _warm_sentence(summary: StudySummary) -> list[str]:
     if not summary.warm:
         return []
     (first, bert), *others = summary.warm.items()
-    conversions = "; ".join(f"`{name}` {mean_std(row.test)} (**{row.verdict_test}**)" for name, row in others)
+    conversions = "".join(f"; `{name}` {mean_std(row.test)} (**{row.verdict_test}**)" for name, row in others)
     return [
         f"- Warm start from the pretrained BERT: `{first}` (the BERT itself) reaches test "
-        f"{summary.metric} {mean_std(bert.test)}; {conversions}."
+        f"{summary.metric} {mean_std(bert.test)}{conversions}."
     ]
 
 
