@@ -86,6 +86,19 @@ def test_unknown_preset_is_a_clear_error():
         load_study("nope")
 
 
+def test_the_cpu_and_gpu_studies_share_the_protocol():
+    """The gpu preset is the cpu study at BERT-base scale: budgets 4x apart, a sweep, both equal-compute
+    BERTs, continued pretraining in the warm start."""
+    for name in ("cpu", "gpu"):
+        study = load_study(name)
+        budgets = study.budget_list()
+        assert len(budgets) >= 3 and all(b == 4 * a for a, b in zip(budgets, budgets[1:], strict=False))
+        assert len(study.sweep_lrs) >= 3 and study.seeds_for(budgets[-1]) == [0, 1, 2]
+        matches = {v.name: v for v in study.variants if v.compute_match == "heun"}
+        assert matches["bert-2x-tokens"].tokens_factor == 2.0
+        assert study.warm_start is not None and study.warm_start.continue_tokens
+
+
 @pytest.mark.slow
 def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
     path = _write_study(tmp_path)

@@ -573,6 +573,13 @@ def _reproduce(command: str) -> list[str]:
         "`torch.utils.flop_counter` on one training step (forward + backward, masked-position MLM head) of "
         "the final model, times the tokens seen.",
         "",
+        "At GPU scale, the same protocol with BERT-base models (`configs/compare-gpu.yaml`: hidden 768, 12 "
+        "layers, budgets of 125M to 2B tokens, the learning rates swept again), data-parallel:",
+        "",
+        "```bash",
+        "accelerate launch --multi_gpu $(which bert-ode) compare --preset gpu",
+        "```",
+        "",
     ]
 
 
