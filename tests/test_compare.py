@@ -208,6 +208,13 @@ def test_budgets_learning_rate_sweep_and_scaling(tmp_path):
     ):
         assert section in report
     assert "minus BERT at equal FLOPs" in report
+    assert "written by hand" not in report
+    # A hand-written reading beside the report is kept when the report is written again (units reused).
+    (report_dir / "reading.md").write_text("BERT's curve bends down.\n")
+    compare(path, progress=False, command="pytest")
+    again = (report_dir / "report.md").read_text()
+    assert "## Reading the figures (written by hand)\n\nBERT's curve bends down.\n" in again
+    assert again.index("## Reading the figures") < again.index("## Pretraining")
     assert "## Leaving the plateau: tokens until the validation loss is 1 nat below unigram" in report
     assert all(len(row["tokens_to_trained"]) == 2 for row in summary["pretrain"].values())
     assert (

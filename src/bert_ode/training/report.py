@@ -298,7 +298,12 @@ def write_report(
     results = {"summary": summary.to_dict(), "records": [record.to_dict() for record in records]}
     (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     path = report_dir / "report.md"
-    path.write_text(report_markdown(summary, config, plots, command, machine, wall_seconds, failures or []))
+    # A hand-written reading kept beside the report survives regenerating it (re-running the study).
+    reading = report_dir / "reading.md"
+    reading = reading.read_text(encoding="utf-8") if reading.is_file() else None
+    path.write_text(
+        report_markdown(summary, config, plots, command, machine, wall_seconds, failures or [], reading)
+    )
     return path
 
 

@@ -591,13 +591,16 @@ def report_markdown(
     machine: dict,
     wall_seconds: float,
     failures: list[dict],
+    reading: str | None = None,
 ) -> str:
-    """The whole ``report.md``."""
+    """The whole ``report.md``; ``reading``: the authors' reading of the figures (``reading.md`` beside the
+    report), placed after the summary."""
     lines = [
         *_header(config, command, machine, wall_seconds),
         "",
         *_summary_section(summary, config, failures),
         "",
+        *([] if not reading else ["## Reading the figures (written by hand)", "", reading.strip(), ""]),
         *_pretrain_table(summary, config),
         *_plateau_table(summary),
         *_baselines_table(summary),
