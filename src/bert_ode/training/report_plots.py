@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .study_records import CurvePoint, PretrainUnit, StudySummary, UnitRecord, WarmUnit
+from .verdicts import TRAINED_MARGIN
 
 Curves = dict[str, list[list[CurvePoint]]]  # variant -> one validation curve per seed
 
@@ -46,9 +47,14 @@ def _mean_curve(runs: list[list[CurvePoint]], x_of: Callable[[CurvePoint], float
 
 
 def _loss_curves(
-    curves: Curves, x_of: dict[str, Callable[[CurvePoint], float]], xlabel: str, log_x: bool
+    curves: Curves,
+    x_of: dict[str, Callable[[CurvePoint], float]],
+    xlabel: str,
+    log_x: bool,
+    unigram: float | None = None,
 ) -> Figure:
-    """Validation loss against ``x_of[variant]`` of each evaluation, for the variants in ``x_of``."""
+    """Validation loss against ``x_of[variant]`` of each evaluation, for the variants in ``x_of``; with the
+    unigram line and the line 1 nat below it (the study's bar for a verdict) where ``unigram`` is known."""
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     for name, runs in curves.items():
@@ -57,6 +63,10 @@ def _loss_curves(
         xs, means, lows, highs = _mean_curve(runs, x_of[name])
         (line,) = ax.plot(xs, means, marker="o", markersize=3, label=name)
         ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15)
+    if unigram is not None:
+        for level, text in ((unigram, "word frequencies only"), (unigram - TRAINED_MARGIN, "1 nat below")):
+            ax.axhline(level, color="gray", linestyle="--", linewidth=1)
+            ax.text(ax.get_xlim()[1], level, text + " ", ha="right", va="bottom", fontsize=8, color="gray")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("validation MLM loss")
     if log_x:
@@ -67,9 +77,9 @@ def _loss_curves(
     return fig
 
 
-def plot_loss_vs_tokens(curves: Curves, report_dir: Path) -> str:
+def plot_loss_vs_tokens(curves: Curves, summary: StudySummary, report_dir: Path) -> str:
     x_of = {name: (lambda point: point.tokens) for name in curves}
-    fig = _loss_curves(curves, x_of, "training tokens", log_x=False)
+    fig = _loss_curves(curves, x_of, "training tokens", log_x=False, unigram=summary.unigram_entropy)
     return _save(fig, report_dir, "val_loss_vs_tokens.png")
 
 
@@ -81,7 +91,13 @@ def plot_loss_vs_flops(curves: Curves, summary: StudySummary, report_dir: Path) 
         if row.train_flops is not None and row.train_flops.mean
     }
     x_of = {name: (lambda point, scale=scale: point.tokens * scale) for name, scale in per_token.items()}
-    fig = _loss_curves(curves, x_of, "training FLOPs (forward + backward, counted)", log_x=True)
+    fig = _loss_curves(
+        curves,
+        x_of,
+        "training FLOPs (forward + backward, counted)",
+        log_x=True,
+        unigram=summary.unigram_entropy,
+    )
     return _save(fig, report_dir, "val_loss_vs_flops.png")
 
 
@@ -199,7 +215,7 @@ def write_plots(records: list[UnitRecord], summary: StudySummary, report_dir: Pa
     """Draws every plot that has data; returns the file names written."""
     curves = _curves(records)
     written = [
-        plot_loss_vs_tokens(curves, report_dir),
+        plot_loss_vs_tokens(curves, summary, report_dir),
         plot_loss_vs_flops(curves, summary, report_dir),
         plot_downstream(records, summary, report_dir),
         plot_elasticity(summary, report_dir),
