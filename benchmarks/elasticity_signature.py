@@ -4,8 +4,9 @@ A script; nothing imports it.
     python benchmarks/elasticity_signature.py runs/compare/cpu/pretrain/*/tokens-16000000/seed-0
 
 For each finished pretraining run (a folder with ``final/`` and ``pretrain_config.yaml``) it evaluates the
-trained encoder on the run's own validation blocks with n = 1, 2, 4, ..., 64 steps per block, in float32 and
-eval mode, and measures the relative change of the last hidden state between n and 2n steps,
+trained encoder on the run's own validation blocks with n = 1, 2, 4, ..., 64 steps per block (--max-steps), in
+eval mode and float64 (so that round-off is not what the finest differences measure), and measures the
+relative change of the last hidden state between n and 2n steps,
 
     d(n) = ||y_n - y_2n|| / ||y_2n||   (Frobenius norm per block, median over blocks).
 
@@ -35,8 +36,6 @@ from bert_ode.training.device import make_accelerator
 from bert_ode.training.pretrain import RunSetup
 from bert_ode.training.pretrain_config import load_config
 
-STEPS = (1, 2, 4, 8, 16, 32, 64)
-
 
 def last_hidden_states(model: BertOdeModel, blocks: torch.Tensor, steps: int) -> torch.Tensor:
     model.config.ode_steps = steps
@@ -44,12 +43,12 @@ def last_hidden_states(model: BertOdeModel, blocks: torch.Tensor, steps: int) ->
         return model(input_ids=blocks).last_hidden_state
 
 
-def signature(run_dir: Path, max_blocks: int) -> dict:
-    """d(n) for n in STEPS[:-1], and the ratios d(n) / d(2n), for one trained run."""
+def signature(run_dir: Path, max_blocks: int, steps: list[int]) -> dict:
+    """d(n) for n in ``steps`` but the last, and the ratios d(n) / d(2n), for one trained run."""
     config = load_config(run_dir / "pretrain_config.yaml")
     setup = RunSetup.create(config, run_dir, make_accelerator())
     blocks = setup.data.validation_blocks[:max_blocks]
-    model = BertOdeModel.from_pretrained(run_dir / "final", attn_implementation="eager").float().eval()
+    model = BertOdeModel.from_pretrained(run_dir / "final", attn_implementation="eager").double().eval()
     gates = []
     hooks = [
         module.register_forward_hook(lambda _m, _i, out: gates.append((out[0] - 0.5).abs().flatten()))
@@ -60,9 +59,9 @@ def signature(run_dir: Path, max_blocks: int) -> dict:
     last_hidden_states(model, blocks, trained)
     for hook in hooks:
         hook.remove()
-    outputs = {n: last_hidden_states(model, blocks, n) for n in STEPS}
+    outputs = {n: last_hidden_states(model, blocks, n) for n in steps}
     change = {}
-    for n, finer in zip(STEPS, STEPS[1:], strict=False):
+    for n, finer in zip(steps, steps[1:], strict=False):
         per_block = (outputs[n] - outputs[finer]).flatten(1).norm(dim=1) / outputs[finer].flatten(1).norm(
             dim=1
         )
@@ -84,25 +83,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="finished pretraining run folders")
     parser.add_argument("--blocks", type=int, default=64, help="validation blocks to evaluate (default 64)")
+    parser.add_argument("--max-steps", type=int, default=64, help="the finest step count (default 64)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--plot", type=Path, help="also draw d(n) against n here (png)")
     args = parser.parse_args()
     hf_logging.set_verbosity_error()
     torch.manual_seed(0)
-    results = [signature(run, args.blocks) for run in args.runs]
-    pairs = [f"{n}->{2 * n}" for n in STEPS[:-1]]
-    print(
-        "| run | scheme | "
-        + " | ".join(f"d({p})" for p in pairs)
-        + " | "
-        + " | ".join(f"d({n})/d({2 * n})" for n in STEPS[:-2])
-        + " |"
-    )
-    print("|---" * (2 + len(pairs) + len(STEPS) - 2) + "|")
+    steps = [2**k for k in range(max(args.max_steps, 4).bit_length())]
+    results = [signature(run, args.blocks, steps) for run in args.runs]
+    pairs = [f"{n}->{2 * n}" for n in steps[:-1]]
+    ratio_names = [f"d({n})/d({2 * n})" for n in steps[:-2]]
+    header = ["run", "scheme", "median abs(gamma - 1/2)", *ratio_names, *[f"d({p})" for p in pairs]]
+    print("| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|")
     for r in results:
         scheme = r["ode_method"] + (" + strang" if r["splitting"] == "strang" else "")
-        changes = " | ".join(f"{r['relative_change'][str(n)]:.2e}" for n in STEPS[:-1])
-        ratios = " | ".join(f"{r['ratio'].get(str(n), float('nan')):.2f}" for n in STEPS[:-2])
+        changes = " | ".join(f"{r['relative_change'][str(n)]:.2e}" for n in steps[:-1])
+        ratios = " | ".join(f"{r['ratio'].get(str(n), float('nan')):.2f}" for n in steps[:-2])
         gate = "-" if r["gate_offset_median"] is None else f"{r['gate_offset_median']:.3f}"
         print(f"| `{r['run']}` | {scheme} | {gate} | {ratios} | {changes} |")
     if args.json:
