@@ -109,25 +109,38 @@ def main() -> None:
 
 
 def plot(results: list[dict], path: Path) -> None:
+    """d(n) against n on log-log axes: one colour per variant, one line style per seed, reference slopes."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
+    variants = sorted({Path(r["run"]).parts[-3] for r in results if len(Path(r["run"]).parts) >= 3})
+    seeds = sorted({Path(r["run"]).parts[-1] for r in results})
+    styles = ["-", "--", "-.", ":"]
     for r in results:
-        steps = [int(n) for n in r["relative_change"]]
-        scheme = r["ode_method"] + (" + strang" if r["splitting"] == "strang" else "")
-        label = f"{Path(r['run']).parts[-3] if len(Path(r['run']).parts) >= 3 else r['run']} ({scheme})"
-        ax.plot(steps, list(r["relative_change"].values()), marker="o", label=label)
+        parts = Path(r["run"]).parts
+        variant, seed = (parts[-3], parts[-1]) if len(parts) >= 3 else (r["run"], parts[-1])
+        color = f"C{variants.index(variant) % 10}" if variant in variants else None
+        ax.plot(
+            [int(n) for n in r["relative_change"]],
+            list(r["relative_change"].values()),
+            color=color,
+            linestyle=styles[seeds.index(seed) % len(styles)],
+            marker="o",
+            markersize=3,
+            label=f"{variant} {seed}",
+        )
     reference = [1, 64]
     for order, style in ((1, ":"), (2, "--")):
-        ax.plot(reference, [0.2 * (n**-order) for n in reference], "k" + style, lw=1, label=f"slope -{order}")
+        ax.plot(reference, [0.2 * (n**-order) for n in reference], color="gray", linestyle=style, lw=1,
+                label=f"slope -{order}")  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("steps per block n")
     ax.set_ylabel("d(n) = ||y_n - y_2n|| / ||y_2n||")
     ax.set_title("Trained models: change of the last hidden state when the steps double", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, ncol=2)
     fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
