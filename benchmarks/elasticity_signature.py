@@ -16,7 +16,8 @@ global error (proportional to (gamma - 1/2) h) is small beside the second-order 
 gated models the script also reports the trained gate: the median over tokens of |gamma - 1/2| at the trained
 step count. A ratio that does not approach 2^p says that the model is a function of its step count, not a
 solution of an ODE. The table goes to stdout (markdown); --json and --plot also write the figures and a
-log-log plot of d(n) against n.
+log-log plot of d(n) against n. A JSON file written by --json may stand in for run folders: its figures are
+reused, not measured again (to redraw a plot of several seeds in seconds).
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def signature(run_dir: Path, max_blocks: int, steps: list[int]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="finished pretraining run folders")
+    parser.add_argument(
+        "runs", nargs="+", type=Path, help="finished pretraining run folders, or JSON files written by --json"
+    )
     parser.add_argument("--blocks", type=int, default=64, help="validation blocks to evaluate (default 64)")
     parser.add_argument("--max-steps", type=int, default=64, help="the finest step count (default 64)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -90,7 +93,16 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     torch.manual_seed(0)
     steps = [2**k for k in range(max(args.max_steps, 4).bit_length())]
-    results = [signature(run, args.blocks, steps) for run in args.runs]
+    results = []
+    for run in args.runs:
+        if run.suffix == ".json":  # figures measured before: reused as they are
+            results += json.loads(run.read_text())
+        elif (run / "final").is_dir():
+            results.append(signature(run, args.blocks, steps))
+        else:
+            parser.error(f"{run}: neither a finished pretraining run (no final/) nor a JSON file from --json")
+    longest = max((len(r["relative_change"]) for r in results), default=0)
+    steps = steps if longest < len(steps) else [2**k for k in range(longest + 1)]
     pairs = [f"{n}->{2 * n}" for n in steps[:-1]]
     ratio_names = [f"d({n})/d({2 * n})" for n in steps[:-2]]
     header = ["run", "scheme", "median abs(gamma - 1/2)", *ratio_names, *[f"d({p})" for p in pairs]]
@@ -98,7 +110,7 @@ def main() -> None:
     print("|---" * len(header) + "|")
     for r in results:
         scheme = r["ode_method"] + (" + strang" if r["splitting"] == "strang" else "")
-        changes = " | ".join(f"{r['relative_change'][str(n)]:.2e}" for n in steps[:-1])
+        changes = " | ".join(f"{r['relative_change'].get(str(n), float('nan')):.2e}" for n in steps[:-1])
         ratios = " | ".join(f"{r['ratio'].get(str(n), float('nan')):.2f}" for n in steps[:-2])
         gate = "-" if r["gate_offset_median"] is None else f"{r['gate_offset_median']:.3f}"
         print(f"| `{r['run']}` | {scheme} | {gate} | {ratios} | {changes} |")

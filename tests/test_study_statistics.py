@@ -234,3 +234,8 @@ def test_the_report_flags_sweep_near_ties_and_says_how_sure_a_trend_is():
     )
     (line,) = _trend_sentence("heun", noisy, base)
     assert "within the seed spread" in line and "low confidence" in line
+    overtaking = SimpleNamespace(
+        points=[point(2, 6.0), point(32, 4.0, 0.2, 3)], gap_to_baseline=[0.019, -0.060], fit=None
+    )
+    (line,) = _trend_sentence("strang", overtaking, base)  # smaller in size at first, but now ahead of BERT
+    assert "**changes sign: from behind BERT to ahead**" in line and "the change (-0.079)" in line

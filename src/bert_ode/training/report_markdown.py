@@ -392,6 +392,8 @@ def _trend(gaps: list[float]) -> str:
     """Whether a gap to the baseline (at equal FLOPs) moves toward zero as compute grows."""
     if len(gaps) < 2:
         return "one point: no trend"
+    if gaps[0] * gaps[-1] < 0:  # "grows" or "shrinks" in size would hide that the variant overtook BERT
+        return "changes sign: " + ("from behind BERT to ahead" if gaps[0] > 0 else "from ahead to behind")
     sizes = [abs(g) for g in gaps]
     steps = list(zip(sizes, sizes[1:], strict=False))  # neighbours: one pair fewer than points
     steady = all(b <= a for a, b in steps) or all(b >= a for a, b in steps)
@@ -472,7 +474,8 @@ def _trend_sentence(name: str, row, base) -> list[str]:
     )
     pairs = [(p, g) for p, g in zip(row.points, row.gap_to_baseline, strict=False) if g is not None]
     gaps = [g for _, g in pairs]
-    change = abs(gaps[-1]) - abs(gaps[0])
+    # The change in the gap's size, or in the gap itself when it changes sign.
+    change = gaps[-1] - gaps[0] if gaps[0] * gaps[-1] < 0 else abs(gaps[-1]) - abs(gaps[0])
     last = pairs[-1][0].val_loss
     base_last = min(
         base.points, key=lambda p: abs(math.log(p.train_flops / pairs[-1][0].train_flops))
