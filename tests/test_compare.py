@@ -226,6 +226,14 @@ def test_budgets_learning_rate_sweep_and_scaling(tmp_path):
         2048, 4096, 8192, 16384, 32768, 65536
     ]  # fmt: skip
     assert (report_dir / "scaling.png").is_file()
+    # Downstream accuracy at every budget: the first seed's own record below the largest budget.
+    heun_small = next(r for r in results["records"] if r["variant"] == "heun" and r["budget_tokens"] == 2048)
+    accuracy = heun_small["finetune"]["test"]["accuracy"]
+    assert scaling["heun"]["points"][0]["test"]["mean"] == pytest.approx(accuracy)
+    assert scaling["heun"]["points"][2]["test"]["n"] == 2
+    table = report[report.index("Downstream test accuracy at each budget") :]
+    assert "| variant | 0.002048M tokens | 0.008192M tokens | 0.032768M tokens |" in table
+    assert f"| `heun` | {accuracy:.3f} | " in table
 
 
 def test_bad_budget_configs_are_clear_errors(tmp_path):

@@ -162,10 +162,12 @@ def _main_metric(records: list[UnitRecord]) -> str | None:
 
 
 def _scaling_point(runs: list[PretrainUnit]) -> ScalingPoint:
+    metric = runs[0].finetune.main_metric
     return ScalingPoint(
         budget_tokens=runs[0].budget_tokens,
         train_flops=statistics.fmean(r.train_flops for r in runs),
         val_loss=seed_stats([r.val_loss for r in runs]),
+        test=seed_stats([r.finetune.test.get(metric) for r in runs]),
     )
 
 

@@ -460,7 +460,27 @@ def _scaling_section(summary: StudySummary, config: StudyConfig) -> list[str]:
         "of `small_budget_seeds`; the trend's confidence compares the gap's change with the seed spread at "
         "the largest budget."
     )
-    return [*lines, *trends, "", note]
+    return [*lines, *trends, "", note, *_downstream_by_budget(summary, budgets)]
+
+
+def _downstream_by_budget(summary: StudySummary, budgets: list[int]) -> list[str]:
+    """Test accuracy (the main metric) of every variant at every budget: whether a better MLM loss shows
+    downstream under the study's one fine-tuning protocol."""
+    rows = []
+    for name, row in summary.scaling.items():
+        by_budget = {p.budget_tokens: p.test for p in row.points}
+        if not any(by_budget.values()):
+            continue
+        rows.append([f"`{name}`", *[mean_std(by_budget.get(b)) for b in budgets]])
+    if not rows:
+        return []
+    header = ["variant", *[f"{b / 1e6:g}M tokens" for b in budgets]]
+    return [
+        "",
+        f"Downstream test {summary.metric} at each budget (the same fine-tuning protocol at every budget):",
+        "",
+        *markdown.table(header, rows),
+    ]
 
 
 def _trend_sentence(name: str, row, base) -> list[str]:

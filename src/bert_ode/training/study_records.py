@@ -193,6 +193,9 @@ class ScalingPoint(Record):
     budget_tokens: int
     train_flops: float  # mean over seeds
     val_loss: Stats
+    test: Stats = (
+        None  # the main downstream metric on the test split (absent in summaries before it was kept)
+    )
 
 
 @dataclass
