@@ -6,7 +6,7 @@ tokenized to 128 tokens, batch 32. Timed interleaved:
 * training: ``Trainer.training_step`` + AdamW step on ``BertForSequenceClassification`` (the HuggingFace
   reference) and on ``BertOdeForSequenceClassification`` (euler: BERT itself; heun: two evaluations) - the
   same Trainer step ``bert-ode finetune`` runs;
-* evaluation: ``Trainer.predict`` on the reference against ``bert_ode.training.inference.predict`` (the loop
+* evaluation: ``Trainer.predict`` on the reference against ``bert_ode.finetune.inference.predict`` (the loop
   ``finetune`` / ``evaluate`` score with) on the BertOde models.
 
 Both in fp32 and in bf16 autocast (``TrainingArguments(bf16=True)``). Tokens are the non-padding tokens.
@@ -34,8 +34,8 @@ from transformers import (
 from bert_ode import BertOdeConfig, BertOdeForSequenceClassification
 from bert_ode.data import load_builtin, prepare_tokenizer
 from bert_ode.data.tasks import load_task
-from bert_ode.training.inference import predict
-from bert_ode.training.task_loading import tokenize_splits
+from bert_ode.finetune.inference import predict
+from bert_ode.finetune.task_loading import tokenize_splits
 
 SIZE = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)
 

@@ -7,7 +7,7 @@ from the built-in corpus:
   ``DataCollatorForLanguageModeling`` and ``Trainer.training_step`` + AdamW - what a HuggingFace user writes
   first;
 * ``hf bf16``: the same with ``TrainingArguments(bf16=True)`` (bf16 autocast) - what an informed user runs;
-* ``bert-ode <method> before``: ``PretrainLoop.train_step`` of ``bert_ode.training.pretrain`` as it ran before
+* ``bert-ode <method> before``: ``PretrainLoop.train_step`` of ``bert_ode.pretrain.loop`` as it ran before
   the throughput work (eager, per-parameter AdamW);
 * ``bert-ode <method>``: the same step as ``bert-ode pretrain`` runs it now (compiled encoder, fused AdamW).
 
@@ -39,10 +39,10 @@ from transformers import (
     TrainingArguments,
 )
 
+from bert_ode.pretrain.config import PretrainConfig
+from bert_ode.pretrain.loop import PretrainLoop, RunSetup
 from bert_ode.tableaux import TABLEAUX
-from bert_ode.training.device import make_accelerator
-from bert_ode.training.pretrain import PretrainLoop, RunSetup
-from bert_ode.training.pretrain_config import PretrainConfig
+from bert_ode.utils.device import make_accelerator
 
 SIZES = {
     "small": dict(

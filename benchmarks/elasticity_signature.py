@@ -33,9 +33,9 @@ from transformers.utils import logging as hf_logging
 
 from bert_ode import BertOdeModel
 from bert_ode.modeling_bert_ode import RungeKuttaGate
-from bert_ode.training.device import make_accelerator
-from bert_ode.training.pretrain import RunSetup
-from bert_ode.training.pretrain_config import load_config
+from bert_ode.pretrain.config import load_config
+from bert_ode.pretrain.loop import RunSetup
+from bert_ode.utils.device import make_accelerator
 
 
 def last_hidden_states(model: BertOdeModel, blocks: torch.Tensor, steps: int) -> torch.Tensor:

@@ -7,9 +7,9 @@ import pytest
 
 from bert_ode import BertOdeConfig
 from bert_ode.cli import main
-from bert_ode.training.config_io import parse_assignments
-from bert_ode.training.finetune_config import FinetuneConfig
-from bert_ode.training.pretrain_config import load_config
+from bert_ode.finetune.config import FinetuneConfig
+from bert_ode.pretrain.config import load_config
+from bert_ode.utils.config_io import parse_assignments
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,7 @@ class _Payload:
 def test_a_training_state_holding_a_pickled_object_is_refused_without_running_it(tmp_path):
     import torch
 
-    from bert_ode.training.checkpointing import STATE_FILE, load_training_state
+    from bert_ode.pretrain.checkpointing import STATE_FILE, load_training_state
 
     marker = tmp_path / "code-ran"
     torch.save({"step": 3, "optimizer": {"state": {}}, "payload": _Payload(marker)}, tmp_path / STATE_FILE)
@@ -141,8 +141,8 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_its_last_g
     import torch
 
     from bert_ode.data import load_builtin
-    from bert_ode.training import latest_checkpoint, pretrain
-    from bert_ode.training.pretrain import NonFiniteLoss
+    from bert_ode.pretrain import latest_checkpoint, pretrain
+    from bert_ode.pretrain.loop import NonFiniteLoss
 
     corpus = tmp_path / "austen.txt"
     corpus.write_text("\n\n".join(load_builtin("austen")[:4]), encoding="utf-8")
@@ -222,7 +222,7 @@ def test_an_adaptive_solve_is_bounded_without_ode_max_nfe():
 
 def test_resume_refuses_a_changed_model_or_data_config_and_accepts_a_longer_budget(tmp_path):
     from bert_ode.data import load_builtin
-    from bert_ode.training import pretrain
+    from bert_ode.pretrain import pretrain
 
     corpus = tmp_path / "austen.txt"
     corpus.write_text("\n\n".join(load_builtin("austen")[:4]), encoding="utf-8")
@@ -271,7 +271,7 @@ def test_output_locations_that_cannot_be_folders_are_refused_before_any_work(tmp
         load_config("smoke", {"train.output_dir": str(target)})
     with pytest.raises(ValueError, match=rf"output_dir=.* cannot be an output folder: {expected}"):
         FinetuneConfig(checkpoint="unused", output_dir=str(target))
-    from bert_ode.training.finetune_config import EvaluateConfig
+    from bert_ode.finetune.config import EvaluateConfig
 
     with pytest.raises(ValueError, match=r"output_dir=.* cannot be an output folder"):
         EvaluateConfig(checkpoint="unused", output_dir=str(target))
@@ -391,7 +391,7 @@ def test_from_bert_names_the_broken_checkpoint(tmp_path):
 def test_a_tracker_whose_package_is_missing_is_named(monkeypatch):
     import importlib.util
 
-    from bert_ode.training import trackers
+    from bert_ode.utils import trackers
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name))

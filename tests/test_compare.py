@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from bert_ode.cli import main
-from bert_ode.training import pretrain
-from bert_ode.training.compare import compare, load_study
-from bert_ode.training.report import INCONCLUSIVE, verdict
+from bert_ode.pretrain import pretrain
+from bert_ode.study import compare, load_study
+from bert_ode.study.verdicts import INCONCLUSIVE, verdict
 
 
 def _stats(mean, std, n=3):
@@ -254,7 +254,7 @@ def test_warm_start_conversions_get_the_same_mlm_head(tmp_path):
     from transformers import BertConfig, BertModel
 
     from bert_ode import BertOdeForMaskedLM
-    from bert_ode.training.pretrain_data import seed_for
+    from bert_ode.pretrain.data import seed_for
 
     BertModel(
         BertConfig(

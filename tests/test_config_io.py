@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from bert_ode.training.config_io import (
+from bert_ode.utils.config_io import (
     from_dict,
     load_yaml,
     merge,
@@ -17,7 +17,7 @@ from bert_ode.training.config_io import (
     parse_value,
     to_dict,
 )
-from bert_ode.training.records import Record
+from bert_ode.utils.records import Record
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bert_ode.training.pretrain_config import settings_reference
+from bert_ode.pretrain.config import settings_reference
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -17,7 +17,7 @@ def test_the_readme_settings_table_is_the_configs():
     start = text.index("\n", start) + 1
     end = text.index("<!-- end of settings table -->")
     assert text[start:end].strip() == settings_reference().strip(), (
-        "regenerate the README table: python -c 'from bert_ode.training.pretrain_config import "
+        "regenerate the README table: python -c 'from bert_ode.pretrain.config import "
         "settings_reference; print(settings_reference())'"
     )
 

@@ -14,13 +14,8 @@ from transformers import BertConfig, BertForSequenceClassification, PreTrainedTo
 import bert_ode
 from bert_ode.cli import main
 from bert_ode.data.tasks import load_task
-from bert_ode.training.finetune import (
-    FinetuneConfig,
-    evaluate,
-    finetune,
-    load_model_for_task,
-    tokenize_splits,
-)
+from bert_ode.finetune import FinetuneConfig, evaluate, finetune
+from bert_ode.finetune.task_loading import load_model_for_task, tokenize_splits
 
 TINY_MODEL = dict(
     hidden_size=64,
@@ -294,7 +289,7 @@ def test_cli_finetune_and_evaluate(ode_checkpoint, tmp_path, capsys):
 
 
 def test_devices_come_from_accelerate_apple_mps_included(monkeypatch):
-    from bert_ode.training import device
+    from bert_ode.utils import device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert not device.has_accelerator_device() or torch.backends.mps.is_available()

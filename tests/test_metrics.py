@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from bert_ode.training import metrics
+from bert_ode.utils import metrics
 
 
 def test_binary_metrics_by_hand():

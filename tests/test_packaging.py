@@ -25,8 +25,8 @@ WHEEL_SCRIPT = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     import bert_ode
     assert Path(bert_ode.__file__).is_relative_to(sys.argv[1]), bert_ode.__file__
-    from bert_ode.training.pretrain_config import load_config
-    from bert_ode.training.study_config import load_study
+    from bert_ode.pretrain.config import load_config
+    from bert_ode.study.config import load_study
 
     assert load_config("smoke").model["hidden_size"] == 128
     assert load_study("smoke").pretrain == "smoke"

@@ -20,8 +20,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 from bert_ode import BertOdeForMaskedLM
 from bert_ode.cli import main as cli_main
 from bert_ode.data import load_builtin
-from bert_ode.training import latest_checkpoint, load_config, pretrain
-from bert_ode.training.checkpointing import checkpoint_dir
+from bert_ode.pretrain import latest_checkpoint, load_config, pretrain
+from bert_ode.pretrain.checkpointing import checkpoint_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -175,7 +175,7 @@ def test_sequence_longer_than_positions_and_tiny_corpus(tmp_path, corpus_file):
 def _run_script(overrides: dict, resume: bool) -> str:
     return textwrap.dedent(f"""
         import json, sys
-        from bert_ode.training import pretrain
+        from bert_ode.pretrain import pretrain
         result = pretrain(None, {overrides!r}, resume={resume})
         print(json.dumps({{"steps": result.steps, "last_loss": result.last_loss,
                           "val_loss": result.val_loss}}))
@@ -247,7 +247,7 @@ def _two_process_worker(tmp_path, corpus_file) -> Path:
     worker.write_text(
         textwrap.dedent(f"""
         import torch, torch.distributed as dist
-        from bert_ode.training import pretrain
+        from bert_ode.pretrain import pretrain
         result = pretrain(None, {overrides!r})
         checksum = sum(p.detach().double().pow(2).sum() for p in result.model.parameters()).item()
         # One file per rank: the two processes' stdout lines can interleave in the launcher's forwarding.
@@ -317,7 +317,7 @@ def test_two_process_run_through_accelerate_launch(tmp_path, corpus_file):
 def test_a_locked_output_folder_refuses_every_rank_of_a_two_process_run(tmp_path, corpus_file):
     import socket
 
-    from bert_ode.training.run_lock import LOCK_FILE
+    from bert_ode.pretrain.run_lock import LOCK_FILE
 
     worker = _two_process_worker(tmp_path, corpus_file)
     (tmp_path / "ddp").mkdir()

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from bert_ode.data import load_builtin
-from bert_ode.training import latest_checkpoint, pretrain
-from bert_ode.training.run_lock import LOCK_FILE
+from bert_ode.pretrain import latest_checkpoint, pretrain
+from bert_ode.pretrain.run_lock import LOCK_FILE
 
 
 def _overrides(tmp_path, **extra) -> dict:
@@ -169,7 +169,7 @@ def test_a_full_disk_is_one_line_naming_the_last_complete_checkpoint(tmp_path, m
     config = tmp_path / "tiny.yaml"
     import yaml
 
-    from bert_ode.training.config_io import nest
+    from bert_ode.utils.config_io import nest
 
     config.write_text(yaml.safe_dump(nest(_overrides(tmp_path))))
     assert main(["pretrain", "--config", str(config)]) == 1

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from bert_ode.data import load_builtin, train_wordpiece
-from bert_ode.training import pretrain
-from bert_ode.training.pretrain_config import DataConfig
-from bert_ode.training.stream_data import StreamingBlocks, open_stream
+from bert_ode.pretrain import pretrain
+from bert_ode.pretrain.config import DataConfig
+from bert_ode.pretrain.streaming import StreamingBlocks, open_stream
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +109,8 @@ def test_a_two_process_streamed_run_reads_one_shard_each(dataset_dir, tmp_path):
     worker.write_text(
         textwrap.dedent(f"""
         import torch, torch.distributed as dist
-        from bert_ode.training import pretrain
-        from bert_ode.training.checkpointing import latest_checkpoint, load_training_state
+        from bert_ode.pretrain import pretrain
+        from bert_ode.pretrain.checkpointing import latest_checkpoint, load_training_state
         result = pretrain(None, {_overrides(dataset_dir, out)!r})
         checksum = sum(p.detach().double().pow(2).sum() for p in result.model.parameters()).item()
         with open({str(tmp_path)!r} + f"/rank-{{dist.get_rank()}}.txt", "w") as handle:

@@ -13,13 +13,14 @@ from scipy import stats
 
 from bert_ode.data import unigram_entropy
 from bert_ode.data.tasks import TaskData, TaskSpec
-from bert_ode.training.baselines import baseline_scores
-from bert_ode.training.metrics import confidence_interval
-from bert_ode.training.report import INCONCLUSIVE, scaling_summary, summarize_study, tokens_to_trained
-from bert_ode.training.report_markdown import plain_summary
-from bert_ode.training.scaling import bends_down, fit_power_law, interpolate_log_linear
-from bert_ode.training.study_config import StudyConfig, Variant
-from bert_ode.training.study_records import PretrainUnit
+from bert_ode.study.baselines import baseline_scores
+from bert_ode.study.config import StudyConfig, Variant
+from bert_ode.study.records import PretrainUnit
+from bert_ode.study.report_markdown import plain_summary
+from bert_ode.study.scaling import bends_down, fit_power_law, interpolate_log_linear
+from bert_ode.study.statistics import scaling_summary, summarize_study, tokens_to_trained
+from bert_ode.study.verdicts import INCONCLUSIVE
+from bert_ode.utils.metrics import confidence_interval
 
 
 def test_unigram_entropy_matches_a_hand_count():
@@ -209,8 +210,8 @@ def test_verdicts_only_for_models_trained_beyond_word_frequencies(bert_loss, tra
 def test_the_report_flags_sweep_near_ties_and_says_how_sure_a_trend_is():
     from types import SimpleNamespace
 
-    from bert_ode.training.metrics import SeedStats
-    from bert_ode.training.report_markdown import _sweep_table, _trend_sentence
+    from bert_ode.study.report_markdown import _sweep_table, _trend_sentence
+    from bert_ode.utils.metrics import SeedStats
 
     sweep = {"bert": {0.002: 5.680, 0.004: 5.665, 0.008: 5.896}, "heun": {0.002: 5.60, 0.004: 5.70}}
     text = "\n".join(_sweep_table(SimpleNamespace(sweep=sweep)))

@@ -11,10 +11,10 @@ from transformers import BertConfig
 
 from bert_ode import BertOdeConfig, BertOdeForMaskedLM
 from bert_ode.data import load_builtin
-from bert_ode.training import pretrain
-from bert_ode.training.compile import AUTO_MIN_STEPS, should_compile
-from bert_ode.training.pretrain import _optimizer
-from bert_ode.training.pretrain_config import TrainConfig
+from bert_ode.pretrain import pretrain
+from bert_ode.pretrain.compile import AUTO_MIN_STEPS, should_compile
+from bert_ode.pretrain.config import TrainConfig
+from bert_ode.pretrain.loop import _optimizer
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,10 @@ from . import __version__, modeling_bert_ode
 from .convert import save_converted
 
 try:
-    from .training.checkpointing import DiskFull
-    from .training.compare import compare
-    from .training.config_io import parse_assignments
-    from .training.finetune import EvaluateConfig, FinetuneConfig, evaluate, finetune
-    from .training.pretrain import pretrain
+    from .finetune import EvaluateConfig, FinetuneConfig, evaluate, finetune
+    from .pretrain import DiskFull, pretrain
+    from .study import compare
+    from .utils.config_io import parse_assignments
 except ImportError as error:  # the model-only install (pip install bert-ode): main() says what to add
     MISSING_TRAINING_EXTRA: ImportError | None = error
     FinetuneConfig = EvaluateConfig = None  # named by the command table below, which main() then never builds

@@ -9,6 +9,7 @@ with the default config the model *is* BERT.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from itertools import zip_longest
 from typing import NamedTuple
@@ -585,6 +586,18 @@ class BertOdePreTrainedModel(PreTrainedModel):
         final LayerNorm) are freshly initialised; parameters of other heads are dropped.
         """
         return convert_bert(cls, checkpoint, **config_overrides)
+
+    @contextlib.contextmanager
+    def ode_steps_as(self, steps: int):
+        """``with model.ode_steps_as(n):`` the model integrates every block with ``n`` steps, and with its own
+        count again afterwards (also when the block raises). The one way every evaluation at another step
+        count (depth elasticity, refinement) changes it."""
+        own_steps = self.config.ode_steps
+        self.config.ode_steps = int(steps)
+        try:
+            yield self
+        finally:
+            self.config.ode_steps = own_steps
 
 
 class BertOdeModel(BertOdePreTrainedModel):

@@ -41,7 +41,7 @@ class TaskSpec:
         name: the task's name (``"bbc-news"``, a GLUE name such as ``"sst2"``, or a local file's stem).
         text_columns: the source column of the text, and of the second text for sentence-pair tasks.
         num_labels: the number of classes; 1 for regression.
-        metrics: the metrics to report (names in ``bert_ode.training.metrics.METRICS``).
+        metrics: the metrics to report (names in ``bert_ode.utils.metrics.METRICS``).
         main_metric: the metric that selects the best checkpoint on the validation split (higher is better).
         label_column: the source column of the label.
         label_names: class names in id order, where the labels have names.

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .metrics import SeedStats
-from .pretrain import ValidationLoss
-from .records import Record
+from ..pretrain.config import PretrainConfig
+from ..pretrain.loop import ValidationLoss
+from ..utils.metrics import SeedStats
+from ..utils.records import Record
 from .scaling import PowerLawFit
 
 Scores = dict[str, float | None]
@@ -90,6 +91,7 @@ class PretrainUnit(_Unit):
     unigram_entropy: float | None = None  # of the validation blocks: the loss of word frequencies alone
     budget_tokens: int | None = None  # the study budget this run belongs to (None: the recipe's budget)
     lr: float | None = None  # the peak learning rate it trained with (None: the recipe's)
+    config: PretrainConfig | None = None  # what it ran with (None: a record from before it was kept)
 
 
 @dataclass(kw_only=True)
@@ -100,6 +102,7 @@ class WarmUnit(_Unit):
     source: str  # ``WarmStart.checkpoint``
     continued_tokens: int | None = None  # MLM tokens of continued pretraining before fine-tuning (None: none)
     val_loss: float | None = None  # validation MLM loss after the continued pretraining
+    config: PretrainConfig | None = None  # of the continued pretraining (None: none, or an older record)
 
 
 @dataclass(kw_only=True)
@@ -113,6 +116,7 @@ class SweepUnit(Record):
     lr: float
     val_loss: float | None
     train_flops: float
+    config: PretrainConfig | None = None  # what it ran with (None: a record from before it was kept)
 
 
 UnitRecord = PretrainUnit | WarmUnit

@@ -3,20 +3,21 @@
 A study is one YAML file (``configs/compare-<preset>.yaml``) plus ``--set`` overrides, read into
 ``StudyConfig`` with the project's one config mechanism (``config_io``): a typo or a value of the wrong type
 is an error naming it. Adding a study option is adding a field here (with its default and a line in the
-docstring) and, if it has rules, a check in ``StudyConfig.validate``; the runner (``compare.py``) and the
+docstring) and, if it has rules, a check in ``StudyConfig.validate``; the runner (``runner.py``) and the
 report read it from the config object.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config_io import check_output_dir, from_dict, load_yaml, merge, nest
-from .finetune_config import FinetuneConfig
-from .pretrain_config import PRESET_DIR, load_config
+from ..finetune.config import FinetuneConfig
+from ..pretrain.config import PRESET_DIR, PretrainConfig, load_config
+from ..utils.config_io import bounded, check_bounds, check_output_dir, from_dict, load_yaml, merge, nest
 
 
 def _minilm_path() -> str:
@@ -71,37 +72,27 @@ class WarmStart:
             conversion); ``None``: fine-tune the conversions as converted.
         pretrain: the continued-pretraining recipe (a preset or YAML path; its ``model`` section must not set
             sizes: the checkpoint's are kept).
-        pretrain_overrides: dotted ``PretrainConfig`` keys applied to every continued-pretraining run.
+        pretrain_overrides: dotted ``PretrainConfig`` keys applied to the continued-pretraining recipe.
     """
 
     checkpoint: str = "minilm"
     variants: list[Variant] = field(default_factory=list)
     finetune: dict[str, Any] = field(default_factory=dict)
-    continue_tokens: int | None = None
+    continue_tokens: int | None = bounded(None, low=1)
     pretrain: str = "warm"
     pretrain_overrides: dict[str, Any] = field(default_factory=dict)
 
     def source(self) -> str:
         """The checkpoint path."""
-        if self.checkpoint in WARM_START_SOURCES:
+        if self.checkpoint not in WARM_START_SOURCES:
+            return self.checkpoint
+        try:
             return WARM_START_SOURCES[self.checkpoint]()
-        return self.checkpoint
-
-    def continue_overrides(self, variant: Variant, seed: int, output_dir: str, source: str) -> dict[str, Any]:
-        """The dotted ``PretrainConfig`` overrides of one conversion's continued pretraining."""
-        overrides = dict(self.pretrain_overrides)
-        overrides.update({f"model.{key}": value for key, value in variant.model.items()})
-        overrides.update(
-            {
-                "train.init_from": source,
-                "tokenizer.path": source,
-                "train.seed": seed,
-                "train.output_dir": output_dir,
-                "train.budget_tokens": self.continue_tokens,
-                "train.max_steps": None,
-            }
-        )
-        return overrides
+        except ImportError:
+            raise ValueError(
+                f"warm_start.checkpoint={self.checkpoint!r} is shipped by the data extra: "
+                "pip install 'bert-ode[data]' (or name a checkpoint path)"
+            ) from None
 
 
 @dataclass
@@ -147,36 +138,65 @@ class StudyConfig:
     runs_dir: str = "runs/compare"
     report_dir: str = "reports"
 
+    @property
+    def root(self) -> Path:
+        """The study's folder of runs and records: ``runs_dir/<name>``."""
+        return Path(self.runs_dir) / self.name
+
+    @functools.cached_property
+    def recipes(self) -> StudyRecipes:
+        """The recipes resolved once into typed configs (checked); every unit's config derives from them."""
+        protocol = {"checkpoint": None, "output_dir": None, "eval_ode_steps": list(self.elasticity_steps)}
+        warm = self.warm_start
+        return StudyRecipes(
+            pretrain=load_config(self.pretrain, self.pretrain_overrides),
+            finetune=from_dict(FinetuneConfig, {**protocol, **self.finetune}, "finetune"),
+            warm_pretrain=(
+                load_config(warm.pretrain, warm.pretrain_overrides)
+                if warm is not None and warm.continue_tokens is not None
+                else None
+            ),
+            warm_finetune=(
+                from_dict(
+                    FinetuneConfig, {**protocol, **self.finetune, **warm.finetune}, "warm_start.finetune"
+                )
+                if warm is not None
+                else None
+            ),
+        )
+
     def validate(self) -> None:
         """Raises ``ValueError`` naming the key, before hours are spent on the first run."""
         self._check_variants()
-        check_output_dir(Path(self.runs_dir) / self.name, "runs_dir")
+        check_output_dir(self.root, "runs_dir")
         check_output_dir(Path(self.report_dir) / self.name, "report_dir")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
         if any(steps < 1 for steps in self.elasticity_steps):
             raise ValueError(f"elasticity_steps={self.elasticity_steps} must be step counts >= 1")
-        for variant in self.variants:  # every pretraining run's config
-            load_config(self.pretrain, self.run_overrides(variant, seed=self.seeds[0], output_dir="unused"))
-        self._check_finetune()
         self._check_budgets()
-        if (
-            self.warm_start is not None
-            and self.warm_start.checkpoint not in WARM_START_SOURCES
-            and not Path(self.warm_start.checkpoint).exists()
-        ):
+        self._check_finetune_sections()
+        self._check_warm_start()
+        recipes = self.recipes  # the recipes and the downstream protocol: unknown keys, types, values
+        for variant in self.variants:  # every variant's model on the recipe (BertOdeConfig checks it)
+            recipes.pretrain_run(variant, self.seeds[0], self.root / "pretrain")
+        warm = self.warm_start
+        if warm is not None and recipes.warm_pretrain is not None:
+            for variant in warm.variants:  # each continued-pretraining config, before any run starts
+                recipes.warm_run(
+                    variant, self.seeds[0], self.root / "warm", warm.source(), warm.continue_tokens
+                )
+
+    def _check_warm_start(self) -> None:
+        warm = self.warm_start
+        if warm is None:
+            return
+        if warm.checkpoint not in WARM_START_SOURCES and not Path(warm.checkpoint).exists():
             raise ValueError(
-                f"warm_start.checkpoint={self.warm_start.checkpoint!r} is neither "
+                f"warm_start.checkpoint={warm.checkpoint!r} is neither "
                 f"{', '.join(WARM_START_SOURCES)} nor an existing checkpoint path"
             )
-        warm = self.warm_start
-        if warm is not None and warm.continue_tokens is not None:
-            if warm.continue_tokens < 1:
-                raise ValueError(f"warm_start.continue_tokens={warm.continue_tokens} must be >= 1")
-            for variant in warm.variants:  # each continued-pretraining config, before any run starts
-                load_config(
-                    warm.pretrain, warm.continue_overrides(variant, self.seeds[0], "unused", "unused")
-                )
+        check_bounds(warm, "warm_start")
 
     def _check_variants(self) -> None:
         names = [variant.name for variant in self.variants]
@@ -222,7 +242,7 @@ class StudyConfig:
             return list(self.seeds)
         return list(self.small_budget_seeds)
 
-    def _check_finetune(self) -> None:
+    def _check_finetune_sections(self) -> None:
         sections = [("finetune", self.finetune)]
         if self.warm_start is not None:
             sections.append(("warm_start.finetune", self.warm_start.finetune))
@@ -230,32 +250,80 @@ class StudyConfig:
             taken = sorted(set(section) & set(FINETUNE_SET_BY_STUDY))
             if taken:
                 raise ValueError(f"{where} sets {taken}: the study sets these for each unit")
-            self.finetune_config("unused", warm=where.startswith("warm"))  # unknown keys, types, values
 
-    def run_overrides(
-        self, variant: Variant, seed: int, output_dir: str, budget: int | None = None, lr: float | None = None
-    ) -> dict[str, Any]:
-        """The dotted ``PretrainConfig`` overrides of one pretraining run (at ``budget`` tokens x the
-        variant's ``tokens_factor``, and learning rate ``lr``, where given)."""
-        overrides = dict(self.pretrain_overrides)
-        overrides.update({f"model.{key}": value for key, value in variant.model.items()})
-        overrides["train.seed"] = seed
-        overrides["train.output_dir"] = output_dir
-        if budget is not None:
-            overrides["train.budget_tokens"] = round(budget * variant.tokens_factor)
-            overrides["train.max_steps"] = None  # the token budget decides the schedule's length
+
+@dataclass(frozen=True)
+class StudyRecipes:
+    """A study's recipes, resolved once into typed configs: the shared pretraining recipe, the downstream
+    protocol (a ``FinetuneConfig`` whose checkpoint each unit sets), and the warm start's. Every unit's config
+    is derived from them with ``dataclasses.replace`` and checked; nothing is re-read or re-parsed per unit.
+    """
+
+    pretrain: PretrainConfig
+    finetune: FinetuneConfig
+    warm_pretrain: PretrainConfig | None = None
+    warm_finetune: FinetuneConfig | None = None
+
+    def with_tokenizer(self, path: str | os.PathLike) -> StudyRecipes:
+        """These recipes with every from-scratch run reading the tokenizer at ``path`` (trained once per
+        study)."""
+        tokenizer = replace(self.pretrain.tokenizer, path=str(path))
+        return replace(self, pretrain=replace(self.pretrain, tokenizer=tokenizer))
+
+    def pretrain_run(
+        self,
+        variant: Variant,
+        seed: int,
+        output_dir: str | os.PathLike,
+        budget: int | None = None,
+        lr: float | None = None,
+        progress: bool = True,
+    ) -> PretrainConfig:
+        """One pretraining run: the variant's model on the recipe, at ``budget`` tokens x the variant's
+        ``tokens_factor`` and learning rate ``lr`` where given."""
+        train = replace(self.pretrain.train, seed=seed, output_dir=str(output_dir), progress_bar=progress)
+        if budget is not None:  # the token budget decides the schedule's length
+            train = replace(train, budget_tokens=round(budget * variant.tokens_factor), max_steps=None)
         if lr is not None:
-            overrides["train.lr"] = lr
-        return overrides
+            train = replace(train, lr=lr)
+        return _checked(replace(self.pretrain, model={**self.pretrain.model, **variant.model}, train=train))
 
-    def finetune_config(self, checkpoint: str, warm: bool = False, **per_unit) -> FinetuneConfig:
-        """The ``FinetuneConfig`` of one unit: ``finetune`` (then ``warm_start.finetune`` for a warm-start
-        unit), then the fields the study sets per unit (``per_unit``)."""
-        options = dict(self.finetune)
-        if warm:
-            options.update(self.warm_start.finetune)
-        where = "warm_start.finetune" if warm else "finetune"
-        return from_dict(FinetuneConfig, {"checkpoint": checkpoint, **options, **per_unit}, where)
+    def warm_run(
+        self,
+        variant: Variant,
+        seed: int,
+        output_dir: str | os.PathLike,
+        source: str,
+        tokens: int,
+        progress: bool = True,
+    ) -> PretrainConfig:
+        """One conversion's continued pretraining from the checkpoint ``source`` (its tokenizer too)."""
+        recipe = self.warm_pretrain
+        train = replace(
+            recipe.train,
+            init_from=source,
+            seed=seed,
+            output_dir=str(output_dir),
+            budget_tokens=tokens,
+            max_steps=None,
+            progress_bar=progress,
+        )
+        tokenizer = replace(recipe.tokenizer, path=source)
+        model = {**recipe.model, **variant.model}
+        return _checked(replace(recipe, model=model, tokenizer=tokenizer, train=train))
+
+    def finetune_run(
+        self, checkpoint: str | os.PathLike, seed: int, warm: bool = False, **per_unit
+    ) -> FinetuneConfig:
+        """One unit's fine-tuning: the protocol (the warm start's, for a warm-start unit) on ``checkpoint``
+        with one seed, and the other fields the study sets per unit (``per_unit``)."""
+        protocol = self.warm_finetune if warm else self.finetune
+        return replace(protocol, checkpoint=str(checkpoint), seeds=[seed], **per_unit)
+
+
+def _checked(config: PretrainConfig) -> PretrainConfig:
+    config.validate()
+    return config
 
 
 def load_study(name_or_path: str | os.PathLike = "smoke", overrides: dict | None = None) -> StudyConfig:

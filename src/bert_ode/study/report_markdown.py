@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
-from . import markdown
-from .study_config import StudyConfig
-from .study_records import PretrainSummary, Stats, StudySummary
+from ..utils import markdown
+from .config import StudyConfig
+from .records import PretrainSummary, Stats, StudySummary
 from .verdicts import INCONCLUSIVE, TRAINED_MARGIN, trained_beyond_unigram
 
 

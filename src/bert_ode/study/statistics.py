@@ -1,6 +1,6 @@
-"""The study's report, built from the per-unit records alone: statistics over seeds and verdicts
-(``StudySummary``), then ``results.json``, the plots (``report_plots.py``) and ``report.md``
-(``report_markdown.py``).
+"""The study's statistics, computed from the per-unit records alone: statistics over seeds, paired differences
+to the baseline and their intervals, the scaling summary and the verdicts (``StudySummary``). ``report.py``
+writes them out.
 
 The decision rules (win / tie / loss, and no verdict for models that have not learned language) are in
 ``verdicts.py``.
@@ -8,17 +8,12 @@ The decision rules (win / tie / loss, and no verdict for models that have not le
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 
-from .metrics import confidence_interval, summarize
-from .report_markdown import report_markdown
-from .report_plots import write_plots
-from .scaling import bends_down, fit_power_law, interpolate_log_linear
-from .study_config import StudyConfig
-from .study_records import (
+from ..utils.metrics import confidence_interval, summarize
+from .config import StudyConfig
+from .records import (
     EqualComputeVerdict,
     PretrainSummary,
     PretrainUnit,
@@ -31,6 +26,7 @@ from .study_records import (
     WarmSummary,
     WarmUnit,
 )
+from .scaling import bends_down, fit_power_law, interpolate_log_linear
 from .verdicts import INCONCLUSIVE, TRAINED_MARGIN, trained_beyond_unigram, verdict
 
 
@@ -272,51 +268,10 @@ def summarize_study(
     return summary
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Writing
-# ------------------------------------------------------------------------------------------------------------
-
-
-def write_report(
-    records: list[UnitRecord],
-    config: StudyConfig,
-    report_dir: Path,
-    command: str,
-    machine: dict,
-    wall_seconds: float,
-    failures: list[dict] | None = None,
-    downstream_baselines: dict | None = None,
-    sweeps: list[SweepUnit] | None = None,
-) -> Path:
-    """Writes ``results.json``, the plots and ``report.md`` into ``report_dir``; returns the last one.
-    ``downstream_baselines``: ``baselines.baseline_scores`` of the study's task, shown beside the models."""
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarize_study(records, config, sweeps)
-    summary.downstream_baselines = downstream_baselines
-    main_budget = max(config.budgets) if config.budgets else None
-    at_main_budget = [r for r in records if not isinstance(r, PretrainUnit) or r.budget_tokens == main_budget]
-    plots = write_plots(at_main_budget, summary, report_dir)
-    results = {"summary": summary.to_dict(), "records": [record.to_dict() for record in records]}
-    (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    path = report_dir / "report.md"
-    # A hand-written reading kept beside the report survives regenerating it (re-running the study).
-    reading = report_dir / "reading.md"
-    reading = reading.read_text(encoding="utf-8") if reading.is_file() else None
-    path.write_text(
-        report_markdown(summary, config, plots, command, machine, wall_seconds, failures or [], reading)
-    )
-    return path
-
-
 __all__ = [
-    "INCONCLUSIVE",
-    "TRAINED_MARGIN",
     "pretrain_summary",
     "seed_stats",
     "summarize_study",
     "tokens_to_trained",
-    "verdict",
     "warm_summary",
-    "write_report",
 ]

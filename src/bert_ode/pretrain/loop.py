@@ -5,7 +5,7 @@ The loop is a plain PyTorch loop on ``accelerate`` (device placement, DDP, proce
 launcher), not the HuggingFace Trainer, because three things that matter here are easier to own than to bend
 Trainer into: the MLM head and loss on masked positions only, a schedule driven by a token or wall-clock
 budget, and a data order that is a pure function of (seed, step) - which makes ``resume`` exact and the
-train/validation split independent of the number of processes (``pretrain_data``).
+train/validation split independent of the number of processes (``data.py``).
 
 The pieces: ``RunSetup`` (config, accelerator, data, precision: resolved once), ``PretrainLoop`` (model,
 optimizer, budget; ``train_step`` and what follows a step: evaluation, logging, checkpoints), ``pretrain``
@@ -33,6 +33,9 @@ from ..configuration_bert_ode import BertOdeConfig
 from ..data import MlmMasker, unigram_entropy
 from ..model_card import source_license, write_model_card
 from ..modeling_bert_ode import BertOdeForMaskedLM
+from ..utils.config_io import load_yaml
+from ..utils.device import autocast, make_accelerator, resolve_attention, resolve_precision
+from ..utils.records import Record
 from .checkpointing import (
     latest_checkpoint,
     load_training_state,
@@ -41,30 +44,18 @@ from .checkpointing import (
     write_run_folder,
 )
 from .compile import compile_encoder, should_compile
-from .config_io import load_yaml
-from .device import autocast, make_accelerator, resolve_attention, resolve_precision
+from .config import PretrainConfig, load_config, model_config, save_config
+from .data import PretrainData, prepare_data, seed_for
+from .log import MetricsWindow, RunLogger
 from .mlm_loss import SparseMlmLoss
-from .pretrain_config import PretrainConfig, load_config, model_config, save_config
-from .pretrain_data import (
-    PretrainData,
-    load_training_corpus,
-    prepare_data,
-    seed_for,
-    train_run_tokenizer,
-)
-from .pretrain_log import MetricsWindow, RunLogger
-from .records import Record
 from .run_lock import RunLock
 from .schedule import Budget, lr_factor
 
 __all__ = [
     "PretrainResult",
-    "SparseMlmLoss",
     "ValidationLoss",
-    "load_training_corpus",
     "mlm_validation_loss",
     "pretrain",
-    "train_run_tokenizer",
     "validation_loss",
 ]
 
@@ -86,6 +77,7 @@ class PretrainResult:
     train_seconds: float
     tokens_per_second: float
     model: BertOdeForMaskedLM | None = None  # the trained model (this process's copy)
+    config: PretrainConfig | None = None  # the config the run ran with
 
 
 @dataclass
@@ -400,6 +392,7 @@ class PretrainLoop:
             train_seconds=self.train_seconds,
             tokens_per_second=self.step * self.tokens_per_step / max(self.train_seconds, 1e-9),
             model=self.unwrapped_model(),
+            config=self.setup.config,
         )
 
 
@@ -654,15 +647,14 @@ def validation_loss(
     model = BertOdeForMaskedLM.from_pretrained(
         checkpoint or run_dir / "final", attn_implementation=setup.attn_implementation
     )
-    if ode_steps is not None:
-        model.config.ode_steps = ode_steps
     loss_module = SparseMlmLoss(model).to(setup.accelerator.device)
     validation = setup.data.validation_blocks[: max_blocks or config.train.eval_blocks]
-    loss, ppl = mlm_validation_loss(loss_module, setup, validation)
     probe = setup.masker(validation[:1], torch.Generator().manual_seed(0))
     device = setup.accelerator.device
-    with torch.no_grad(), setup.autocast():
-        nfe = loss_module(probe["input_ids"].to(device), probe["labels"].to(device))[2]
+    with model.ode_steps_as(ode_steps if ode_steps is not None else model.config.ode_steps):
+        loss, ppl = mlm_validation_loss(loss_module, setup, validation)
+        with torch.no_grad(), setup.autocast():
+            nfe = loss_module(probe["input_ids"].to(device), probe["labels"].to(device))[2]
     # Word frequencies as a model learns them: from the training blocks, scored on the blocks evaluated here.
     unigram = unigram_entropy(validation, setup.masker.special, reference=setup.data.train_blocks)
     return ValidationLoss(val_loss=loss, val_ppl=ppl, nfe=nfe, unigram_entropy=unigram)

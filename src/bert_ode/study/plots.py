@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .study_records import CurvePoint, PretrainUnit, StudySummary, UnitRecord, WarmUnit
+from .records import CurvePoint, PretrainUnit, StudySummary, UnitRecord, WarmUnit
 from .verdicts import TRAINED_MARGIN
 
 Curves = dict[str, list[list[CurvePoint]]]  # variant -> one validation curve per seed

@@ -6,11 +6,11 @@ import dataclasses
 import os
 
 from ..data.tasks import TaskData
-from .device import inference_device
-from .finetune_config import EvaluateConfig
-from .finetune_report import write_results
-from .finetune_results import EvaluationResults, ModelDescription, TaskDescription
+from ..utils.device import inference_device
+from .config import EvaluateConfig
 from .inference import score_by_ode_steps
+from .report import write_results
+from .results import EvaluationResults, ModelDescription, TaskDescription
 from .task_loading import checkpoint_name, load_model_for_task, load_task_tokenizer, tokenize_splits
 
 # transformers' "no limit" is a huge model_max_length (1e30); below this, a tokenizer carries a real length.

@@ -9,7 +9,7 @@ frequencies alone): such models have not learned language, so their differences 
 
 from __future__ import annotations
 
-from .study_records import PretrainSummary, Stats
+from .records import PretrainSummary, Stats
 
 TRAINED_MARGIN = 1.0  # nats below the unigram entropy the baseline must reach before any verdict
 INCONCLUSIVE = "inconclusive: not trained beyond word frequencies"

@@ -19,8 +19,8 @@ import yaml
 
 from ..configuration_bert_ode import BertOdeConfig
 from ..convert import check_checkpoint
-from . import markdown
-from .config_io import (
+from ..utils import markdown
+from ..utils.config_io import (
     bounded,
     check_bounds,
     check_output_dir,
@@ -31,7 +31,7 @@ from .config_io import (
     settings_rows,
     to_dict,
 )
-from .trackers import check_trackers
+from ..utils.trackers import check_trackers
 
 # The presets ship inside the package (package data), so a wheel install finds them as a source checkout does
 # (the repository's configs/ is a link to this folder). A package installed as files, not zipped: a Path.
@@ -54,7 +54,7 @@ class DataConfig:
     text_field: str = "text"
     builtin: str = "all"
     max_documents: int | None = bounded(None, low=1)  # use only the first documents of the source
-    # With streaming (a dataset read as training goes, stream_data.py): the first documents are the validation
+    # With streaming (a dataset read as training goes, streaming.py): the first documents are the validation
     # set, the next ones train the tokenizer.
     validation_documents: int = bounded(1000, low=1)
     tokenizer_documents: int = bounded(10_000, low=1)

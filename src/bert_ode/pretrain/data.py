@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from ..data import Corpus, load_corpus, pack_sequences, prepare_tokenizer
-from .pretrain_config import DataConfig, PretrainConfig
-from .stream_data import StreamingBlocks, head_documents, open_stream
+from .config import DataConfig, PretrainConfig
+from .streaming import StreamingBlocks, head_documents, open_stream
 
 
 def seed_for(*parts) -> int:

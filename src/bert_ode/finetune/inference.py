@@ -7,9 +7,8 @@ at every forward pass, so one trained model can be scored with other step counts
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -18,22 +17,10 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding
 
 from ..data.tasks import TaskSpec
-from .metrics import compute_metrics, logits_to_predictions
+from ..utils.metrics import compute_metrics, logits_to_predictions
 
 # The inputs a sequence classifier takes; a tokenized split also holds its ``labels``.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-@contextlib.contextmanager
-def ode_steps(model, steps: int) -> Iterator:
-    """``with ode_steps(model, n):`` the model integrates with ``n`` steps inside the block, its own count
-    after."""
-    own_steps = model.config.ode_steps
-    model.config.ode_steps = int(steps)
-    try:
-        yield model
-    finally:
-        model.config.ode_steps = own_steps
 
 
 @torch.no_grad()
@@ -103,7 +90,7 @@ def score_by_ode_steps(
     """``{str(steps): {split: score(...)}}``: the tokenized ``splits`` scored with each step count in turn."""
     result = {}
     for count in steps:
-        with ode_steps(model, count):
+        with model.ode_steps_as(count):
             result[str(count)] = {
                 split: score(model, dataset, tokenizer, spec, batch_size, bf16, progress, return_predictions)
                 for split, dataset in splits.items()
@@ -111,4 +98,4 @@ def score_by_ode_steps(
     return result
 
 
-__all__ = ["ode_steps", "predict", "score", "score_by_ode_steps"]
+__all__ = ["predict", "score", "score_by_ode_steps"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from .records import Record
+from ..utils.records import Record
 
 
 @dataclass

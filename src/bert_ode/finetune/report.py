@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .finetune_results import EvaluationResults, FinetuneResults
-from .markdown import fmt, table
+from ..utils.markdown import fmt, table
+from .results import EvaluationResults, FinetuneResults
 
 
 def write_results(

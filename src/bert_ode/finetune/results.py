@@ -11,9 +11,9 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from ..data.tasks import TaskData
-from .finetune_config import FinetuneConfig
-from .metrics import SeedStats, summarize
-from .records import Record
+from ..utils.metrics import SeedStats, summarize
+from ..utils.records import Record
+from .config import FinetuneConfig
 
 # The scores of a model on one split: the task's metrics by name (``accuracy``, ``pearson``, ...), ``nfe``
 # (function evaluations per forward pass), ``examples`` and ``seconds``.

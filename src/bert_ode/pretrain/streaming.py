@@ -20,7 +20,7 @@ import torch
 from datasets.distributed import split_dataset_by_node
 from tokenizers import Tokenizer
 
-from .pretrain_config import DataConfig
+from .config import DataConfig
 
 
 def open_stream(data: DataConfig) -> datasets.IterableDataset:

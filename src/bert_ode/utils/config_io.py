@@ -173,6 +173,8 @@ _SCALAR_NAMES = {bool: "true or false", int: "an integer", float: "a number", st
 
 
 def _convert_scalar(value: Any, hint: Any, key: str) -> Any:
+    if hint is str and isinstance(value, os.PathLike):
+        return os.fspath(value)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
@@ -193,6 +195,7 @@ class Bounds:
     high: float | None = None
     low_open: bool = False  # low itself not allowed
     high_open: bool = False
+    min_items: int | None = None  # a list field: at least this many items
 
     def contains(self, value: float) -> bool:
         above = self.low is None or (value > self.low if self.low_open else value >= self.low)
@@ -200,6 +203,8 @@ class Bounds:
         return above and below and value == value  # NaN is in no range
 
     def __str__(self) -> str:
+        if self.low is None and self.high is None:
+            return "any value"
         if self.high is None:
             return f"{'>' if self.low_open else '>='} {self.low:g}"
         if self.low is None:
@@ -209,10 +214,22 @@ class Bounds:
 
 
 def bounded(
-    default: Any = dataclasses.MISSING, *, low=None, high=None, low_open=False, high_open=False, **kwargs
+    default: Any = dataclasses.MISSING,
+    *,
+    low=None,
+    high=None,
+    low_open=False,
+    high_open=False,
+    min_items: int | None = None,
+    help: str | None = None,  # noqa: A002 - the name HfArgumentParser reads from field metadata
+    **kwargs,
 ):
-    """A dataclass field whose values must lie in the range (``None``, for an optional field, always may)."""
-    metadata = {**kwargs.pop("metadata", {}), "bounds": Bounds(low, high, low_open, high_open)}
+    """The one way a config field is declared: its default, the range its values must lie in (``None``, for an
+    optional field, always may; a list's items one by one, and ``min_items``), and its ``help`` text (what the
+    generated command-line options and the settings tables show). ``check_bounds`` checks it."""
+    metadata = {**kwargs.pop("metadata", {}), "bounds": Bounds(low, high, low_open, high_open, min_items)}
+    if help is not None:
+        metadata["help"] = help
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
@@ -220,12 +237,44 @@ def check_bounds(instance, where: str = "") -> None:
     """Raises ``ValueError`` naming the key, the value and the allowed range for the first field out of
     range."""
     for f in dataclasses.fields(instance):
-        bounds, value = f.metadata.get("bounds"), getattr(instance, f.name)
-        if bounds is None or value is None or isinstance(value, (bool, str)):
-            continue
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if not bounds.contains(item):
-                raise ValueError(f"{_join(where, f.name)}={value!r} is invalid; it must be {bounds}")
+        _check_field_bounds(f, getattr(instance, f.name), where)
+
+
+def _check_field_bounds(f: dataclasses.Field, value: Any, where: str) -> None:
+    bounds = f.metadata.get("bounds")
+    if bounds is None or value is None or isinstance(value, (bool, str)):
+        return
+    if bounds.min_items is not None and isinstance(value, (list, tuple)) and len(value) < bounds.min_items:
+        raise ValueError(
+            f"{_join(where, f.name)}={value!r} is invalid; it must name at least {bounds.min_items} "
+            f"value{'s' if bounds.min_items > 1 else ''}"
+        )
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and not bounds.contains(item):
+            raise ValueError(f"{_join(where, f.name)}={value!r} is invalid; it must be {bounds}")
+
+
+class CheckedFields:
+    """A config dataclass whose fields are checked against their type hints and ``bounded`` ranges on
+    construction (``check_fields`` at the end of ``__post_init__``) and again on every later assignment, as
+    ``BertOdeConfig`` does: ``config.batch_size = 0`` is refused as ``Config(batch_size=0)`` is, and
+    ``seeds=5`` or ``seeds="012"`` is an error naming the field, not a ``TypeError`` later."""
+
+    def check_fields(self) -> None:
+        hints = _type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = convert(getattr(self, f.name), hints[f.name], f.name)
+            _check_field_bounds(f, value, "")
+            object.__setattr__(self, f.name, value)
+        object.__setattr__(self, "_fields_checked", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_fields_checked"):
+            f = next((f for f in dataclasses.fields(self) if f.name == name), None)
+            if f is not None:
+                value = convert(value, _type_hints(type(self))[name], name)
+                _check_field_bounds(f, value, "")
+        object.__setattr__(self, name, value)
 
 
 def check_output_dir(path: str | os.PathLike | None, key: str) -> None:
@@ -253,8 +302,11 @@ def settings_rows(cls, prefix: str) -> list[list[str]]:
         hint = _type_hints(cls)[f.name]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         allowed = _describe_type(hint)
-        if "bounds" in f.metadata:
-            allowed += f", {f.metadata['bounds']}"
+        bounds = f.metadata.get("bounds")
+        if bounds is not None and (bounds.low is not None or bounds.high is not None):
+            allowed += f", {bounds}"
+        if bounds is not None and bounds.min_items:
+            allowed += f", at least {bounds.min_items}"
         rows.append([f"`{prefix}{f.name}`", f"`{_plain(default)!r}`".replace("'", ""), allowed])
     return rows
 

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 
 from ..data.tasks import TaskData
-from .metrics import compute_metrics
+from ..utils.metrics import compute_metrics
 
 BASELINES = ("majority", "tfidf-logreg")
 
