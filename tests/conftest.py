@@ -41,6 +41,47 @@ def tiny_config_dict(**overrides) -> dict:
     return config
 
 
+# The model of a pretraining run that takes seconds (the pretraining, streaming, fault and throughput tests).
+TINY_PRETRAIN_MODEL = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=32,
+)
+
+
+def write_austen(path, documents: int = 4):
+    """The first ``documents`` documents of the built-in Austen corpus as one text file at ``path``."""
+    from bert_ode.data import load_builtin
+
+    if not path.exists():
+        path.write_text("\n\n".join(load_builtin("austen")[:documents]), encoding="utf-8")
+    return path
+
+
+def tiny_pretraining(corpus, output_dir, **extra) -> dict:
+    """Overrides of a pretraining run on ``corpus`` that takes seconds: the tiny model, blocks of 32 tokens, a
+    300-token vocabulary, 4 steps of 8 blocks, fp32 on one thread, no evaluation and no progress bar.
+    ``extra`` (dotted keys) changes any of it; ``model.<field>`` keys add to the tiny model; ``corpus=None``:
+    the data comes from ``extra``."""
+    return {
+        **({"data.files": [str(corpus)]} if corpus is not None else {}),
+        "data.seq_len": 32,
+        "tokenizer.vocab_size": 300,
+        "model": dict(TINY_PRETRAIN_MODEL),
+        "train.output_dir": str(output_dir),
+        "train.batch_size": 8,
+        "train.max_steps": 4,
+        "train.eval_every": 0,
+        "train.save_every": 2,
+        "train.precision": "fp32",
+        "train.num_threads": 1,
+        "train.progress_bar": False,
+        **extra,
+    }
+
+
 def tiny_ode_config(**overrides) -> bert_ode.BertOdeConfig:
     return bert_ode.BertOdeConfig(**tiny_config_dict(**overrides))
 

@@ -10,8 +10,9 @@ import torch
 import yaml
 
 from bert_ode.cli import main
-from bert_ode.pretrain import pretrain
-from bert_ode.study import compare, load_study
+from bert_ode.finetune import FinetuneConfig
+from bert_ode.pretrain import PretrainConfig, pretrain
+from bert_ode.study import Variant, compare, load_study
 from bert_ode.study.verdicts import INCONCLUSIVE, verdict
 
 
@@ -81,6 +82,35 @@ def test_bad_study_configs_are_clear_errors(tmp_path, change, message):
     assert message in str(error.value)
 
 
+def test_every_units_config_derives_from_the_recipes_resolved_once(tmp_path):
+    study = load_study(_write_study(tmp_path))
+    recipes = study.recipes
+    assert study.recipes is recipes  # resolved once
+    heun = next(variant for variant in study.variants if variant.name == "heun")
+    run = recipes.pretrain_run(heun, seed=1, output_dir=tmp_path / "unit", budget=1000, lr=3e-3)
+    assert isinstance(run, PretrainConfig)
+    assert (run.model["ode_method"], run.model["hidden_size"]) == ("heun", 32)
+    assert (run.train.seed, run.train.budget_tokens, run.train.max_steps, run.train.lr) == (
+        1,
+        1000,
+        None,
+        3e-3,
+    )
+    assert run.train.output_dir == str(tmp_path / "unit")
+    assert "ode_method" not in recipes.pretrain.model  # deriving a unit leaves the recipe as it was
+    tuned = recipes.finetune_run("some-hub-model", seed=2, progress=False)
+    assert isinstance(tuned, FinetuneConfig)
+    assert (tuned.checkpoint, tuned.seeds, tuned.epochs, tuned.eval_ode_steps) == (
+        "some-hub-model",
+        [2],
+        1,
+        [1, 2],
+    )
+    assert tuned.output_dir is None and recipes.finetune.checkpoint is None
+    with pytest.raises(ValueError, match="ode_method='rk5'"):
+        recipes.pretrain_run(Variant("bad", model={"ode_method": "rk5"}), seed=0, output_dir=tmp_path / "x")
+
+
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="study 'nope' not found.*presets: cpu, gpu, smoke"):
         load_study("nope")
@@ -124,6 +154,9 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
     for record in records:
         assert record["val_loss"] > 0 and record["curve"], record["variant"]
         assert 0.0 <= record["finetune"]["test"]["accuracy"] <= 1.0
+        # Each record carries the config its run ran with.
+        assert record["config"]["train"]["seed"] == record["seed"]
+        assert record["config"]["model"] == {**record["config"]["model"], **record["model_overrides"]}
     summary = results["summary"]["pretrain"]
     # Verdicts only for models that learned more than word frequencies (1 nat below the unigram entropy).
     unigram, base_loss = results["summary"]["unigram_entropy"], summary["bert"]["val_loss"]["mean"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import tiny_pretraining
 from huggingface_hub import ModelCard
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -34,30 +35,23 @@ def corpus_file(tmp_path_factory):
 
 
 def tiny_overrides(corpus_file, output_dir, **extra) -> dict:
-    overrides = {
-        "data.files": [str(corpus_file)],
-        "data.seq_len": 32,
-        "data.validation_fraction": 0.05,
-        "tokenizer.vocab_size": 400,
-        "model.hidden_size": 32,
-        "model.num_hidden_layers": 2,
-        "model.num_attention_heads": 4,
-        "model.intermediate_size": 64,
-        "model.max_position_embeddings": 32,
-        "train.output_dir": str(output_dir),
-        "train.batch_size": 16,
-        "train.max_steps": 40,
-        "train.lr": 1e-2,
-        "train.eval_every": 20,
-        "train.eval_blocks": 64,
-        "train.save_every": 10,
-        "train.log_every": 5,
-        "train.precision": "fp32",
-        "train.num_threads": 1,
-        "train.progress_bar": False,
-    }
-    overrides.update(extra)
-    return overrides
+    # Longer than conftest's tiny run: 40 steps with evaluations, so that learning and resuming show.
+    return tiny_pretraining(
+        corpus_file,
+        output_dir,
+        **{
+            "data.validation_fraction": 0.05,
+            "tokenizer.vocab_size": 400,
+            "train.batch_size": 16,
+            "train.max_steps": 40,
+            "train.lr": 1e-2,
+            "train.eval_every": 20,
+            "train.eval_blocks": 64,
+            "train.save_every": 10,
+            "train.log_every": 5,
+            **extra,
+        },
+    )
 
 
 # --- configuration ------------------------------------------------------------------------------------------

@@ -9,37 +9,14 @@ import subprocess
 import sys
 
 import pytest
+from conftest import tiny_pretraining, write_austen
 
-from bert_ode.data import load_builtin
 from bert_ode.pretrain import latest_checkpoint, pretrain
 from bert_ode.pretrain.run_lock import LOCK_FILE
 
 
 def _overrides(tmp_path, **extra) -> dict:
-    corpus = tmp_path / "austen.txt"
-    if not corpus.exists():
-        corpus.write_text("\n\n".join(load_builtin("austen")[:4]), encoding="utf-8")
-    return {
-        "data.files": [str(corpus)],
-        "data.seq_len": 32,
-        "tokenizer.vocab_size": 300,
-        "model": {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "intermediate_size": 64,
-            "max_position_embeddings": 32,
-        },
-        "train.output_dir": str(tmp_path / "run"),
-        "train.batch_size": 8,
-        "train.max_steps": 4,
-        "train.eval_every": 0,
-        "train.save_every": 2,
-        "train.precision": "fp32",
-        "train.num_threads": 1,
-        "train.progress_bar": False,
-        **extra,
-    }
+    return tiny_pretraining(write_austen(tmp_path / "austen.txt"), tmp_path / "run", **extra)
 
 
 def _dead_pid() -> int:

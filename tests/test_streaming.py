@@ -13,6 +13,7 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
+from conftest import tiny_pretraining
 
 from bert_ode.data import load_builtin, train_wordpiece
 from bert_ode.pretrain import pretrain
@@ -60,32 +61,17 @@ def test_a_restored_stream_continues_with_the_next_block(dataset_dir):
 
 
 def _overrides(dataset_dir, output_dir, **extra) -> dict:
-    return {
+    streamed = {
         "data.dataset": str(dataset_dir),
         "data.streaming": True,
         "data.max_documents": 300,  # the dataset holds 400
         "data.validation_documents": 20,
         "data.tokenizer_documents": 60,
-        "data.seq_len": 32,
-        "tokenizer.vocab_size": 300,
-        "model": {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "intermediate_size": 64,
-            "max_position_embeddings": 32,
-        },
-        "train.output_dir": str(output_dir),
-        "train.batch_size": 8,
         "train.max_steps": 6,
-        "train.eval_every": 0,
         "train.save_every": 3,
-        "train.precision": "fp32",
-        "train.num_threads": 1,
-        "train.progress_bar": False,
         "train.report_to": [],
-        **extra,
     }
+    return tiny_pretraining(None, output_dir, **{**streamed, **extra})
 
 
 def test_a_streamed_run_resumes_exactly_where_its_checkpoint_stood(dataset_dir, tmp_path, capfd):

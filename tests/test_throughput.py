@@ -7,6 +7,7 @@ import csv
 
 import pytest
 import torch
+from conftest import tiny_pretraining
 from transformers import BertConfig
 
 from bert_ode import BertOdeConfig, BertOdeForMaskedLM
@@ -25,31 +26,19 @@ def corpus_file(tmp_path_factory):
 
 
 def _run(corpus_file, output_dir, **extra):
-    overrides = {
-        "data.files": [str(corpus_file)],
-        "data.seq_len": 32,
-        "tokenizer.vocab_size": 300,
-        "model": {
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "intermediate_size": 64,
-            "max_position_embeddings": 32,
-            "norm_position": "pre",
-            "ode_method": "heun",
+    overrides = tiny_pretraining(
+        corpus_file,
+        output_dir,
+        **{
+            "model.norm_position": "pre",
+            "model.ode_method": "heun",
+            "train.max_steps": 12,
+            "train.lr": 5e-3,
+            "train.save_every": 0,
+            "train.log_every": 1,
+            **extra,
         },
-        "train.output_dir": str(output_dir),
-        "train.batch_size": 8,
-        "train.max_steps": 12,
-        "train.lr": 5e-3,
-        "train.eval_every": 0,
-        "train.save_every": 0,
-        "train.log_every": 1,
-        "train.precision": "fp32",
-        "train.num_threads": 1,
-        "train.progress_bar": False,
-        **extra,
-    }
+    )
     result = pretrain(None, overrides)
     with open(output_dir / "log.csv", newline="", encoding="utf-8") as handle:
         return result, [float(row["train_loss"]) for row in csv.DictReader(handle)]

@@ -1,9 +1,12 @@
 """The ``bert-ode`` command: parses arguments and calls the library. No logic lives here.
 
-Options of ``finetune`` and ``evaluate`` are generated from their config dataclasses by transformers'
-``HfArgumentParser`` (help text and defaults come from the dataclass, so they cannot drift);
-``--set KEY=VALUE`` overrides are read by ``config_io.parse_assignments``, the same reader as the YAML
-configs'.
+``--set KEY=VALUE`` is every command's way to set any config value (dotted keys for the nested pretraining and
+study configs: ``train.lr=5e-4``), read by ``config_io.parse_assignments``, the same reader as the YAML
+configs'. ``finetune`` and ``evaluate``, whose configs are flat, also get one option per field, generated from
+their config dataclasses by transformers' ``HfArgumentParser`` (help text and defaults come from the
+dataclass, so they cannot drift). ``pretrain`` and ``compare`` have no generated options: their configs are
+nested sections of dozens of keys (a YAML file plus ``--set`` is how such configs are driven, as in
+Hydra-style recipes), and one option per key would be a second spelling of the same thing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .convert import save_converted
 
 try:
     from .finetune import EvaluateConfig, FinetuneConfig, evaluate, finetune
+    from .finetune.config import split_assignments
     from .pretrain import DiskFull, pretrain
     from .study import compare
     from .utils.config_io import parse_assignments
@@ -107,13 +111,18 @@ def _add_checkpoint_command(parser, config_class, run, checkpoint_help: str, set
     """A command on one checkpoint whose options are the fields of ``config_class``."""
     parser.add_argument("checkpoint", help=checkpoint_help)
     names = add_config_options(parser, config_class, skip=("checkpoint",))
-    _add_set_option(parser, f"{set_example} (config fields set at load time)")
+    _add_set_option(
+        parser,
+        f"{set_example}: a field of this command (as its option) or a model config field set at load time "
+        "(model.KEY, or a bare KEY that is no field here)",
+    )
     parser.set_defaults(handler=lambda args: run(args, names))
 
 
 def _run_finetune(args, names: list[str]) -> None:
+    fields, model = split_assignments(FinetuneConfig, parse_assignments(args.overrides))
     config = FinetuneConfig(
-        checkpoint=args.checkpoint, ode_overrides=parse_assignments(args.overrides), **_options(args, names)
+        checkpoint=args.checkpoint, ode_overrides=model, **{**_options(args, names), **fields}
     )
     results = finetune(config)
     metric = results["main_metric"]
@@ -128,9 +137,8 @@ def _run_finetune(args, names: list[str]) -> None:
 
 
 def _run_evaluate(args, names: list[str]) -> None:
-    results = evaluate(
-        args.checkpoint, ode_overrides=parse_assignments(args.overrides), **_options(args, names)
-    )
+    fields, model = split_assignments(EvaluateConfig, parse_assignments(args.overrides))
+    results = evaluate(args.checkpoint, ode_overrides=model, **{**_options(args, names), **fields})
     metric = results["main_metric"]
     for steps, row in results["by_ode_steps"].items():
         print(f"ode_steps={steps}: {results['split']} {metric} {row[metric]:.4f}, nfe {row['nfe']:.0f}")
@@ -206,7 +214,7 @@ COMMANDS = {
             config_class=FinetuneConfig,
             run=_run_finetune,
             checkpoint_help="BertOde or BERT checkpoint directory (or Hub name), with its tokenizer",
-            set_example="--set ode_method=heun --set ode_steps=2",
+            set_example="--set learning_rate=1e-4 --set model.ode_method=heun",
         ),
         "fine-tune a BertOde or plain BERT checkpoint on a downstream task over several seeds",
         "Fine-tunes any BERT / BertOde checkpoint (both through the same code) on a task: the built-in BBC "
@@ -220,7 +228,7 @@ COMMANDS = {
             config_class=EvaluateConfig,
             run=_run_evaluate,
             checkpoint_help="fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)",
-            set_example="--set ode_method=rk4",
+            set_example="--set batch_size=16 --set model.ode_method=rk4",
         ),
         "score a fine-tuned BertOde or BERT checkpoint on a task split, optionally with other ode_steps",
         "Loads a checkpoint with a sequence-classification head (BertOde or plain BERT, through the same "

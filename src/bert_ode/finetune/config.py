@@ -7,6 +7,7 @@ task options both commands share are declared once, in :class:`TaskOptions`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
@@ -169,4 +170,21 @@ class EvaluateConfig(TaskOptions):
         check_checkpoint(self.checkpoint)
 
 
-__all__ = ["TASK_OPTIONS", "EvaluateConfig", "FinetuneConfig", "TaskOptions"]
+def split_assignments(config_class, assignments: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``--set KEY=VALUE`` values of ``finetune`` / ``evaluate``, split into fields of ``config_class``
+    (``learning_rate=1e-4``) and model config fields set when the checkpoint is loaded (``ode_overrides``:
+    ``model.ode_method=heun``, or a bare ``ode_method=heun`` where the key is not a field of
+    ``config_class``)."""
+    settable = {f.name for f in dataclasses.fields(config_class)} - {"checkpoint", "ode_overrides"}
+    fields, model = {}, {}
+    for key, value in assignments.items():
+        if key.startswith("model."):
+            model[key.removeprefix("model.")] = value
+        elif key in settable:
+            fields[key] = value
+        else:
+            model[key] = value
+    return fields, model
+
+
+__all__ = ["TASK_OPTIONS", "EvaluateConfig", "FinetuneConfig", "TaskOptions", "split_assignments"]

@@ -125,11 +125,11 @@ class StudyConfig:
     name: str = "study"
     pretrain: str = "smoke"
     pretrain_overrides: dict[str, Any] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = bounded(default_factory=lambda: [0, 1, 2], min_items=1)
     variants: list[Variant] = field(default_factory=list)
     baseline: str = "bert"
     finetune: dict[str, Any] = field(default_factory=dict)
-    elasticity_steps: list[int] = field(default_factory=lambda: [1, 2, 4])
+    elasticity_steps: list[int] = bounded(default_factory=lambda: [1, 2, 4], low=1)
     budgets: list[int] = field(default_factory=list)
     small_budget_seeds: list[int] | None = None
     sweep_lrs: list[float] = field(default_factory=list)
@@ -170,10 +170,7 @@ class StudyConfig:
         self._check_variants()
         check_output_dir(self.root, "runs_dir")
         check_output_dir(Path(self.report_dir) / self.name, "report_dir")
-        if not self.seeds:
-            raise ValueError("seeds must name at least one seed")
-        if any(steps < 1 for steps in self.elasticity_steps):
-            raise ValueError(f"elasticity_steps={self.elasticity_steps} must be step counts >= 1")
+        check_bounds(self)
         self._check_budgets()
         self._check_finetune_sections()
         self._check_warm_start()

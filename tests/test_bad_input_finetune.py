@@ -1,0 +1,81 @@
+"""Bad input to fine-tuning and evaluation (``bert-ode finetune`` / ``evaluate`` and ``bert_ode.finetune``):
+one clear error naming the field or the data's problem, before any training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bert_ode.cli import main
+from bert_ode.data.tasks import check_trainable, load_task
+from bert_ode.finetune.config import FinetuneConfig, split_assignments
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("weight_decay", -1.0, r"weight_decay=-1\.0 is invalid; it must be >= 0"),
+        ("warmup_ratio", 5.0, r"warmup_ratio=5\.0 is invalid; it must be in \[0, 1\]"),
+        ("early_stopping_patience", -1, r"early_stopping_patience=-1 is invalid; it must be >= 1"),
+        ("early_stopping_patience", 0, r"early_stopping_patience=0 is invalid"),
+        ("report_to", ["bogus"], r"report_to: unknown tracker 'bogus'; allowed: none, tensorboard, wandb"),
+    ],
+)
+def test_finetuning_values_out_of_range_are_refused(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        FinetuneConfig(checkpoint="unused", **{field: value})
+
+
+def _local_task(tmp_path, rows: dict[str, list]) -> str:
+    folder = tmp_path / "task"
+    folder.mkdir()
+    for split, labels in rows.items():
+        lines = [
+            json.dumps({"text": f"example {i} {label}", "label": label}) for i, label in enumerate(labels)
+        ]
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return str(folder)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ({"train": [0] * 6, "validation": [0, 1], "test": [0, 1]}, "has one class only"),
+        ({"train": ["a", "b"] * 3, "validation": ["a", "b"], "test": ["a", "c"]}, r"test split .* \['c'\]"),
+        ({"train": [0, 1] * 3, "validation": [0, 2], "test": [0, 1]}, r"validation split .* \[2\]"),
+        (
+            {"train": [0, "pos", 0, "pos"], "validation": [0, "pos"], "test": [0, "pos"]},
+            "labels .* mix kinds",
+        ),
+    ],
+)
+def test_fine_tuning_data_a_classifier_cannot_learn_from_is_refused_before_training(tmp_path, rows, message):
+    with pytest.raises(ValueError, match=message):
+        check_trainable(load_task(_local_task(tmp_path, rows)))
+
+
+def test_finetune_configs_check_types_and_ranges_on_construction_and_on_assignment():
+    with pytest.raises(ValueError, match="config key 'seeds' must be a list, got 5"):
+        FinetuneConfig(checkpoint="unused", seeds=5)
+    with pytest.raises(ValueError, match="config key 'seeds' must be a list, got '012'"):
+        FinetuneConfig(checkpoint="unused", seeds="012")
+    config = FinetuneConfig(checkpoint="unused")
+    with pytest.raises(ValueError, match=r"batch_size=0 is invalid; it must be >= 1"):
+        config.batch_size = 0
+    assert config.batch_size == 32  # the refused value was not kept
+    config.learning_rate = 1  # an int where a float goes is lossless
+    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+
+
+def test_set_reaches_the_fields_of_finetune_and_evaluate_and_the_model_at_load_time(capsys):
+    fields, model = split_assignments(
+        FinetuneConfig, {"learning_rate": 1e-4, "model.ode_method": "heun", "ode_steps": 2}
+    )
+    assert fields == {"learning_rate": 1e-4} and model == {"ode_method": "heun", "ode_steps": 2}
+    assert main(["finetune", "unused", "--set", "learning_rate=0", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "bert-ode finetune: error: learning_rate=0.0 is invalid; it must be > 0"
+    )
+    assert main(["evaluate", "unused", "--set", "batch_size=0", "--no-progress"]) == 2
+    assert "batch_size=0 is invalid; it must be >= 1" in capsys.readouterr().err

@@ -1,0 +1,117 @@
+"""Bad input to the model (``BertOdeConfig``, checkpoints, solvers): one clear error naming the problem, in
+every command that loads a checkpoint."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import pytest
+import torch
+
+from bert_ode import BertOdeConfig, BertOdeForMaskedLM, BertOdeForSequenceClassification, BertOdeModel
+from bert_ode.cli import main
+from bert_ode.solvers import ADAPTIVE_MAX_NFE_PER_UNIT, MaxNfeExceeded
+
+
+def test_model_sizes_are_checked_by_the_config_itself():
+    with pytest.raises(ValueError, match="must be a multiple of num_attention_heads"):
+        BertOdeConfig(hidden_size=30, num_attention_heads=4)
+    assert BertOdeConfig(hidden_size=32, num_attention_heads=4).hidden_size == 32
+
+
+def test_an_adaptive_solve_is_bounded_without_ode_max_nfe():
+
+    config = BertOdeConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=37,
+        initializer_range=1.0,
+        ode_method="dopri5",
+        ode_backend="torchdiffeq",
+        ode_rtol=1e-14,
+        ode_atol=1e-14,
+    )
+    assert config.ode_max_nfe is None
+    torch.manual_seed(0)
+    model = BertOdeModel(config).eval()
+    started = time.perf_counter()
+    with pytest.raises(
+        MaxNfeExceeded,
+        match=f"more than {ADAPTIVE_MAX_NFE_PER_UNIT} vector-field evaluations "
+        r"\(the default bound of an adaptive solve",
+    ):
+        with torch.no_grad():
+            model(torch.randint(0, 99, (2, 8)))
+    assert time.perf_counter() - started < 60
+
+
+def _broken_checkpoints(tmp_path):
+    """A good tiny checkpoint and one broken copy of it per way a checkpoint folder can be wrong, with the
+    message each must give."""
+
+    good = tmp_path / "good"
+    BertOdeForMaskedLM(
+        BertOdeConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    ).save_pretrained(good)
+    weights = (good / "model.safetensors").read_bytes()
+
+    def copy(name, change):
+        broken = tmp_path / name
+        shutil.copytree(good, broken)
+        change(broken)
+        return broken
+
+    (tmp_path / "a-file").write_text("not a folder")
+    return [
+        (tmp_path / "missing" / "checkpoint", "not found: no such directory"),
+        (tmp_path / "a-file", "is a file, not a checkpoint directory"),
+        (
+            copy("no-config", lambda p: (p / "config.json").unlink()),
+            "is not a checkpoint: it has no config.json",
+        ),
+        (
+            copy("bad-config", lambda p: (p / "config.json").write_text("{oops")),
+            "config.json is not valid JSON",
+        ),
+        (
+            copy("no-weights", lambda p: (p / "model.safetensors").unlink()),
+            "it has none of model.safetensors",
+        ),
+        (
+            copy("truncated", lambda p: (p / "model.safetensors").write_bytes(weights[: len(weights) // 2])),
+            "corrupt weights file .*truncated/model.safetensors",
+        ),
+        (copy("empty", lambda p: (p / "model.safetensors").write_bytes(b"")), "corrupt weights file .*empty"),
+        (
+            copy("garbage", lambda p: (p / "model.safetensors").write_bytes(b"\x00garbage" * 100)),
+            "corrupt weights file .*garbage",
+        ),
+    ]
+
+
+def test_every_way_a_checkpoint_folder_is_wrong_is_one_clear_line_in_every_command(tmp_path, capsys):
+    for checkpoint, message in _broken_checkpoints(tmp_path):
+        commands = [
+            ["convert", str(checkpoint), str(tmp_path / "converted")],
+            ["finetune", str(checkpoint), "--no-progress", "--output-dir", str(tmp_path / "ft")],
+            ["evaluate", str(checkpoint), "--no-progress"],
+            ["pretrain", "--config", "smoke", "--set", f"train.init_from={checkpoint}",
+             "--set", f"train.output_dir={tmp_path / 'pt'}"],
+        ]  # fmt: skip
+        for command in commands:
+            assert main(command) == 2, (command, checkpoint)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and re.search(message, err[0]), (command, err)
+            assert err[0].startswith(f"bert-ode {command[0]}: error: ")
+
+
+def test_from_bert_names_the_broken_checkpoint(tmp_path):
+    for checkpoint, message in _broken_checkpoints(tmp_path):
+        with pytest.raises(ValueError, match=message):
+            BertOdeForSequenceClassification.from_bert(checkpoint)
