@@ -11,14 +11,18 @@ from the built-in corpus:
   the throughput work (eager, per-parameter AdamW);
 * ``bert-ode <method>``: the same step as ``bert-ode pretrain`` runs it now (compiled encoder, fused AdamW).
 
-The bf16 matmul ceiling (median GFLOP/s of a 2048^3 bf16 matmul) is measured in the same run, before and after
-the timed steps. Model FLOPs: 6 x matmul parameters x tokens for the encoder (times the scheme's evaluations),
-plus attention, plus the MLM head on the positions each pipeline computes it for.
+The matmul ceilings (median GFLOP/s of a 2048^3 matmul in fp32 and in bf16) are measured in the same run,
+before and after the timed steps; each pipeline's "of ceiling" is against the ceiling of the precision it
+computes in (bert-ode: ``--precision``, resolved as ``train.precision`` is; on a CPU without native bf16
+``auto`` is fp32). Model FLOPs: 6 x matmul parameters x tokens for the encoder (times the scheme's
+evaluations), plus attention, plus the MLM head on the positions each pipeline computes it for.
 
 Sizes: ``small`` (hidden 256, 4 layers, vocab 8192; the size of the throughput target) and ``tiny`` (hidden
 128, 2 layers, vocab 4096: the study's smoke recipe).
 
 Usage: python benchmarks/bench_pretrain.py [--size small|tiny] [--methods euler,heun] [--steps 12]
+       [--precision auto|bf16|fp32] [--no-hf-bf16]
+A CPU with native bf16 acts as an AVX2 one with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from transformers import (
 from bert_ode.pretrain.config import PretrainConfig
 from bert_ode.pretrain.loop import PretrainLoop, RunSetup
 from bert_ode.tableaux import TABLEAUX
-from bert_ode.utils.device import make_accelerator
+from bert_ode.utils.device import cpu_capability, make_accelerator, precision_name
 
 SIZES = {
     "small": dict(
@@ -64,17 +68,26 @@ def train_flops(size: dict, seq: int, tokens: int, head_positions: float, evalua
     return 3 * forward
 
 
-def matmul_ceiling(repeats: int = 10) -> float:
-    """Median GFLOP/s of a 2048^3 bf16 matmul on this machine, now."""
-    a, b = torch.randn(2048, 2048, dtype=torch.bfloat16), torch.randn(2048, 2048, dtype=torch.bfloat16)
-    for _ in range(3):
+def matmul_ceiling(dtype: torch.dtype, repeats: int = 10) -> float:
+    """Median GFLOP/s of a 2048^3 matmul in ``dtype`` on this machine, now (an emulated bf16: 1024^3, fewer
+    repeats, so that measuring it takes seconds, not minutes)."""
+    n = 2048 if dtype == torch.float32 or _fast(dtype) else 512
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
         a @ b
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - start)
-    return 2 * 2048**3 / statistics.median(times) / 1e9
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def _fast(dtype: torch.dtype) -> bool:
+    a = torch.randn(256, 256, dtype=dtype)
+    start = time.perf_counter()
+    a @ a
+    return time.perf_counter() - start < 0.005
 
 
 def hf_pipeline(setup: RunSetup, size: dict, args, bf16: bool, scratch: str):
@@ -142,11 +155,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="bert-ode's")
+    parser.add_argument(
+        "--no-hf-bf16", action="store_true", help="skip hf bf16 (slow where bf16 is emulated)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     size = SIZES[args.size]
-    ceiling_before = matmul_ceiling()
+    ceilings_before = {dtype: matmul_ceiling(dtype) for dtype in (torch.float32, torch.bfloat16)}
 
     with tempfile.TemporaryDirectory() as scratch:
         model = {k: v for k, v in size.items() if k != "vocab"}
@@ -159,13 +176,13 @@ def main() -> None:
                 "train.batch_size": args.batch,
                 "train.output_dir": str(Path(scratch) / "run"),
                 "train.progress_bar": False,
+                "train.precision": args.precision,
             }
         )
         setup = RunSetup.create(config, Path(scratch) / "run", make_accelerator())
-        pipelines = {
-            "hf fp32": hf_pipeline(setup, size, args, False, scratch),
-            "hf bf16": hf_pipeline(setup, size, args, True, scratch),
-        }
+        pipelines = {"hf fp32": hf_pipeline(setup, size, args, False, scratch)}
+        if not args.no_hf_bf16:
+            pipelines["hf bf16"] = hf_pipeline(setup, size, args, True, scratch)
         for method in args.methods.split(","):
             pipelines[f"bert-ode {method} before"] = bert_ode_pipeline(setup, size, args, method, before=True)
             pipelines[f"bert-ode {method}"] = bert_ode_pipeline(setup, size, args, method, before=False)
@@ -176,31 +193,39 @@ def main() -> None:
                 step(i)
                 if i >= args.warmup:
                     times[name].append(time.perf_counter() - start)
-    ceiling = (ceiling_before + matmul_ceiling()) / 2
-    report(times, {name: flops for name, (_, flops) in pipelines.items()}, ceiling, size, args)
+    ceilings = {
+        precision_name(dtype): (before + matmul_ceiling(dtype)) / 2
+        for dtype, before in ceilings_before.items()
+    }
+    computes_in = {name: "bf16" if name == "hf bf16" else "fp32" for name in pipelines}
+    computes_in.update({n: precision_name(setup.dtype) for n in pipelines if n.startswith("bert-ode")})
+    flops = {name: flops for name, (_, flops) in pipelines.items()}
+    report(times, flops, ceilings, computes_in, size, args)
 
 
-def report(times: dict, flops: dict, ceiling: float, size: dict, args) -> None:
+def report(times: dict, flops: dict, ceilings: dict, computes_in: dict, size: dict, args) -> None:
     tokens = args.batch * args.seq
     print(
         f"hidden {size['hidden_size']}, {size['num_hidden_layers']} layers, vocab {size['vocab']}, batch "
         f"{args.batch} x {args.seq}, {args.threads} threads, {args.steps} timed steps each (interleaved); "
-        f"bf16 matmul ceiling measured in this run: {ceiling:.0f} GFLOP/s"
+        f"CPU capability {cpu_capability()}; matmul ceilings measured in this run: fp32 "
+        f"{ceilings['fp32']:.0f} GFLOP/s, bf16 {ceilings['bf16']:.0f} GFLOP/s"
     )
     print(
-        "| pipeline | median step (ms) | tokens/s | vs hf fp32 | vs hf bf16 | vs before | GFLOP/s "
-        "| of ceiling |"
+        "| pipeline | computes in | median step (ms) | tokens/s | vs hf fp32 | vs hf bf16 | vs before "
+        "| GFLOP/s | of its ceiling |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     median = {name: statistics.median(values) for name, values in times.items()}
     for name, seconds in median.items():
         before = median.get(f"{name} before") if not name.endswith("before") else None
         gflops = flops[name] / seconds / 1e9
         versus_before = f"{before / seconds:.2f}x" if before else ""
+        versus_bf16 = f"{median['hf bf16'] / seconds:.2f}x" if "hf bf16" in median else ""
         print(
-            f"| {name} | {seconds * 1e3:.1f} | {tokens / seconds:,.0f} | "
-            f"{median['hf fp32'] / seconds:.2f}x | {median['hf bf16'] / seconds:.2f}x | {versus_before} | "
-            f"{gflops:.0f} | {gflops / ceiling:.1%} |"
+            f"| {name} | {computes_in[name]} | {seconds * 1e3:.1f} | {tokens / seconds:,.0f} | "
+            f"{median['hf fp32'] / seconds:.2f}x | {versus_bf16} | {versus_before} | "
+            f"{gflops:.0f} | {gflops / ceilings[computes_in[name]]:.1%} |"
         )
 
 

@@ -136,6 +136,8 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
     report = (report_dir / "report.md").read_text()
     results = json.loads((report_dir / "results.json").read_text())
     records = results["records"]
+    pinned = json.loads((tmp_path / "runs" / "tiny" / "records" / "study.json").read_text())["precision"]
+    assert f"pretraining: {pinned} on cpu" in report
     assert sorted((r["variant"], r["seed"]) for r in records) == [
         ("bert", 0),
         ("bert", 1),
@@ -154,7 +156,8 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
     for record in records:
         assert record["val_loss"] > 0 and record["curve"], record["variant"]
         assert 0.0 <= record["finetune"]["test"]["accuracy"] <= 1.0
-        # Each record carries the config its run ran with.
+        # Each record carries the config it ran with, and how it computed: in the precision the study pinned.
+        assert record["compute"]["precision"] == record["finetune"]["compute"]["precision"] == pinned
         assert record["config"]["train"]["seed"] == record["seed"]
         assert record["config"]["model"] == {**record["config"]["model"], **record["model_overrides"]}
     summary = results["summary"]["pretrain"]

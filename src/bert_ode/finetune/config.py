@@ -19,6 +19,11 @@ from ..utils.trackers import check_trackers
 
 SPLIT_NAMES = ("train", "validation", "test")
 
+PRECISION_HELP = (
+    "auto: bf16 where the hardware multiplies it natively (CUDA with bf16, CPUs with AVX-512 BF16 or AMX), "
+    "fp32 elsewhere; bf16; fp32"
+)
+
 
 @dataclass(kw_only=True)
 class TaskOptions(CheckedFields):
@@ -116,7 +121,8 @@ class FinetuneConfig(TaskOptions):
         False, help="save each seed's selected model (with its tokenizer) to OUTPUT_DIR/seed-N"
     )
     tokenizer: str | None = bounded(None, help="tokenizer location, if not with the checkpoint")
-    bf16: bool = bounded(False, help="bfloat16 autocast (CPUs with AVX-512 bf16, GPUs)")
+    precision: Literal["auto", "bf16", "fp32"] = bounded("auto", help=PRECISION_HELP)
+    bf16: bool = bounded(False, help="the same as --precision bf16 (kept for older command lines)")
     progress: bool = bounded(True, help="progress bars")
     report_to: list[str] = bounded(
         default_factory=list,
@@ -127,6 +133,7 @@ class FinetuneConfig(TaskOptions):
     def __post_init__(self):
         super().__post_init__()
         self.check_fields()
+        _bf16_alias(self)
         check_output_dir(self.output_dir, "output_dir")
         if self.checkpoint is not None:  # None: a study's protocol, the checkpoint set per unit
             check_checkpoint(self.checkpoint)
@@ -159,15 +166,26 @@ class EvaluateConfig(TaskOptions):
         "unset: the length the model was fine-tuned with (saved with its tokenizer), else 128",
     )
     tokenizer: str | None = bounded(None, help="tokenizer location, if not with the checkpoint")
-    bf16: bool = bounded(False, help="bfloat16 autocast (CPUs with AVX-512 bf16, GPUs)")
+    precision: Literal["auto", "bf16", "fp32"] = bounded("auto", help=PRECISION_HELP)
+    bf16: bool = bounded(False, help="the same as --precision bf16 (kept for older command lines)")
     progress: bool = bounded(True, help="progress bars")
     output_dir: str | None = bounded(None, help="write results.json / results.md here (unset: nowhere)")
 
     def __post_init__(self):
         super().__post_init__()
         self.check_fields()
+        _bf16_alias(self)
         check_output_dir(self.output_dir, "output_dir")
         check_checkpoint(self.checkpoint)
+
+
+def _bf16_alias(config) -> None:
+    """``bf16=True`` is the older spelling of ``precision="bf16"``: it sets the precision and is cleared, so
+    that a config derived from this one (``dataclasses.replace``) can change the precision."""
+    if config.bf16:
+        if config.precision == "fp32":
+            raise ValueError("bf16=True contradicts precision='fp32'; set one of them")
+        config.precision, config.bf16 = "bf16", False
 
 
 def split_assignments(config_class, assignments: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import torch
+
 from ..data.tasks import TaskData
-from ..utils.device import inference_device
+from ..utils.device import ComputeInfo, inference_device, resolve_precision
 from .config import EvaluateConfig
 from .inference import score_by_ode_steps
 from .report import write_results
@@ -56,7 +58,8 @@ def evaluate(
     )
     encoded = tokenize_splits(task_data, tokenizer, max_length, [config.split], config.progress)
     steps = list(dict.fromkeys(config.ode_steps or [model.config.ode_steps]))
-    options = {"batch_size": config.batch_size, "bf16": config.bf16, "progress": config.progress}
+    dtype = resolve_precision(config.precision, inference_device())
+    options = {"batch_size": config.batch_size, "bf16": dtype == torch.bfloat16, "progress": config.progress}
     by_steps = score_by_ode_steps(
         model, encoded, tokenizer, task_data.spec, steps, return_predictions=return_predictions, **options
     )
@@ -67,6 +70,7 @@ def evaluate(
         model=ModelDescription.of(model),
         main_metric=task_data.spec.main_metric,
         by_ode_steps={count: scores[config.split] for count, scores in by_steps.items()},
+        compute=ComputeInfo.of(dtype, inference_device()),
     )
     if config.output_dir is not None:
         write_results(results, config.output_dir)

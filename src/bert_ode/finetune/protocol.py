@@ -40,6 +40,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from ..data.tasks import TaskData, check_trainable
 from ..model_card import source_license, write_model_card
+from ..utils.device import ComputeInfo, inference_device, resolve_precision
 from ..utils.metrics import trainer_compute_metrics
 from .config import FinetuneConfig
 from .inference import score_by_ode_steps
@@ -102,7 +103,7 @@ def tensorboard_callback(config: FinetuneConfig, seed: int) -> list:
 
 
 def _training_arguments(
-    config: FinetuneConfig, seed: int, work_dir: str, train_examples: int
+    config: FinetuneConfig, seed: int, work_dir: str, train_examples: int, bf16: bool
 ) -> TrainingArguments:
     args = TrainingArguments(
         output_dir=work_dir,
@@ -124,8 +125,8 @@ def _training_arguments(
         # own would write into its temporary work folder.
         report_to=[name for name in config.report_to if name != "tensorboard"] or "none",
         disable_tqdm=not config.progress,
-        bf16=config.bf16,
-        use_cpu=config.bf16 and not torch.cuda.is_available(),  # Trainer wants CPU bf16 asked for explicitly
+        bf16=bf16,  # the resolved precision: auto never picks a bf16 the hardware only emulates
+        use_cpu=bf16 and not torch.cuda.is_available(),  # Trainer wants CPU bf16 asked for explicitly
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
@@ -135,7 +136,7 @@ def _training_arguments(
 
 
 def _train_one_seed(
-    config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, seed: int, work_dir: str
+    config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, seed: int, work_dir: str, bf16: bool
 ) -> tuple[PreTrainedModel, dict]:
     """The model selected on validation, and the ``SeedRun`` fields that describe its training."""
     set_seed(seed)  # before loading: the fresh head's initialisation depends on it
@@ -145,7 +146,7 @@ def _train_one_seed(
     selection = BestOnValidation(task.spec.main_metric, config.early_stopping_patience)
     trainer = Trainer(
         model=model,
-        args=_training_arguments(config, seed, work_dir, len(encoded["train"])),
+        args=_training_arguments(config, seed, work_dir, len(encoded["train"]), bf16),
         train_dataset=encoded["train"],
         eval_dataset=encoded["validation"],
         data_collator=DataCollatorWithPadding(tokenizer),
@@ -174,15 +175,15 @@ def _train_one_seed(
     }
 
 
-def _run_seed(config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, seed: int):
+def _run_seed(config: FinetuneConfig, task: TaskData, encoded: dict, tokenizer, seed: int, bf16: bool):
     """Trains one seed and scores its selected model, with its own step count and each of
     ``eval_ode_steps``."""
     with tempfile.TemporaryDirectory() as work_dir:
-        model, training = _train_one_seed(config, task, encoded, tokenizer, seed, work_dir)
+        model, training = _train_one_seed(config, task, encoded, tokenizer, seed, work_dir, bf16)
     trained_steps = model.config.ode_steps
     steps = dict.fromkeys([trained_steps, *config.eval_ode_steps])
     scored_splits = {"validation": encoded["validation"], "test": encoded["test"]}
-    options = {"batch_size": config.eval_batch_size, "bf16": config.bf16, "progress": config.progress}
+    options = {"batch_size": config.eval_batch_size, "bf16": bf16, "progress": config.progress}
     by_steps = score_by_ode_steps(model, scored_splits, tokenizer, task.spec, steps, **options)
     own = by_steps[str(trained_steps)]
     run = SeedRun(**training, validation=own["validation"], test=own["test"], by_ode_steps=by_steps)
@@ -242,9 +243,10 @@ def finetune(
     encoded = tokenize_splits(task, tokenizer, max_length, progress=config.progress)
     tokenizer.model_max_length = max_length  # saved with the models: evaluate truncates as training did
 
+    dtype = resolve_precision(config.precision, inference_device())
     runs, model_description = [], None
     for seed in config.seeds:
-        model, run = _run_seed(config, task, encoded, tokenizer, seed)
+        model, run = _run_seed(config, task, encoded, tokenizer, seed, dtype == torch.bfloat16)
         model_description = model_description or ModelDescription.of(model)
         runs.append(run)
         del model
@@ -259,6 +261,7 @@ def finetune(
         runs=runs,
         summary=FinetuneSummary.of(runs, list(task.spec.metrics)),
         total_seconds=time.perf_counter() - start,
+        compute=ComputeInfo.of(dtype, inference_device()),
     )
     if config.output_dir is not None:
         write_results(results, config.output_dir)

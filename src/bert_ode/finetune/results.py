@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from ..data.tasks import TaskData
+from ..utils.device import ComputeInfo
 from ..utils.metrics import SeedStats, summarize
 from ..utils.records import Record
 from .config import FinetuneConfig
@@ -168,6 +169,7 @@ class FinetuneResults(Record):
     runs: list[SeedRun]
     summary: FinetuneSummary
     total_seconds: float
+    compute: ComputeInfo | None = None  # how and where it computed (None in results from before it was kept)
 
     def to_dict(self) -> dict:
         return {
@@ -197,6 +199,7 @@ class EvaluationResults(Record):
     model: ModelDescription
     main_metric: str
     by_ode_steps: dict[str, dict[str, Any]]
+    compute: ComputeInfo | None = None
 
     def to_dict(self) -> dict:
         by_ode_steps = {

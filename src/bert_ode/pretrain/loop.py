@@ -34,7 +34,7 @@ from ..data import MlmMasker, unigram_entropy
 from ..model_card import source_license, write_model_card
 from ..modeling_bert_ode import BertOdeForMaskedLM
 from ..utils.config_io import load_yaml
-from ..utils.device import autocast, make_accelerator, resolve_attention, resolve_precision
+from ..utils.device import ComputeInfo, autocast, make_accelerator, resolve_attention, resolve_precision
 from ..utils.records import Record
 from .checkpointing import (
     latest_checkpoint,
@@ -78,6 +78,7 @@ class PretrainResult:
     tokens_per_second: float
     model: BertOdeForMaskedLM | None = None  # the trained model (this process's copy)
     config: PretrainConfig | None = None  # the config the run ran with
+    compute: ComputeInfo | None = None  # how and where it computed (precision, device, CPU, threads)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class RunSetup:
     masker: MlmMasker
     dtype: torch.dtype | None  # the autocast dtype; None: float32
     attn_implementation: str
+    compute: ComputeInfo  # the resolved precision, device, CPU capability and threads, as records state them
 
     @classmethod
     def create(cls, config: PretrainConfig, output_dir: Path, accelerator: Accelerator) -> RunSetup:
@@ -114,7 +116,8 @@ class RunSetup:
         attn = resolve_attention(
             config.train.attn_implementation, accelerator.device.type, dtype == torch.bfloat16
         )
-        return cls(config, output_dir, accelerator, data, masker, dtype, attn)
+        compute = ComputeInfo.of(dtype, accelerator.device)
+        return cls(config, output_dir, accelerator, data, masker, dtype, attn, compute)
 
     def autocast(self):
         return autocast(self.accelerator.device, self.dtype)
@@ -393,6 +396,7 @@ class PretrainLoop:
             tokens_per_second=self.step * self.tokens_per_step / max(self.train_seconds, 1e-9),
             model=self.unwrapped_model(),
             config=self.setup.config,
+            compute=self.setup.compute,
         )
 
 
@@ -461,6 +465,8 @@ def _run(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: Ac
     loop = PretrainLoop(setup, resume_from)
     if loop.main:
         _announce(setup, loop)
+        # The run summary beside log.csv: how this (part of the) run computed.
+        setup.compute.write_json(output_dir / "compute.json")
     logger = RunLogger(
         output_dir,
         loop.step,
@@ -609,8 +615,8 @@ def _announce(setup: RunSetup, loop: PretrainLoop) -> None:
         f"{len(data.validation_blocks)} validation blocks of {setup.config.data.seq_len} tokens; vocab "
         f"{len(data.tokenizer)}; {params / 1e6:.2f}M parameters; {model_config_.ode_method} "
         f"x{model_config_.ode_steps}, {model_config_.norm_position}-norm; {setup.accelerator.num_processes} "
-        f"process(es) on {setup.accelerator.device}; precision "
-        f"{setup.dtype or torch.float32}; " + (f"resuming at step {loop.step}" if loop.step else "starting"),
+        f"process(es); {setup.compute.describe()}; "
+        + (f"resuming at step {loop.step}" if loop.step else "starting"),
         file=sys.stderr,
     )
 

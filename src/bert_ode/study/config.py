@@ -13,7 +13,7 @@ import functools
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..finetune.config import FinetuneConfig
 from ..pretrain.config import PRESET_DIR, PretrainConfig, load_config
@@ -118,6 +118,10 @@ class StudyConfig:
             runs all end on the word-frequency plateau cannot tell learning rates apart: sweep where the
             baseline has left it.
         warm_start: fine-tune converted pretrained BERTs too (``None``: no).
+        precision: what every unit computes in, pretraining and fine-tuning alike (it replaces the recipes'
+            own): ``auto`` (bf16 where the hardware multiplies it natively, else fp32), ``bf16`` or ``fp32``.
+            Resolved once, when the study starts, and pinned in ``records/study.json``: a later part on a
+            machine where it resolves otherwise is refused, so that one study never mixes precisions.
         runs_dir: pretraining runs and per-unit records go to ``runs_dir/<name>/``.
         report_dir: the report goes to ``report_dir/<name>/``.
     """
@@ -135,6 +139,7 @@ class StudyConfig:
     sweep_lrs: list[float] = field(default_factory=list)
     sweep_budget: int | None = None
     warm_start: WarmStart | None = None
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     runs_dir: str = "runs/compare"
     report_dir: str = "reports"
 
@@ -260,6 +265,22 @@ class StudyRecipes:
     finetune: FinetuneConfig
     warm_pretrain: PretrainConfig | None = None
     warm_finetune: FinetuneConfig | None = None
+
+    def with_precision(self, precision: str) -> StudyRecipes:
+        """These recipes with every unit computing in ``precision`` (``bf16`` or ``fp32``)."""
+
+        def pretrain(recipe: PretrainConfig | None) -> PretrainConfig | None:
+            return recipe and replace(recipe, train=replace(recipe.train, precision=precision))
+
+        def finetune(protocol: FinetuneConfig | None) -> FinetuneConfig | None:
+            return protocol and replace(protocol, precision=precision)
+
+        return StudyRecipes(
+            pretrain(self.pretrain),
+            finetune(self.finetune),
+            pretrain(self.warm_pretrain),
+            finetune(self.warm_finetune),
+        )
 
     def with_tokenizer(self, path: str | os.PathLike) -> StudyRecipes:
         """These recipes with every from-scratch run reading the tokenizer at ``path`` (trained once per

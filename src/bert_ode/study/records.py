@@ -16,6 +16,7 @@ from typing import Any
 
 from ..pretrain.config import PretrainConfig
 from ..pretrain.loop import ValidationLoss
+from ..utils.device import ComputeInfo
 from ..utils.metrics import SeedStats
 from ..utils.records import Record
 from .scaling import PowerLawFit
@@ -42,6 +43,9 @@ class FinetuneScores(Record):
     test: Scores
     by_ode_steps: dict[str, Scores]  # step count -> test scores of the fine-tuned model re-run with it
     finetune_seconds: float | None = None
+    compute: ComputeInfo | None = (
+        None  # how the fine-tuning computed (None: a record from before it was kept)
+    )
 
     @classmethod
     def of(cls, results) -> FinetuneScores:
@@ -54,6 +58,7 @@ class FinetuneScores(Record):
                 "test": run["test"],
                 "by_ode_steps": {str(steps): scores["test"] for steps, scores in run["by_ode_steps"].items()},
                 "finetune_seconds": run["train_seconds"],
+                "compute": results["compute"],
             }
         )
 
@@ -92,6 +97,7 @@ class PretrainUnit(_Unit):
     budget_tokens: int | None = None  # the study budget this run belongs to (None: the recipe's budget)
     lr: float | None = None  # the peak learning rate it trained with (None: the recipe's)
     config: PretrainConfig | None = None  # what it ran with (None: a record from before it was kept)
+    compute: ComputeInfo | None = None  # how and where its pretraining computed (None: an older record)
 
 
 @dataclass(kw_only=True)
@@ -103,6 +109,7 @@ class WarmUnit(_Unit):
     continued_tokens: int | None = None  # MLM tokens of continued pretraining before fine-tuning (None: none)
     val_loss: float | None = None  # validation MLM loss after the continued pretraining
     config: PretrainConfig | None = None  # of the continued pretraining (None: none, or an older record)
+    compute: ComputeInfo | None = None  # how the continued pretraining computed
 
 
 @dataclass(kw_only=True)
@@ -117,6 +124,17 @@ class SweepUnit(Record):
     val_loss: float | None
     train_flops: float
     config: PretrainConfig | None = None  # what it ran with (None: a record from before it was kept)
+    compute: ComputeInfo | None = None  # how and where its pretraining computed (None: an older record)
+
+
+@dataclass(kw_only=True)
+class StudyPin(Record):
+    """What a study fixes when it starts and every later part must keep (``records/study.json``): the
+    precision every unit computes in (``precision: auto`` resolved once), and where that was decided."""
+
+    kind: str = "study"
+    precision: str  # bf16 or fp32
+    decided_on: ComputeInfo
 
 
 UnitRecord = PretrainUnit | WarmUnit
@@ -233,6 +251,9 @@ class StudySummary(Record):
     baseline_curve: VariantScaling | None = None
     baseline_curve_from: list[str] = field(default_factory=list)  # the variants whose runs it holds
     sweep: dict[str, dict[str, float | None]] = field(default_factory=dict)  # variant -> lr -> val loss
+    compute: dict[str, int] = field(
+        default_factory=dict
+    )  # how the units computed -> how many (compute_census)
 
     def to_dict(self) -> dict:
         return {
@@ -245,6 +266,7 @@ class StudySummary(Record):
             "baseline_curve": None if self.baseline_curve is None else self.baseline_curve.to_dict(),
             "baseline_curve_from": self.baseline_curve_from,
             "sweep": self.sweep,
+            "compute": self.compute,
         }
 
 

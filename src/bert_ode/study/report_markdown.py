@@ -214,7 +214,9 @@ def plain_summary(summary: StudySummary, config: StudyConfig) -> list[str]:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _header(config: StudyConfig, command: str, machine: dict, wall_seconds: float) -> list[str]:
+def _header(
+    config: StudyConfig, command: str, machine: dict, wall_seconds: float, summary: StudySummary
+) -> list[str]:
     ft = dict(config.finetune)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return [
@@ -225,6 +227,10 @@ def _header(config: StudyConfig, command: str, machine: dict, wall_seconds: floa
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, torch threads {machine['torch_threads']}, "
         f"GPU: {machine['gpu'] or 'none'}; Python {machine['python']}, torch {machine['torch']}.",
+        "",
+        "How the units computed (precision, device, CPU capability, threads, processor): "
+        + ("; ".join(f"{where} ({count})" for where, count in summary.compute.items()) or "no unit yet")
+        + ".",
         "",
         f"Protocol: every variant is pretrained from scratch with the recipe `{config.pretrain}` "
         f"(+ `{config.pretrain_overrides}`; full config in `pretrain_config.yaml`), the same data, "
@@ -619,7 +625,7 @@ def report_markdown(
     """The whole ``report.md``; ``reading``: the authors' reading of the figures (``reading.md`` beside the
     report), placed after the summary."""
     lines = [
-        *_header(config, command, machine, wall_seconds),
+        *_header(config, command, machine, wall_seconds, summary),
         "",
         *_summary_section(summary, config, failures),
         "",

@@ -30,9 +30,17 @@ from ..pretrain.loop import PretrainResult, ValidationLoss, pretrain, validation
 from ..pretrain.mlm_loss import SparseMlmLoss
 from ..solvers import ADAPTIVE_METHODS
 from ..utils.config_io import to_dict
+from ..utils.device import (
+    ComputeInfo,
+    cpu_capability,
+    cpu_supports_bf16,
+    inference_device,
+    precision_name,
+    resolve_precision,
+)
 from .baselines import baseline_scores
 from .config import StudyConfig, Variant, load_study
-from .records import CurvePoint, FinetuneScores, PretrainUnit, SweepUnit, UnitRecord, WarmUnit
+from .records import CurvePoint, FinetuneScores, PretrainUnit, StudyPin, SweepUnit, UnitRecord, WarmUnit
 from .report import write_report
 
 # ------------------------------------------------------------------------------------------------------------
@@ -134,9 +142,14 @@ class Study:
         path = self._record_path(record_type.kind, key)
         return record_type.read_json(path) if path.is_file() else None
 
-    def _write(self, record, key: str):
+    def _write(self, record, key: str | None = None):
         # Atomic: a record exists only once complete, so an interrupted unit runs again.
-        record.write_json(self._record_path(record.kind, key))
+        path = (
+            self._record_path(record.kind, key)
+            if key is not None
+            else self.records_dir / f"{record.kind}.json"
+        )
+        record.write_json(path)
         return record
 
     def task(self):
@@ -170,6 +183,7 @@ class Study:
             val_loss=result.val_loss if result.val_loss is not None else validation_loss(run_dir).val_loss,
             train_flops=flops,
             config=result.config,
+            compute=result.compute,
         )
         return self._write(record, key)
 
@@ -226,6 +240,7 @@ class Study:
                 budget_tokens=budget,
                 lr=lr,
                 config=result.config,
+                compute=result.compute,
             ),
             key,
         )
@@ -250,7 +265,7 @@ class Study:
         if done is not None:
             return done
         warm, source = self.config.warm_start, self.config.warm_start.source()
-        checkpoint, ode_overrides, val_loss, config = source, variant.model, None, None
+        checkpoint, ode_overrides, val_loss, config, compute = source, variant.model, None, None, None
         if warm.continue_tokens is not None:
             run_dir = self.root / "warm" / key.replace("--", "/")
             config = self.recipes.warm_run(
@@ -262,6 +277,7 @@ class Study:
             )
             result = pretrain(config, resume=(run_dir / "checkpoints").is_dir())
             checkpoint, ode_overrides, val_loss = str(result.final_dir), {}, result.val_loss
+            compute = result.compute
         print(f"\n== compare: warm start {variant.name} (seed {seed}) from {checkpoint}", file=sys.stderr)
         tuned = self._finetune(checkpoint, seed, warm=True, ode_overrides=ode_overrides)
         return self._write(
@@ -273,9 +289,31 @@ class Study:
                 continued_tokens=warm.continue_tokens,
                 val_loss=val_loss,
                 config=config,
+                compute=compute,
             ),
             key,
         )
+
+    def pin_precision(self) -> str:
+        """Resolves the study's ``precision`` once, when it starts, and keeps every later part to it: a part
+        on a machine where it resolves to another precision is refused (one study never mixes precisions)."""
+        here = precision_name(resolve_precision(self.config.precision, inference_device()))
+        path = self.records_dir / "study.json"
+        if not path.is_file():
+            self._write(StudyPin(precision=here, decided_on=ComputeInfo.of(_dtype(here), inference_device())))
+        pin = StudyPin.read_json(path)
+        if pin.precision != here:
+            machine = pin.decided_on
+            raise ValueError(
+                f"study {self.config.name!r} computes in {pin.precision}, pinned when it started "
+                f"({machine.cpu}, {machine.cpu_capability}); here precision={self.config.precision} means "
+                f"{here} ({cpu_capability()}, native bf16: {'yes' if cpu_supports_bf16() else 'no'}). Go on "
+                f"in the study's precision with --set precision={pin.precision}"
+                + (" (emulated here: many times slower)" if pin.precision == "bf16" else "")
+                + ", or start a new study with --set name=<another name>"
+            )
+        self.recipes = self.recipes.with_precision(pin.precision)
+        return pin.precision
 
     def share_tokenizer_and_data(self) -> None:
         """Trains the tokenizer once for the whole study (unless the recipe names one) and lets every run
@@ -301,6 +339,7 @@ class Study:
     def run(self) -> list[UnitRecord]:
         """Every unit: the learning-rate sweep, then the budgets from the smallest up, seed-major within a
         budget (after one pass every variant has a first result to look at); the warm start with the last."""
+        self.pin_precision()
         self.share_tokenizer_and_data()
         records = []
         budgets = self.config.budget_list()
@@ -329,6 +368,10 @@ class Study:
                     {"variant": variant.name, "seed": args[0], "error": f"{type(error).__name__}: {error}"}
                 )
         return finished
+
+
+def _dtype(precision: str) -> torch.dtype | None:
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 def machine_description() -> dict:

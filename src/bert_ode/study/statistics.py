@@ -239,6 +239,7 @@ def summarize_study(
 ) -> StudySummary:
     """Per-variant statistics over seeds at the largest budget, every variant's verdict against the baseline,
     the scaling curves over the budgets and the learning-rate sweep."""
+    census = compute_census(records)
     scaling, reference, sources = (
         scaling_summary(records, config.baseline) if len(config.budgets) > 1 else ({}, None, [])
     )
@@ -260,6 +261,7 @@ def summarize_study(
             _paired_deltas(summary.pretrain[name], runs, pretrained.get(config.baseline, []), metric)
     _against_baseline(summary.pretrain, config.baseline, summary.unigram_entropy)
     summary.scaling, summary.baseline_curve, summary.baseline_curve_from = scaling, reference, sources
+    summary.compute = census
     for unit in sweeps or []:
         summary.sweep.setdefault(unit.variant, {})[f"{unit.lr:g}"] = unit.val_loss
     warm_rows = list(summary.warm.values())
@@ -268,7 +270,22 @@ def summarize_study(
     return summary
 
 
+def compute_census(records: list[UnitRecord]) -> dict[str, int]:
+    """How the units computed: ``"pretraining: fp32 on cpu (AVX2, 2 thread(s)), AMD EPYC"`` -> how many
+    runs; the report lists it, so that a study run in parts on different machines says so."""
+    counts: dict[str, int] = {}
+    for record in records:
+        stages = [("fine-tuning", record.finetune.compute)]
+        if isinstance(record, PretrainUnit) or record.continued_tokens is not None:
+            stages.insert(0, ("pretraining", record.compute))
+        for stage, info in stages:
+            where = f"{info.describe()}, {info.cpu}" if info is not None else "not recorded (an older record)"
+            counts[f"{stage}: {where}"] = counts.get(f"{stage}: {where}", 0) + 1
+    return counts
+
+
 __all__ = [
+    "compute_census",
     "pretrain_summary",
     "seed_stats",
     "summarize_study",
