@@ -117,15 +117,19 @@ def test_unknown_preset_is_a_clear_error():
 
 
 def test_the_cpu_and_gpu_studies_share_the_protocol():
-    """The gpu preset is the cpu study at BERT-base scale: budgets 4x apart, a sweep, both equal-compute
-    BERTs, continued pretraining in the warm start."""
+    """The gpu preset is the cpu study at BERT-base scale: warmup-stable-decay cooldowns off one constant-rate
+    run, one rate and one warmup in tokens for every arm, BERT twice as far, a FLOP-matched deeper BERT,
+    continued pretraining in the warm start."""
     for name in ("cpu", "gpu"):
         study = load_study(name)
-        budgets = study.budget_list()
-        assert len(budgets) >= 3 and all(b == 4 * a for a, b in zip(budgets, budgets[1:], strict=False))
-        assert len(study.sweep_lrs) >= 3 and study.seeds_for(budgets[-1]) == [0, 1, 2]
-        matches = {v.name: v for v in study.variants if v.compute_match == "heun"}
-        assert matches["bert-2x-tokens"].tokens_factor == 2.0
+        assert len(study.cooldowns) >= 3 and study.seeds == [0, 1, 2] and not study.budgets
+        recipe = study.recipes.pretrain.train
+        assert recipe.warmup_tokens and all(
+            "lr" not in v.train or v.name.endswith("half-lr") for v in study.variants
+        )
+        bert = next(v for v in study.variants if v.name == "bert")
+        assert max(study.cooldowns_of(bert)) == 2 * max(study.cooldowns)
+        assert any(v.compute_match == "heun" and v.model.get("num_hidden_layers") for v in study.variants)
         assert study.warm_start is not None and study.warm_start.continue_tokens
 
 
@@ -341,3 +345,57 @@ def test_warm_start_continues_pretraining_before_fine_tuning(tmp_path):
     continued = tmp_path / "runs" / "tiny" / "warm" / "heun" / "seed-0" / "final"
     assert json.loads((continued / "config.json").read_text())["ode_method"] == "heun"
     assert "then 1,024 tokens of MLM pretraining" in (report_dir / "report.md").read_text()
+
+
+def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_resumes(tmp_path):
+    budgets = [8192, 16384]  # 16 and 32 steps of 8 blocks of 64 tokens
+    path = _write_study(
+        tmp_path,
+        seeds=[0],
+        variants=[
+            {"name": "bert", "cooldowns": [*budgets, 32768]},  # BERT twice as far
+            {"name": "heun", "model": {"ode_method": "heun"}, "escape": True},
+        ],
+        cooldowns=budgets,
+        cooldown_fraction=0.25,
+        finetune_at=[16384],
+        escape_seeds=[1],
+        escape_tokens=4096,
+        pretrain_overrides={
+            **yaml.safe_load(Path(_write_study(tmp_path)).read_text())["pretrain_overrides"],
+            "train.warmup_tokens": 1024,
+            "train.probe_blocks": 2,
+        },
+    )
+    report_dir = compare(path, progress=False, command="pytest")
+    records = json.loads((report_dir / "results.json").read_text())["records"]
+    constant = {(r["variant"], r["seed"]): r for r in records if r["kind"] == "constant"}
+    branches = {(r["variant"], r["budget_tokens"]): r for r in records if r["kind"] == "branch"}
+    assert set(constant) == {("bert", 0), ("heun", 0), ("heun", 1)}
+    assert set(branches) == {
+        ("bert", 8192),
+        ("bert", 16384),
+        ("bert", 32768),
+        ("heun", 8192),
+        ("heun", 16384),
+    }
+    # the constant-rate run stops where its last cooldown begins; an escape seed runs to escape_tokens
+    assert constant[("bert", 0)]["tokens"] == 48 * 512 and constant[("heun", 1)]["tokens"] == 4096
+    assert constant[("heun", 1)]["escape_only"] and not constant[("heun", 0)]["escape_only"]
+    assert constant[("heun", 0)]["probes"] and constant[("heun", 0)]["curve"]
+    for (_, budget), branch in branches.items():
+        assert branch["branched_at_tokens"] == (3 * budget // 4 // 512) * 512
+        assert branch["config"]["train"]["schedule"] == "wsd"
+        assert (branch["finetune"] is not None) == (budget == 16384)
+    # Heun counts about twice BERT's FLOPs per token
+    ratio = constant[("heun", 0)]["train_flops_per_token"] / constant[("bert", 0)]["train_flops_per_token"]
+    assert 1.5 < ratio < 2.1
+    report = (report_dir / "report.md").read_text()
+    assert (
+        "## Leaving the plateau (constant-rate runs)" in report and "| `heun` | 1 (escape seed) |" in report
+    )
+
+    # Run again: every unit is reused from its record, nothing is retrained.
+    before = {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}
+    compare(path, progress=False, command="pytest")
+    assert before == {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}

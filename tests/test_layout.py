@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bert_ode"
-MODEL = {"tableaux", "integrators", "solvers", "configuration_bert_ode", "modeling_bert_ode"}
+MODEL = {"tableaux", "methods", "integrators", "solvers", "configuration_bert_ode", "modeling_bert_ode"}
 WINGS = {"pretrain", "finetune", "study"}
 
 # part of the package -> the parts it must never import

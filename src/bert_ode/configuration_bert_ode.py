@@ -1,25 +1,27 @@
 """Configuration of ODE-BERT: a ``BertConfig`` plus the fields that turn residual connections into ODE
-steps."""
+steps.
+
+Like transformers' own config files, this one imports no torch (nor any model code): the methods and backends
+it validates against are the torch-free tables of ``methods`` and ``tableaux``, so a config loads where torch
+is not installed (tests/test_model_files.py). (Where torch is installed, transformers itself imports it.)
+"""
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any, ClassVar, Literal, get_args
 
 from transformers import BertConfig
-from transformers.activations import ACT2FN
 
-from .solvers import ADAPTIVE_METHODS, BACKENDS, check_backend
-from .tableaux import TABLEAUX
+from .methods import ODE_BACKENDS, ODE_METHODS, check_backend
 
 OdeScope = Literal["sublayer", "layer"]
 NormPosition = Literal["post", "pre"]
 Splitting = Literal["lie", "strang"]
 Checkpointing = Literal["none", "block", "stage"]
 # Methods and backends are typed `str`: their values are the keys of the tables that define them
-# (``TABLEAUX``, ``solvers.BACKENDS``), so adding a scheme or a backend stays one entry there.
-ODE_METHODS = (*TABLEAUX, *ADAPTIVE_METHODS)
-ODE_BACKENDS = tuple(BACKENDS)
+# (``tableaux``, ``methods.BACKEND_TABLE``), so adding a scheme or a backend stays one entry there.
 
 
 def _one_of(*allowed):
@@ -47,6 +49,16 @@ def _positive_number(field: str, value: Any) -> None:
         raise ValueError(f"{field}={value!r} is invalid; it must be a finite number > 0")
 
 
+def _activation_names():
+    """transformers' activation names. Its table lives in a torch module, so it is read when a config is
+    checked, not when this file is imported; where torch is not installed (no model can be built there) the
+    check is left out and the config still loads."""
+    try:
+        return importlib.import_module("transformers.activations").ACT2FN
+    except ImportError:
+        return None
+
+
 def _boolean(field: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{field}={value!r} is invalid; it must be True or False")
@@ -67,6 +79,7 @@ _SIZE_FIELDS = (
 _FIELD_CHECKS = {
     "ode_method": _one_of(*ODE_METHODS),
     "ode_steps": _positive_int,
+    "ode_interval": _positive_number,
     "ode_scope": _one_of(*get_args(OdeScope)),
     "norm_position": _one_of(*get_args(NormPosition)),
     "splitting": _one_of(*get_args(Splitting)),
@@ -93,12 +106,24 @@ class BertOdeConfig(BertConfig):
         ode_method (`str`, *optional*, defaults to `"euler"`):
             The scheme that replaces each residual connection ``y + F(y)``. Fixed-step: ``"euler"`` (the
             residual itself), ``"midpoint"``, ``"heun"``, ``"rk3"``, ``"rk4"``, ``"rk2-gated"`` (the ODE
-            Transformer's learned RK2: a per-token gate per block, starting as Heun; it cannot be swapped in
-            after construction). Adaptive: ``"dopri5"``, ``"bosh3"``, ``"tsit5"``, ``"adaptive_heun"`` (need a
-            library ``ode_backend``).
+            Transformer's learned RK2: a per-token gate per block, starting as Heun). Multistep, one
+            evaluation per step, the earlier steps' evaluations reused across blocks (per sublayer stream in
+            the sublayer scope, across layers in the layer scope, across ``ode_steps`` within a block):
+            ``"ab2"``, ``"ab3"`` (Adams-Bashforth, starting with Euler), ``"ab2-learned"`` (learned
+            coefficients per block, starting as Euler: a converted BERT is exactly BERT). Predictor-corrector
+            (PCformer): ``"pcformer"`` (RK4 predictor with a learned EMA coefficient per block, one
+            Adams-Moulton corrector evaluation: 5 evaluations per step), ``"pcformer-rk2"`` (RK2 predictor:
+            3). The learned methods (``"rk2-gated"``, ``"ab2-learned"``, ``"pcformer"``, ``"pcformer-rk2"``)
+            own parameters and cannot be swapped in after construction. Adaptive: ``"dopri5"``, ``"bosh3"``,
+            ``"tsit5"``, ``"adaptive_heun"`` (need a library ``ode_backend``). Multistep and
+            predictor-corrector methods run on ``ode_backend="native"`` only.
         ode_steps (`int`, *optional*, defaults to 1):
-            Fixed-step methods: steps per block over ``t`` in ``[0, 1]``, so ``dt = 1 / ode_steps`` (a Strang
-            feed-forward half step spans ``[0, 1/2]``: ``dt = 1 / (2 ode_steps)``).
+            Fixed-step methods: steps per block over ``t`` in ``[0, ode_interval]``, so
+            ``dt = ode_interval / ode_steps`` (a Strang feed-forward half step spans half of it).
+        ode_interval (`float`, *optional*, defaults to 1.0):
+            The length of time each block integrates over (per unit of depth: the continuous-depth block spans
+            ``num_hidden_layers * ode_interval``). Euler with interval ``T`` is BERT with every residual
+            branch scaled by ``T``.
         ode_scope (`Literal["sublayer", "layer"]`, *optional*, defaults to `"sublayer"`):
             ``"sublayer"``: attention and feed-forward are ODE blocks of their own, where BERT has its
             residuals. ``"layer"``: one block per layer, whose field is one pass through the layer minus its
@@ -111,9 +136,9 @@ class BertOdeConfig(BertConfig):
             (``macaron_intermediate`` / ``macaron_output``), attention, feed-forward half step; the two
             feed-forwards share ``intermediate_size`` units (the first takes the odd one).
         ode_backend (`str`, *optional*, defaults to `"native"`):
-            What integrates each block: ``"native"`` (the project's fixed-step Runge-Kutta, every fixed-step
+            What integrates each block: ``"native"`` (the project's fixed-step integrator, every fixed-step
             method; the fast path), ``"torchdiffeq"``, ``"torchode"`` (a step size per sample) or
-            ``"torchdyn"``. Each runs the methods listed for it in ``solvers.BACKENDS``.
+            ``"torchdyn"``. Each runs the methods listed for it in ``methods.BACKEND_TABLE``.
         ode_rtol (`float`, *optional*, defaults to 1e-3), ode_atol (`float`, *optional*, defaults to 1e-4):
             Adaptive methods: a step is accepted when the RMS of ``error / (atol + rtol * |y|)`` is at most 1.
         ode_adjoint (`bool`, *optional*, defaults to `False`):
@@ -142,6 +167,7 @@ class BertOdeConfig(BertConfig):
 
     ode_method: str = "euler"
     ode_steps: int = 1
+    ode_interval: float = 1.0
     ode_scope: OdeScope = "sublayer"
     norm_position: NormPosition = "post"
     splitting: Splitting = "lie"
@@ -185,10 +211,14 @@ class BertOdeConfig(BertConfig):
                 f"hidden_size={self.hidden_size} must be a multiple of num_attention_heads="
                 f"{self.num_attention_heads} (each head gets hidden_size / num_attention_heads dimensions)"
             )
-        if isinstance(self.hidden_act, str) and self.hidden_act not in ACT2FN:
-            raise ValueError(
-                f"hidden_act={self.hidden_act!r} is unknown; allowed values: {', '.join(sorted(ACT2FN))}"
-            )
+        activations = _activation_names()
+        if (
+            isinstance(self.hidden_act, str)
+            and activations is not None
+            and self.hidden_act not in activations
+        ):
+            allowed = ", ".join(sorted(activations))
+            raise ValueError(f"hidden_act={self.hidden_act!r} is unknown; allowed values: {allowed}")
 
     def validate_solver(self) -> None:
         """The solver fields together (call it after changing several of them)."""

@@ -34,6 +34,8 @@ def describe(config) -> str:
         f"{config.norm_position}-norm",
         f"{config.splitting} splitting",
     ]
+    if config.ode_interval != 1.0:
+        parts.append(f"each block over an interval of {config.ode_interval:g}")
     if config.ode_backend != "native":
         parts.append(f"integrated by {config.ode_backend}")
     if config.continuous_depth:

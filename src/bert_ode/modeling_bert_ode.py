@@ -5,11 +5,19 @@ by a LayerNorm. Here the vector fields F (``AttentionField``, ``FeedForwardField
 ``LayerField``) are separated from the update, and the update is done by ``OdeBlock``: the one place where a
 residual connection becomes an ODE solve. Parameter names are BERT's, so a BERT checkpoint loads unchanged;
 with the default config the model *is* BERT.
+
+Multistep methods (``ab2``, ``ab3``, ``ab2-learned``) and PCformer's predictor-corrector read the vector-field
+evaluations of earlier blocks of the same stream: the encoder passes one ``StreamHistories`` down the layers,
+and each ``OdeBlock`` reads its stream's history there and records the history after its solve.
+
+This file imports only model code: BERT checkpoint conversion (``bert_ode.convert``) and model cards are tools
+of the installed package, not part of the code a checkpoint carries for ``trust_remote_code=True``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from dataclasses import dataclass, replace
 from itertools import zip_longest
 from typing import NamedTuple
@@ -43,10 +51,9 @@ from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_bert_ode import BertOdeConfig
-from .convert import convert_bert
-from .integrators import SolverStats, VectorField
-from .solvers import OdeProblem, SolverSettings, solve
-from .tableaux import GATED_METHODS
+from .integrators import NO_HISTORY, MultistepHistory, SolverStats, VectorField
+from .solvers import OdeProblem, Solution, SolverSettings, solve
+from .tableaux import GATED_METHODS, MULTISTEP, PREDICTOR_CORRECTORS
 
 # ------------------------------------------------------------------------------------------------------------
 # Outputs: the HuggingFace outputs plus the cost of the solves.
@@ -179,7 +186,8 @@ class BertOdeTimeEmbedding(nn.Module):
 
     def forward(self, t, like: torch.Tensor) -> torch.Tensor:
         """``t``: a float, a 0-d or 1-element tensor, or one time per sample ``(batch,)`` (torchode)."""
-        t = torch.as_tensor(t, device=like.device).to(like.dtype)
+        # A float t goes straight to the state's dtype (not through float32: float64 solves need it exact).
+        t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
         exponents = torch.linspace(0.0, 1.0, self.FREQUENCIES, device=like.device, dtype=like.dtype)
         frequencies = (torch.pi / self.depth) * self.depth**exponents  # (frequencies,)
         if t.numel() == 1:
@@ -310,21 +318,71 @@ class RungeKuttaGate(nn.Module):
         return gamma, 1.0 - gamma
 
 
+class MultistepCoefficients(nn.Module):
+    """The learned coefficients ``(beta_0, beta_1, ...)`` of a multistep block (``ab2-learned``), newest
+    evaluation first; initialised to the scheme's own (Euler's ``(1, 0)`` for ``ab2-learned``)."""
+
+    def __init__(self, initial: tuple[float, ...]):
+        super().__init__()
+        self.initial = initial
+        self.weight = nn.Parameter(torch.tensor(initial))
+
+
+class EmaCoefficient(nn.Module):
+    """PCformer's learned EMA coefficient ``alpha`` of a block's predictor weights."""
+
+    def __init__(self, initial: float):
+        super().__init__()
+        self.initial = initial
+        self.alpha = nn.Parameter(torch.tensor([initial]))
+
+
+class StreamHistories:
+    """What the multistep streams carry from block to block in one forward pass.
+
+    A stream is one sublayer's blocks (``"attention"``, ``"ffn"``, ``"macaron"``) in the sublayer scope, or
+    the layer blocks (``"layer"``) in the layer scope. The block of layer ``l`` reads the history its stream
+    had after layer ``l - 1`` and records the one after its own solve. Keyed by layer, not by call order, so
+    that recomputing a layer (gradient checkpointing) reads what its first run read.
+    """
+
+    def __init__(self):
+        self._after: dict[tuple[str, int], MultistepHistory] = {}
+
+    def before(self, stream: str, layer: int) -> MultistepHistory:
+        return self._after.get((stream, layer - 1), NO_HISTORY)
+
+    def record(self, stream: str, layer: int, history: MultistepHistory) -> None:
+        self._after[(stream, layer)] = history
+
+
 class OdeBlock(nn.Module):
     """Replaces one residual connection ``y + F(y)`` by integrating ``dy/dt = F(t, y)`` over
-    ``[0, duration]``.
+    ``[0, duration * ode_interval]``.
 
     The solver settings are built from the config at every call, so ``config.ode_steps`` (and a fixed-step
     ``config.ode_method``, or the solver fields) may be changed after training. ``solvers.solve`` runs the
-    backend they name; ``ode_checkpointing`` wraps any of them. The gated RK2 owns ``gate``, one
-    ``RungeKuttaGate`` per block.
+    backend they name; ``ode_checkpointing`` wraps any of them. Learned schemes own their coefficients, one
+    set per block: the gated RK2 its ``gate`` (``RungeKuttaGate``), ``ab2-learned`` its ``coefficients``
+    (``MultistepCoefficients``), PCformer its ``ema`` (``EmaCoefficient``). Multistep and predictor-corrector
+    blocks read and record their stream's history in the ``StreamHistories`` they are given (``stream``,
+    ``layer_index``); without one, every call starts afresh.
     """
 
-    def __init__(self, config: BertOdeConfig, name: str = "ODE block"):
+    def __init__(
+        self, config: BertOdeConfig, name: str = "ODE block", stream: str = "layer", layer_index: int = 0
+    ):
         super().__init__()
         self.config = config
         self.block_name = name  # for error messages, e.g. "encoder.layer.3.attention_ode"
-        self.gate = RungeKuttaGate(config.hidden_size) if config.ode_method in GATED_METHODS else None
+        self.stream, self.layer_index = stream, layer_index
+        method = config.ode_method
+        self.gate = RungeKuttaGate(config.hidden_size) if method in GATED_METHODS else None
+        learned_multistep = method in MULTISTEP and MULTISTEP[method].learned
+        self.coefficients = MultistepCoefficients(MULTISTEP[method].rows[-1]) if learned_multistep else None
+        self.ema = (
+            EmaCoefficient(PREDICTOR_CORRECTORS[method].alpha) if method in PREDICTOR_CORRECTORS else None
+        )
         # The continuous-depth block integrates over num_hidden_layers units of depth, ode_steps steps each.
         self.depth_units = config.num_hidden_layers if config.continuous_depth else 1
 
@@ -334,44 +392,72 @@ class OdeBlock(nn.Module):
         y: torch.Tensor,
         duration: float = 1.0,
         attention_mask: torch.Tensor | None = None,
+        histories: StreamHistories | None = None,
     ) -> tuple[torch.Tensor, SolverStats]:
         """``field``: ``F(t, y)``; where it is an ``nn.Module``, the adjoint differentiates its parameters.
-        ``attention_mask``: the attention layers' mask, from which torchode learns where the padding is."""
+        ``duration``: in units of depth (1, or 1/2 for a Strang half step). ``attention_mask``: the attention
+        layers' mask, from which torchode learns where the padding is."""
         settings = SolverSettings.from_config(self.config, self.depth_units)
-        stage_weights = self._stage_weights(settings.method)
-        problem = OdeProblem(field, y, duration, self.block_name, attention_mask, stage_weights)
+        method = settings.method
+        multistep = method in MULTISTEP or method in PREDICTOR_CORRECTORS
+        reads_history = multistep and histories is not None
+        history = histories.before(self.stream, self.layer_index) if reads_history else NO_HISTORY
+        problem = OdeProblem(
+            field,
+            y,
+            duration * settings.interval,
+            self.block_name,
+            attention_mask,
+            self._stage_weights(method),
+            history,
+            self._coefficients(method),
+        )
         if settings.checkpointing == "none" or not torch.is_grad_enabled():
-            return solve(problem, settings)
-        if settings.checkpointing == "stage":
-            return solve(replace(problem, field=_StageCheckpointed(field)), settings)
-        return _solve_block_checkpointed(problem, settings)
+            solution = solve(problem, settings)
+        elif settings.checkpointing == "stage":
+            solution = solve(replace(problem, field=_StageCheckpointed(field)), settings)
+        else:
+            solution = _solve_block_checkpointed(problem, settings)
+        if reads_history:
+            histories.record(self.stream, self.layer_index, solution.history)
+        return solution.y, solution.stats
 
     def _stage_weights(self, method: str) -> RungeKuttaGate | None:
         if method not in GATED_METHODS:
             return None
-        if self.gate is None:
+        return self._learned(method, self.gate, "gates")
+
+    def _coefficients(self, method: str) -> torch.Tensor | None:
+        if method in MULTISTEP and MULTISTEP[method].learned:
+            return self._learned(method, self.coefficients, "multistep coefficients").weight
+        if method in PREDICTOR_CORRECTORS:
+            return self._learned(method, self.ema, "EMA coefficients").alpha[0]
+        return None
+
+    def _learned(self, method: str, module: nn.Module | None, what: str) -> nn.Module:
+        if module is None:
             raise ValueError(
-                f"ode_method={method!r} needs the learned gates, but this model was built with another "
-                "method; "
-                "build (or convert) the model with ode_method='rk2-gated'"
+                f"ode_method={method!r} needs the learned {what}, but this model was built with another "
+                f"method; build (or convert) the model with ode_method={method!r}"
             )
-        return self.gate
+        return module
 
 
-def _solve_block_checkpointed(
-    problem: OdeProblem, settings: SolverSettings
-) -> tuple[torch.Tensor, SolverStats]:
-    """``ode_checkpointing="block"``: only the block's input is kept; the backward pass re-runs the whole
-    solve."""
-    first_run: list[SolverStats] = []  # the backward pass's re-run reports again; report the forward one
+def _solve_block_checkpointed(problem: OdeProblem, settings: SolverSettings) -> Solution:
+    """``ode_checkpointing="block"``: only the block's input (and its stream's history) is kept; the backward
+    pass re-runs the whole solve."""
+    first_run: list[Solution] = []  # the backward pass's re-run reports again; report the forward one
 
-    def run(y0: torch.Tensor) -> torch.Tensor:
-        y1, stats = solve(replace(problem, y0=y0), settings)
+    def run(y0: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        history = replace(problem.history, evaluations=past)
+        solution = solve(replace(problem, y0=y0, history=history), settings)
         if not first_run:
-            first_run.append(stats)
-        return y1
+            first_run.append(solution)
+        return (solution.y, *solution.history.evaluations)
 
-    return checkpoint(run, problem.y0, use_reentrant=False), first_run[0]
+    y1, *evaluations = checkpoint(run, problem.y0, *problem.history.evaluations, use_reentrant=False)
+    stats, history = first_run[0].stats, first_run[0].history
+    return Solution(y1, stats, replace(history, evaluations=tuple(evaluations)))
 
 
 class _StageCheckpointed(nn.Module):
@@ -419,21 +505,29 @@ class BertOdeLayer(GradientCheckpointingLayer):
         self.attention_map = BertOdeAttentionMap()
         self.intermediate = BertOdeIntermediate(config, ffn_size)
         self.output = BertOdeOutput(config, ffn_size)
-        prefix = f"encoder.layer.{layer_idx}."
+        prefix, index = f"encoder.layer.{layer_idx}.", layer_idx or 0
         if config.ode_scope == "sublayer":
             if strang:
-                self.macaron_ode = OdeBlock(config, prefix + "macaron_ode")
-            self.attention_ode = OdeBlock(config, prefix + "attention_ode")
-            self.ffn_ode = OdeBlock(config, prefix + "ffn_ode")
+                self.macaron_ode = OdeBlock(config, prefix + "macaron_ode", "macaron", index)
+            self.attention_ode = OdeBlock(config, prefix + "attention_ode", "attention", index)
+            self.ffn_ode = OdeBlock(config, prefix + "ffn_ode", "ffn", index)
         else:
-            self.layer_ode = OdeBlock(config, prefix + "layer_ode")
+            self.layer_ode = OdeBlock(config, prefix + "layer_ode", "layer", index)
         # continuous_depth: this one layer is the field over all depths; it needs to know which depth it is
         # at.
         self.time_embedding = BertOdeTimeEmbedding(config) if config.continuous_depth else None
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        histories: StreamHistories | None = None,
+        **kwargs,
     ) -> tuple[torch.Tensor, tuple[SolverStats, ...]]:
+        """``histories``: the multistep streams' histories of this forward pass (``BertOdeEncoder`` passes
+        one); without it a multistep layer starts its streams afresh."""
+        if histories is not None:
+            self._check_checkpointing_keeps_history_gradients()
         sublayers = self._sublayers(attention_mask, kwargs)
         attention_field = next(s.field for s in sublayers if isinstance(s.field, AttentionField))
         if self.config.ode_scope == "layer":
@@ -442,7 +536,7 @@ class BertOdeLayer(GradientCheckpointingLayer):
         stats = []
         for sublayer, block in zip(sublayers, self._blocks(), strict=True):
             hidden_states, block_stats = block(
-                sublayer.field, hidden_states, sublayer.duration, attention_mask
+                sublayer.field, hidden_states, sublayer.duration, attention_mask, histories
             )
             if post_norm:
                 hidden_states = sublayer.norm(hidden_states)
@@ -451,6 +545,21 @@ class BertOdeLayer(GradientCheckpointingLayer):
             # The layer's attention map: its first evaluation, at the block's input (BERT's map for Euler).
             self.attention_map(attention_field.first_map)
         return hidden_states, tuple(stats)
+
+    def _check_checkpointing_keeps_history_gradients(self) -> None:
+        """HF's reentrant layer checkpointing differentiates a layer's positional tensor inputs only; the
+        history a multistep stream carries between layers would lose its gradients."""
+        method = self.config.ode_method
+        if method not in MULTISTEP and method not in PREDICTOR_CORRECTORS:
+            return
+        checkpointing = getattr(self, "_gradient_checkpointing_func", None)
+        reentrant = getattr(checkpointing, "keywords", {}).get("use_reentrant", False)
+        if self.gradient_checkpointing and self.training and reentrant:
+            raise ValueError(
+                f"ode_method={method!r} carries vector-field evaluations from layer to layer, which "
+                "reentrant checkpointing cannot differentiate: use gradient_checkpointing_enable("
+                "gradient_checkpointing_kwargs={'use_reentrant': False}) (transformers' default)"
+            )
 
     def _sublayers(self, attention_mask, kwargs: dict) -> list[_Sublayer]:
         """In order: attention, feed-forward (Lie); or feed-forward half step, attention, feed-forward half
@@ -508,8 +617,9 @@ class BertOdeEncoder(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
         stats: list[SolverStats] = []
+        histories = StreamHistories()  # multistep methods: each stream's evaluations, from layer to layer
         for layer in self.layer:
-            hidden_states, layer_stats = layer(hidden_states, attention_mask, **kwargs)
+            hidden_states, layer_stats = layer(hidden_states, attention_mask, histories=histories, **kwargs)
             stats.extend(layer_stats)
         if self.LayerNorm is not None:
             hidden_states = self.LayerNorm(hidden_states)
@@ -569,6 +679,11 @@ class BertOdePreTrainedModel(PreTrainedModel):
             # tau(t) = 0: the continuous-depth field starts time-independent.
             init.zeros_(module.weight)
             init.zeros_(module.bias)
+        elif isinstance(module, MultistepCoefficients):
+            # ab2-learned: (1, 0), Euler, i.e. BERT's residual.
+            init.copy_(module.weight, torch.tensor(module.initial, dtype=module.weight.dtype))
+        elif isinstance(module, EmaCoefficient):
+            init.constant_(module.alpha, module.initial)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """``PreTrainedModel.save_pretrained``, with an ``auto_map`` naming every head: transformers writes
@@ -582,10 +697,21 @@ class BertOdePreTrainedModel(PreTrainedModel):
         """Builds this model from a HuggingFace BERT checkpoint (a path, a Hub name or a loaded BERT model).
 
         ``config_overrides`` set any config field, the ODE fields included. With none, the result computes
-        exactly what the BERT model computes. Parameters the checkpoint lacks (a task head, gates, a pre-norm
-        final LayerNorm) are freshly initialised; parameters of other heads are dropped.
+        exactly what the BERT model computes. Parameters the checkpoint lacks (a task head, gates, learned
+        multistep or EMA coefficients, a pre-norm final LayerNorm) are freshly initialised; parameters of
+        other heads are dropped.
+
+        Conversion is a tool of the installed package (``bert_ode.convert``), imported here when called: the
+        model code a checkpoint carries for ``trust_remote_code=True`` holds no conversion.
         """
-        return convert_bert(cls, checkpoint, **config_overrides)
+        try:
+            convert = importlib.import_module("bert_ode.convert")
+        except ImportError as error:
+            raise ImportError(
+                "from_bert converts with the bert-ode package (bert_ode.convert), which is not installed "
+                "here; the model code saved with a checkpoint does not carry conversion"
+            ) from error
+        return convert.convert_bert(cls, checkpoint, **config_overrides)
 
     @contextlib.contextmanager
     def ode_steps_as(self, steps: int):
@@ -875,5 +1001,8 @@ __all__ = [
     "BertOdeModel",
     "BertOdePreTrainedModel",
     "BertOdeTimeEmbedding",
+    "EmaCoefficient",
+    "MultistepCoefficients",
     "OdeBlock",
+    "StreamHistories",
 ]

@@ -1,11 +1,13 @@
 """How an ODE block is solved: frozen settings, one table of backends, one entry point.
 
 ``solve(problem, settings)`` integrates ``dy/dt = field(t, y)`` over ``[0, t1]``, ``y`` of shape
-``(batch, seq, hidden)``, and returns ``(y(t1), SolverStats)``. ``SolverSettings`` is built from the config's
-``ode_*`` fields at each call; the backend it names is an entry of ``BACKENDS``: the project's own fixed-step
-integrator (``"native"``, ``integrators.integrate_fixed``) or an adapter of torchdiffeq, torchode or torchdyn
-(adaptive steps, the adjoint, per-sample steps). The adapters count the field's evaluations and enforce
-``max_nfe``. What each backend offers, and why, is in ``docs/solvers.md``.
+``(batch, seq, hidden)``, and returns a ``Solution``: ``y(t1)``, ``SolverStats``, and the multistep history
+after the solve (empty for one-step methods). ``SolverSettings`` is built from the config's ``ode_*`` fields
+at each call; the backend it names is an entry of ``BACKENDS``: the project's own fixed-step integrator
+(``"native"``, ``integrators.integrate_steps``) or an adapter of torchdiffeq, torchode or torchdyn (adaptive
+steps, the adjoint, per-sample steps). Which backend runs which method is the torch-free table
+``methods.BACKEND_TABLE``; each entry here adds its solve function. The adapters count the field's evaluations
+and enforce ``max_nfe``. What each backend offers, and why, is in ``docs/solvers.md``.
 
 The libraries are optional, so each adapter imports its library inside ``try`` in the function that needs it
 (the only function-local imports of the model code): a checkpoint's copied model code then loads with
@@ -17,15 +19,31 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from .integrators import SolverStats, StageWeights, VectorField, integrate_fixed
-from .tableaux import TABLEAUX
+from .integrators import (
+    NO_HISTORY,
+    AdamsBashforthStep,
+    MultistepHistory,
+    PredictorCorrectorStep,
+    RungeKuttaStep,
+    SolverStats,
+    StageWeights,
+    StepRule,
+    VectorField,
+    integrate_steps,
+)
 
-ADAPTIVE_METHODS = ("dopri5", "bosh3", "tsit5", "adaptive_heun")
+# The method and backend tables are torch-free (the config reads them); ADJOINT_BACKENDS and BACKEND_METHODS
+# stay importable from here, where they were defined before.
+from .methods import ADAPTIVE_METHODS, BACKEND_TABLE, check_backend
+from .methods import ADJOINT_BACKENDS as ADJOINT_BACKENDS
+from .methods import BACKEND_METHODS as BACKEND_METHODS
+from .tableaux import MULTISTEP, PREDICTOR_CORRECTORS, TABLEAUX
+
 # The bound on one adaptive solve's evaluations when ode_max_nfe is unset, per unit of depth (a block spans
 # one; the continuous-depth block num_hidden_layers). Well-posed blocks need tens to a few hundred.
 ADAPTIVE_MAX_NFE_PER_UNIT = 2000
@@ -48,6 +66,7 @@ class SolverSettings:
     backend: str = "native"
     method: str = "euler"
     steps: int = 1  # fixed-step methods: equal steps over the whole interval [0, t1]
+    interval: float = 1.0  # the time one unit of depth spans (ode_interval)
     rtol: float = 1e-3
     atol: float = 1e-4
     adjoint: bool = False
@@ -65,6 +84,7 @@ class SolverSettings:
             backend=config.ode_backend,
             method=config.ode_method,
             steps=config.ode_steps * depth_units,
+            interval=config.ode_interval,
             rtol=config.ode_rtol,
             atol=config.ode_atol,
             adjoint=config.ode_adjoint,
@@ -91,55 +111,32 @@ class OdeProblem:
     block: str = "ODE block"  # named in errors, e.g. "encoder.layer.3.attention_ode"
     attention_mask: Any = None  # the attention layers' mask: torchode leaves padding out of its error norm
     stage_weights: StageWeights | None = None  # the gated RK2's learned weights (native backend)
+    # Multistep and predictor-corrector methods (native backend): the stream's earlier evaluations, and the
+    # block's learned coefficients (ab2-learned: its betas; pcformer: its EMA alpha).
+    history: MultistepHistory = NO_HISTORY
+    coefficients: torch.Tensor | None = None
+
+
+class Solution(NamedTuple):
+    y: torch.Tensor  # the state at t1
+    stats: SolverStats
+    history: MultistepHistory = NO_HISTORY  # after the solve (multistep and predictor-corrector methods)
 
 
 @dataclass(frozen=True)
 class Backend:
-    """One way to integrate a block: the methods it runs and its solve function."""
+    """One way to integrate a block: the methods it runs (``methods.BACKEND_TABLE``) and its solve function,
+    which returns ``(y, stats)`` or a ``Solution``."""
 
     methods: Mapping[str, str]  # our method name -> the backend's name for the *same* scheme
-    solve: Callable[[OdeProblem, SolverSettings, str], tuple[torch.Tensor, SolverStats]]
-    adjoint: bool = False  # whether ode_adjoint=True is wired up
-    why_no_adjoint: str = ""
+    solve: Callable[[OdeProblem, SolverSettings, str], tuple]
 
 
-def solve(problem: OdeProblem, settings: SolverSettings) -> tuple[torch.Tensor, SolverStats]:
+def solve(problem: OdeProblem, settings: SolverSettings) -> Solution:
     """Integrates ``problem`` as ``settings`` say, with the backend they name."""
     check_backend(settings.backend, settings.method, settings.adjoint, where=problem.block)
     backend = BACKENDS[settings.backend]
-    return backend.solve(problem, settings, backend.methods[settings.method])
-
-
-def check_backend(backend: str, method: str, adjoint: bool = False, where: str = "") -> None:
-    """Raises a ValueError naming the fields unless ``backend`` runs ``method`` (and its adjoint, if asked
-    for)."""
-    prefix = f"{where}: " if where else ""
-    methods = BACKENDS[backend].methods
-    if method not in methods:
-        runners = [name for name, entry in BACKENDS.items() if method in entry.methods]
-        raise ValueError(
-            f"{prefix}ode_method={method!r} is not run by ode_backend={backend!r}; that backend runs: "
-            f"{_names(methods)} (ode_method={method!r} runs with ode_backend {_names(runners) or 'none'})"
-        )
-    if adjoint and method not in ADAPTIVE_METHODS:
-        # The continuous adjoint rebuilds the forward trajectory by integrating backwards; with a fixed step
-        # that is not the forward trajectory (one Euler step rebuilds y0 as y1 - F(y1)), so the gradients
-        # would be those of another function. Checkpointing gives exact gradients of the fixed-step scheme.
-        raise ValueError(
-            f"{prefix}ode_adjoint=True needs an adaptive ode_method ({_names(ADAPTIVE_METHODS)}), not "
-            f"{method!r}: with fixed steps the adjoint's backward solve does not retrace the forward one and "
-            "its gradients are wrong; for less memory with fixed steps use ode_checkpointing='block' or "
-            "'stage' (exact gradients)"
-        )
-    if adjoint and not BACKENDS[backend].adjoint:
-        raise ValueError(
-            f"{prefix}ode_adjoint=True is supported with ode_backend in {_names(ADJOINT_BACKENDS)}, not "
-            f"{backend!r} ({BACKENDS[backend].why_no_adjoint})"
-        )
-
-
-def _names(values) -> str:
-    return ", ".join(map(repr, values))
+    return Solution(*backend.solve(problem, settings, backend.methods[settings.method]))
 
 
 def _parameters(field: VectorField) -> tuple[torch.Tensor, ...]:
@@ -148,22 +145,30 @@ def _parameters(field: VectorField) -> tuple[torch.Tensor, ...]:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# native: the project's own fixed-step Runge-Kutta (every tableau of ``tableaux.TABLEAUX``); the fast path.
+# native: the project's own fixed-step integrator (every scheme of ``tableaux``); the fast path.
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _solve_native(
-    problem: OdeProblem, settings: SolverSettings, name: str
-) -> tuple[torch.Tensor, SolverStats]:
-    tableau = TABLEAUX[name]
-    if settings.max_nfe is not None and settings.steps * tableau.stages > settings.max_nfe:
+def _solve_native(problem: OdeProblem, settings: SolverSettings, name: str) -> Solution:
+    rule = _step_rule(problem, name)
+    if settings.max_nfe is not None and settings.steps * rule.evaluations > settings.max_nfe:
         raise MaxNfeExceeded(
-            f"{problem.block}: {settings.steps} steps of {name!r} need {settings.steps * tableau.stages} "
+            f"{problem.block}: {settings.steps} steps of {name!r} need {settings.steps * rule.evaluations} "
             f"vector-field evaluations, more than ode_max_nfe={settings.max_nfe}"
         )
-    return integrate_fixed(
-        problem.field, problem.y0, 0.0, problem.t1, settings.steps, tableau, problem.stage_weights
+    return Solution(
+        *integrate_steps(problem.field, problem.y0, 0.0, problem.t1, settings.steps, rule, problem.history)
     )
+
+
+def _step_rule(problem: OdeProblem, name: str) -> StepRule:
+    if name in MULTISTEP:
+        return AdamsBashforthStep(MULTISTEP[name], problem.coefficients)
+    if name in PREDICTOR_CORRECTORS:
+        scheme = PREDICTOR_CORRECTORS[name]
+        alpha = scheme.alpha if problem.coefficients is None else problem.coefficients
+        return PredictorCorrectorStep(scheme, alpha)
+    return RungeKuttaStep(TABLEAUX[name], problem.stage_weights)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -473,48 +478,15 @@ class _TorchdynField(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# The backends. A method is offered where a backend runs the *same* scheme as ours, even where a library has a
-# different scheme of that name (torchdiffeq's "rk4" is the 3/8 rule, and its "heun3" is not Kutta's rk3).
+# The backends: each entry of the torch-free ``methods.BACKEND_TABLE`` with its solve function.
 # ------------------------------------------------------------------------------------------------------------
 
-BACKENDS: dict[str, Backend] = {
-    "native": Backend(
-        {name: name for name in TABLEAUX},
-        _solve_native,
-        why_no_adjoint=(
-            "the native integrator backpropagates through its steps; ode_checkpointing saves memory"
-        ),
-    ),
-    "torchdiffeq": Backend(
-        {
-            "euler": "euler",
-            "midpoint": "midpoint",
-            "heun": "heun2",
-            "dopri5": "dopri5",
-            "bosh3": "bosh3",
-            "adaptive_heun": "adaptive_heun",
-        },
-        _solve_torchdiffeq,
-        adjoint=True,
-    ),
-    # The names are torchode's step classes. Its Heun carries an embedded Euler error estimate: with a fixed
-    # step it is "heun", with the integral controller it is the Heun-Euler pair that torchdiffeq calls
-    # "adaptive_heun".
-    "torchode": Backend(
-        {"euler": "Euler", "heun": "Heun", "adaptive_heun": "Heun", "dopri5": "Dopri5", "tsit5": "Tsit5"},
-        _solve_torchode,
-        # torchode's BacksolveAdjoint vmaps a per-sample VJP through ``functional_call`` of one module and
-        # keeps a per-sample copy of every parameter gradient (batch x parameters of memory).
-        why_no_adjoint="torchode's backsolve adjoint keeps per-sample parameter gradients",
-    ),
-    "torchdyn": Backend(
-        {"euler": "euler", "midpoint": "midpoint", "rk4": "rk4", "dopri5": "dopri5", "tsit5": "tsit5"},
-        _solve_torchdyn,
-        adjoint=True,
-    ),
+_SOLVE_FUNCTIONS = {
+    "native": _solve_native,
+    "torchdiffeq": _solve_torchdiffeq,
+    "torchode": _solve_torchode,
+    "torchdyn": _solve_torchdyn,
 }
-ADJOINT_BACKENDS = tuple(name for name, backend in BACKENDS.items() if backend.adjoint)
-# The library backends' tables: what the tests and benchmarks compare with the native integrator.
-BACKEND_METHODS: dict[str, dict[str, str]] = {
-    name: dict(backend.methods) for name, backend in BACKENDS.items() if name != "native"
+BACKENDS: dict[str, Backend] = {
+    name: Backend(entry.methods, _SOLVE_FUNCTIONS[name]) for name, entry in BACKEND_TABLE.items()
 }

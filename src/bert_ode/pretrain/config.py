@@ -90,14 +90,18 @@ class TrainConfig:
     betas: list[float] = bounded(low=0, high=1, high_open=True, default_factory=lambda: [0.9, 0.98])
     eps: float = bounded(1e-6, low=0, low_open=True)
     weight_decay: float = bounded(0.01, low=0)
-    schedule: Literal["triangle", "cosine", "constant"] = (
-        "triangle"  # triangle: one-cycle, linear up and down to 0
-    )
+    # triangle: one-cycle, linear up and down to 0; wsd: warmup-stable-decay (the peak rate, then a linear
+    # cooldown over the last cooldown_fraction of the budget); constant: the peak rate after the warmup.
+    schedule: Literal["triangle", "cosine", "constant", "wsd"] = "triangle"
     warmup_fraction: float = bounded(0.1, low=0, high=1, high_open=True)
+    warmup_tokens: int | None = bounded(None, low=1)  # the warmup in tokens (overrides warmup_fraction)
+    cooldown_fraction: float = bounded(0.2, low=0, high=1, low_open=True)  # wsd: the share of the budget
     max_grad_norm: float | None = bounded(0.5, low=0)  # 0 or None: no clipping
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 where the hardware has it
     eval_every: int = bounded(200, low=0)  # optimizer steps; 0 = only at the end
     eval_blocks: int = bounded(256, low=1)  # validation blocks per evaluation (at most)
+    # validation blocks probed at each evaluation (token cosine, attention entropy: probes.jsonl); 0: none
+    probe_blocks: int = bounded(0, low=0)
     save_every: int = bounded(500, low=0)  # optimizer steps; 0 = only at the end
     keep_checkpoints: int = bounded(2, low=1)
     log_every: int = bounded(10, low=1)
@@ -163,6 +167,8 @@ class PretrainConfig:
             raise ValueError("data.files is empty; name at least one file or folder (or leave it unset)")
         if train.budget_tokens is None and train.budget_minutes is None and train.max_steps is None:
             raise ValueError("set a budget: train.budget_tokens, train.budget_minutes or train.max_steps")
+        if train.warmup_tokens is not None and train.budget_tokens is None and train.max_steps is None:
+            raise ValueError("train.warmup_tokens needs a budget in tokens or steps, not a wall-clock one")
         max_positions = self.model_fields().get("max_position_embeddings")
         if max_positions is not None and self.data.seq_len > max_positions:
             raise ValueError(

@@ -37,6 +37,7 @@ from ..utils.config_io import load_yaml
 from ..utils.device import ComputeInfo, autocast, make_accelerator, resolve_attention, resolve_precision
 from ..utils.records import Record
 from .checkpointing import (
+    damage,
     latest_checkpoint,
     load_training_state,
     save_checkpoint,
@@ -48,6 +49,7 @@ from .config import PretrainConfig, load_config, model_config, save_config
 from .data import PretrainData, prepare_data, seed_for
 from .log import MetricsWindow, RunLogger
 from .mlm_loss import SparseMlmLoss
+from .probes import append_probe, probe, truncate_probes
 from .run_lock import RunLock
 from .schedule import Budget, lr_factor
 
@@ -58,6 +60,9 @@ __all__ = [
     "pretrain",
     "validation_loss",
 ]
+
+
+PROBES_FILE = "probes.jsonl"
 
 
 class NonFiniteLoss(ValueError):
@@ -214,6 +219,7 @@ class PretrainLoop:
         self.samples_per_micro = self.train.batch_size * accelerator.num_processes
         self.tokens_per_step = self.samples_per_micro * self.train.grad_accum * setup.config.data.seq_len
         self.budget = Budget.from_config(self.train, self.tokens_per_step)
+        self.warmup_fraction = self.budget.warmup_fraction(self.train, self.tokens_per_step)
         self.stream = setup.data.training_blocks(self.train.seed)
         if state.get("streams"):  # a streamed run: this process's position in its shard
             if len(state["streams"]) != accelerator.num_processes:
@@ -279,7 +285,9 @@ class PretrainLoop:
         """One optimizer step over ``grad_accum`` micro-batches; returns its learning rate and seconds."""
         started = time.perf_counter()
         accelerator, train = self.setup.accelerator, self.train
-        lr = train.lr * lr_factor(train.schedule, self.progress(), train.warmup_fraction)
+        lr = train.lr * lr_factor(
+            train.schedule, self.progress(), self.warmup_fraction, train.cooldown_fraction
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         step_loss = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
@@ -328,6 +336,10 @@ class PretrainLoop:
         if evaluate_now and len(validation):
             unwrapped = self.setup.accelerator.unwrap_model(self.loss_module)
             self.val_loss, self.val_ppl = mlm_validation_loss(unwrapped, self.setup, validation)
+            if train.probe_blocks and self.main:
+                blocks = validation[: train.probe_blocks].to(self.setup.accelerator.device)
+                point = probe(self.unwrapped_model(), blocks, self.step, self.step * self.tokens_per_step)
+                append_probe(self.setup.output_dir / PROBES_FILE, point)
         if not (self.step % train.log_every == 0 or evaluate_now):
             return
         window = self.window
@@ -409,6 +421,7 @@ def pretrain(
     config: PretrainConfig | str | os.PathLike | None = None,
     overrides: dict | None = None,
     resume: bool = False,
+    branch_from: str | os.PathLike | None = None,
 ) -> PretrainResult:
     """Pretrains a BertOdeForMaskedLM by masked language modelling.
 
@@ -418,6 +431,10 @@ def pretrain(
         overrides: dotted keys applied on top, e.g. ``{"model.ode_method": "rk4", "train.lr": 5e-4}``.
         resume: continue from the latest complete checkpoint in ``train.output_dir`` (data order, masks,
             optimizer and schedule included); without one, start afresh.
+        branch_from: a checkpoint of another run (``RUN/checkpoints/step-N``) to go on from, into this run's
+            own ``train.output_dir``, with this config: the same run in everything but how long it lasts and
+            its schedule (``BRANCH_CHANGES``), e.g. a ``wsd`` cooldown off a ``constant`` run. Once the branch
+            has its own checkpoints it resumes from them.
 
     Returns a ``PretrainResult``; the run's folder holds ``final/`` (model + tokenizer), ``checkpoints/``,
     ``log.csv``, ``tensorboard/`` and ``pretrain_config.yaml``.
@@ -435,7 +452,7 @@ def pretrain(
     accelerator = make_accelerator(log_with=trackers, project_dir=output_dir)
     # One run per output folder; the main process holds the lock for all of them.
     with _locked_by_main_process(output_dir, accelerator):
-        return _run(config, output_dir, resume, accelerator)
+        return _run(config, output_dir, resume, accelerator, branch_from)
 
 
 @contextlib.contextmanager
@@ -459,14 +476,20 @@ def _locked_by_main_process(output_dir: Path, accelerator: Accelerator):
             lock.__exit__(None, None, None)
 
 
-def _run(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: Accelerator) -> PretrainResult:
-    resume_from = _start(config, output_dir, resume, accelerator)
+def _run(
+    config: PretrainConfig, output_dir: Path, resume: bool, accelerator: Accelerator, branch_from=None
+) -> PretrainResult:
+    if branch_from is not None and latest_checkpoint(output_dir) is None:
+        resume_from = _start_branch(config, output_dir, Path(branch_from), accelerator)
+    else:
+        resume_from = _start(config, output_dir, resume or branch_from is not None, accelerator)
     setup = RunSetup.create(config, output_dir, accelerator)
     loop = PretrainLoop(setup, resume_from)
     if loop.main:
         _announce(setup, loop)
         # The run summary beside log.csv: how this (part of the) run computed.
         setup.compute.write_json(output_dir / "compute.json")
+        truncate_probes(output_dir / PROBES_FILE, loop.step)  # a resumed run logs the steps past it again
     logger = RunLogger(
         output_dir,
         loop.step,
@@ -546,6 +569,23 @@ def _start(config: PretrainConfig, output_dir: Path, resume: bool, accelerator: 
     return latest if resume else None
 
 
+def _start_branch(config: PretrainConfig, output_dir: Path, source: Path, accelerator: Accelerator) -> Path:
+    """The checkpoint a branch starts from, checked: complete, undamaged, and of the same run but for
+    ``BRANCH_CHANGES``."""
+    problem = damage(source) if source.is_dir() else f"{source} is not a checkpoint folder"
+    if problem is not None:
+        raise ValueError(f"branch_from: {problem}")
+    saved = load_training_state(source).get("config")
+    if not isinstance(saved, dict):
+        raise ValueError(f"branch_from: {source} holds no run config to check the branch against")
+    _check_resumable(saved, config, source, allowed=RESUMABLE_CHANGES | BRANCH_CHANGES, what="a branch")
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir / "pretrain_config.yaml")
+    accelerator.wait_for_everyone()
+    return source
+
+
 # What a resumed run may change: how long it runs and how it reports, not what or how it learns.
 RESUMABLE_CHANGES = {
     f"train.{name}"
@@ -563,9 +603,13 @@ RESUMABLE_CHANGES = {
         "report_to",
         "compile",
         "attn_implementation",
+        "probe_blocks",
         "output_dir",
     )
 }
+
+# What a branch may change besides: its schedule (a wsd cooldown off a constant-rate run), not the warmup.
+BRANCH_CHANGES = {"train.schedule", "train.cooldown_fraction"}
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:
@@ -583,8 +627,10 @@ def _effective(config: PretrainConfig) -> dict:
     return _flatten({**config.to_dict(), "model": config.model_fields()})
 
 
-def _check_resumable(saved: dict, config: PretrainConfig, output_dir: Path) -> None:
-    """Refuses a resume whose config differs from the run's own in anything but ``RESUMABLE_CHANGES``: the
+def _check_resumable(
+    saved: dict, config: PretrainConfig, output_dir: Path, allowed=RESUMABLE_CHANGES, what: str = "--resume"
+) -> None:
+    """Refuses a resume whose config differs from the run's own in anything but ``allowed``: the
     checkpoint's model, data order and tokenizer would silently stay the old ones."""
     old, new = _effective(PretrainConfig().with_overrides(saved)), _effective(config)
     for key in set(old) ^ set(
@@ -597,12 +643,12 @@ def _check_resumable(saved: dict, config: PretrainConfig, output_dir: Path) -> N
     changed = [
         f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
         for key in sorted(set(old) | set(new))
-        if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES
+        if old.get(key) != new.get(key) and key not in allowed
     ]
     if changed:
         raise ValueError(
-            f"--resume of {output_dir} with another config: {'; '.join(changed)}. A resume may change only "
-            f"{', '.join(sorted(RESUMABLE_CHANGES))}; start a new run (another train.output_dir) for the rest"
+            f"{what} of {output_dir} with another config: {'; '.join(changed)}. It may change only "
+            f"{', '.join(sorted(allowed))}; start a new run (another train.output_dir) for the rest"
         )
 
 

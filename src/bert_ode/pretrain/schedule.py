@@ -6,13 +6,24 @@ import math
 from dataclasses import dataclass
 
 
-def lr_factor(schedule: str, progress: float, warmup_fraction: float) -> float:
-    """Multiplier of the peak learning rate at ``progress`` in [0, 1] of the budget."""
+def lr_factor(
+    schedule: str, progress: float, warmup_fraction: float, cooldown_fraction: float = 0.2
+) -> float:
+    """Multiplier of the peak learning rate at ``progress`` in [0, 1] of the budget.
+
+    ``wsd`` (warmup-stable-decay; Hägele et al., NeurIPS 2024): the peak rate from the warmup's end until
+    the last ``cooldown_fraction`` of the budget, then linearly down to 0. Up to its cooldown it is the
+    ``constant`` schedule with the same warmup, so a cooldown branched off a constant-rate run at that point
+    (``pretrain(..., branch_from=...)``) is the run this schedule would have made from the start: one
+    constant-rate run gives every budget.
+    """
     progress = min(max(progress, 0.0), 1.0)
     if warmup_fraction > 0 and progress < warmup_fraction:
         return progress / warmup_fraction
     if schedule == "constant":
         return 1.0
+    if schedule == "wsd":
+        return 1.0 if progress < 1 - cooldown_fraction else (1.0 - progress) / cooldown_fraction
     rest = (progress - warmup_fraction) / (1 - warmup_fraction)
     if schedule == "triangle":
         return 1.0 - rest
@@ -36,6 +47,13 @@ class Budget:
         else:
             steps = None  # a wall-clock budget alone
         return cls(steps, train.budget_minutes * 60 if train.budget_minutes else None)
+
+    def warmup_fraction(self, train, tokens_per_step: int) -> float:
+        """The warmup as a fraction of this budget: ``train.warmup_tokens`` (the same warmup whatever the
+        budget, as runs of different lengths compared at one rate need) or ``train.warmup_fraction``."""
+        if train.warmup_tokens is None:
+            return train.warmup_fraction
+        return min(1.0, train.warmup_tokens / (self.total_steps * tokens_per_step))
 
     def progress(self, step: int, seconds: float) -> float:
         """The fraction of the budget spent; >= 1 means the run is over."""

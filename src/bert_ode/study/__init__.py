@@ -2,13 +2,25 @@
 fine-tuning wings as units and reads their records.
 
 ``config`` (``StudyConfig``: the recipe resolved once into typed configs, variants, seeds, budgets),
-``runner`` (``compare``: the units, FLOP counts, resume by record file), ``records`` (per-unit records and
+``runner`` (the units, FLOP counts, resume by record file), ``cooldowns`` (a warmup-stable-decay
+study's units), ``compare`` (run, then report), ``records`` (per-unit records and
 summaries), ``statistics`` (over seeds, paired differences, scaling), ``verdicts``, ``scaling``,
 ``baselines`` (majority and TF-IDF), ``report`` / ``report_markdown`` / ``plots`` (the report on disk).
 """
 
+from .compare import compare
 from .config import StudyConfig, Variant, WarmStart, load_study
+from .cooldowns import CooldownStudy
 from .report import write_report
-from .runner import Study, compare
+from .runner import Study
 
-__all__ = ["Study", "StudyConfig", "Variant", "WarmStart", "compare", "load_study", "write_report"]
+__all__ = [
+    "CooldownStudy",
+    "Study",
+    "StudyConfig",
+    "Variant",
+    "WarmStart",
+    "compare",
+    "load_study",
+    "write_report",
+]

@@ -16,8 +16,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..finetune.config import FinetuneConfig
-from ..pretrain.config import PRESET_DIR, PretrainConfig, load_config
-from ..utils.config_io import bounded, check_bounds, check_output_dir, from_dict, load_yaml, merge, nest
+from ..pretrain.config import PRESET_DIR, PretrainConfig, TrainConfig, load_config
+from ..utils.config_io import (
+    bounded,
+    check_bounds,
+    check_output_dir,
+    from_dict,
+    load_yaml,
+    merge,
+    nest,
+    to_dict,
+)
 
 
 def _minilm_path() -> str:
@@ -50,12 +59,20 @@ class Variant:
             against a 2-evaluation RK2 model); the report then compares the two at equal compute.
         tokens_factor: this variant trains on ``tokens_factor`` x each budget (BERT on 2x the tokens is the
             other equal-compute match of a 2-evaluation scheme); needs ``budgets``.
+        train: ``TrainConfig`` fields for this variant alone (``{"lr": 2.0e-3}``: a sensitivity arm at half
+            the study's rate); the primary comparison leaves it empty, so that every arm trains alike.
+        cooldowns: a ``cooldowns`` study: this variant's cooldown budgets instead of the study's (BERT's run
+            goes twice as far, to be the equal-FLOPs partner of the 2-evaluation schemes).
+        escape: a ``cooldowns`` study: this variant also runs the study's ``escape_seeds``.
     """
 
     name: str
     model: dict[str, Any] = field(default_factory=dict)
     compute_match: str | None = None
     tokens_factor: float = 1.0
+    train: dict[str, Any] = field(default_factory=dict)
+    cooldowns: list[int] | None = bounded(None, low=1)
+    escape: bool = False
 
 
 @dataclass
@@ -118,6 +135,18 @@ class StudyConfig:
             runs all end on the word-frequency plateau cannot tell learning rates apart: sweep where the
             baseline has left it.
         warm_start: fine-tune converted pretrained BERTs too (``None``: no).
+        cooldowns: warmup-stable-decay budgets (tokens, the cooldown included). Set, the study runs one
+            constant-rate run per variant and seed and branches a cooldown off it at each budget
+            (``train.schedule: wsd`` over the last ``cooldown_fraction``); these replace ``budgets``, and the
+            records are ``ConstantRun`` (the whole constant-rate curve with its probes: the plateau escape is
+            read from it) and ``BranchUnit`` (one per cooldown).
+        cooldown_fraction: the share of each cooldown budget spent decaying the rate to 0.
+        finetune_at: the cooldown budgets whose models are fine-tuned (empty: none).
+        escape_seeds: more seeds for the variants marked ``escape``: their constant-rate run only, to
+            ``escape_tokens`` (the plateau escape and a margin), no cooldowns and no fine-tuning.
+        escape_tokens: how far the escape seeds run.
+        only, only_seeds: run only these variants' (seeds') units in this invocation: a part of a long study.
+            The report covers every finished record.
         precision: what every unit computes in, pretraining and fine-tuning alike (it replaces the recipes'
             own): ``auto`` (bf16 where the hardware multiplies it natively, else fp32), ``bf16`` or ``fp32``.
             Resolved once, when the study starts, and pinned in ``records/study.json``: a later part on a
@@ -140,6 +169,13 @@ class StudyConfig:
     sweep_budget: int | None = None
     warm_start: WarmStart | None = None
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    cooldowns: list[int] = bounded(default_factory=list, low=1)
+    cooldown_fraction: float = bounded(0.1, low=0, high=1, low_open=True, high_open=True)
+    finetune_at: list[int] = bounded(default_factory=list, low=1)
+    escape_seeds: list[int] = field(default_factory=list)
+    escape_tokens: int | None = bounded(None, low=1)
+    only: list[str] = field(default_factory=list)
+    only_seeds: list[int] = field(default_factory=list)
     runs_dir: str = "runs/compare"
     report_dir: str = "reports"
 
@@ -177,6 +213,7 @@ class StudyConfig:
         check_output_dir(Path(self.report_dir) / self.name, "report_dir")
         check_bounds(self)
         self._check_budgets()
+        self._check_cooldowns()
         self._check_finetune_sections()
         self._check_warm_start()
         recipes = self.recipes  # the recipes and the downstream protocol: unknown keys, types, values
@@ -213,6 +250,31 @@ class StudyConfig:
                 raise ValueError(
                     f"variant {variant.name!r}: compute_match={variant.compute_match!r} is not a variant"
                 )
+
+    def _check_cooldowns(self) -> None:
+        for variant in self.variants:
+            check_bounds(variant, f"variant {variant.name!r}")
+            if (variant.cooldowns or variant.escape) and not self.cooldowns:
+                raise ValueError(f"variant {variant.name!r}: cooldowns and escape need the study's cooldowns")
+        names = {variant.name for variant in self.variants}
+        names |= {variant.name for variant in (self.warm_start.variants if self.warm_start else [])}
+        if not set(self.only) <= names:
+            raise ValueError(f"only={self.only} names no variant of {sorted(names)}")
+        if not self.cooldowns:
+            if self.only or self.only_seeds:
+                raise ValueError("only and only_seeds select the units of a cooldowns study")
+            return
+        if self.budgets or self.sweep_lrs:
+            raise ValueError("cooldowns replace budgets and sweep_lrs: a cooldowns study sets neither")
+        every = set(self.cooldowns).union(*(v.cooldowns or [] for v in self.variants))
+        if not set(self.finetune_at) <= every:
+            raise ValueError(f"finetune_at={self.finetune_at} must be cooldown budgets ({sorted(every)})")
+        if self.escape_seeds and (self.escape_tokens is None or not any(v.escape for v in self.variants)):
+            raise ValueError("escape_seeds need escape_tokens and at least one variant with escape: true")
+
+    def cooldowns_of(self, variant: Variant) -> list[int]:
+        """The variant's cooldown budgets, in increasing order."""
+        return sorted(variant.cooldowns if variant.cooldowns is not None else self.cooldowns)
 
     def _check_budgets(self) -> None:
         if any(budget < 1 for budget in self.budgets) or len(set(self.budgets)) != len(self.budgets):
@@ -299,12 +361,41 @@ class StudyRecipes:
     ) -> PretrainConfig:
         """One pretraining run: the variant's model on the recipe, at ``budget`` tokens x the variant's
         ``tokens_factor`` and learning rate ``lr`` where given."""
-        train = replace(self.pretrain.train, seed=seed, output_dir=str(output_dir), progress_bar=progress)
+        train = from_dict(
+            TrainConfig, {**to_dict(self.pretrain.train), **variant.train}, f"{variant.name}.train"
+        )
+        train = replace(train, seed=seed, output_dir=str(output_dir), progress_bar=progress)
         if budget is not None:  # the token budget decides the schedule's length
             train = replace(train, budget_tokens=round(budget * variant.tokens_factor), max_steps=None)
         if lr is not None:
             train = replace(train, lr=lr)
         return _checked(replace(self.pretrain, model={**self.pretrain.model, **variant.model}, train=train))
+
+    def constant_run(
+        self, variant: Variant, seed: int, output_dir: str | os.PathLike, tokens: int, progress: bool = True
+    ) -> PretrainConfig:
+        """A ``cooldowns`` study's constant-rate run of ``variant``, up to ``tokens``: the recipe (its warmup
+        included) at a constant rate after the warmup. Run again with more tokens, it resumes."""
+        run = self.pretrain_run(variant, seed, output_dir, progress=progress)
+        train = replace(run.train, schedule="constant", budget_tokens=tokens, max_steps=None)
+        return _checked(replace(run, train=train))
+
+    def cooldown_run(
+        self,
+        variant: Variant,
+        seed: int,
+        output_dir: str | os.PathLike,
+        budget: int,
+        fraction: float,
+        progress: bool = True,
+    ) -> PretrainConfig:
+        """The warmup-stable-decay run of ``budget`` tokens whose cooldown is branched off the constant-rate
+        run (``pretrain(..., branch_from=...)``)."""
+        run = self.pretrain_run(variant, seed, output_dir, progress=progress)
+        train = replace(
+            run.train, schedule="wsd", cooldown_fraction=fraction, budget_tokens=budget, max_steps=None
+        )
+        return _checked(replace(run, train=train))
 
     def warm_run(
         self,

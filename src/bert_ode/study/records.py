@@ -16,6 +16,7 @@ from typing import Any
 
 from ..pretrain.config import PretrainConfig
 from ..pretrain.loop import ValidationLoss
+from ..pretrain.probes import ProbePoint
 from ..utils.device import ComputeInfo
 from ..utils.metrics import SeedStats
 from ..utils.records import Record
@@ -125,6 +126,49 @@ class SweepUnit(Record):
     train_flops: float
     config: PretrainConfig | None = None  # what it ran with (None: a record from before it was kept)
     compute: ComputeInfo | None = None  # how and where its pretraining computed (None: an older record)
+
+
+@dataclass(kw_only=True)
+class ConstantRun(Record):
+    """A ``cooldowns`` study's constant-rate run of one variant and seed: its whole validation curve and the
+    probes at each evaluation (the plateau escape is read from these), and what a token of it costs."""
+
+    kind: str = "constant"
+    variant: str
+    seed: int
+    model_overrides: dict[str, Any]
+    escape_only: bool  # an escape seed: run to ``escape_tokens``, no cooldowns
+    tokens: int
+    train_flops_per_token: float  # forward + backward, counted
+    train_seconds: float
+    tokens_per_second: float
+    unigram_entropy: float | None  # of the validation blocks
+    curve: list[CurvePoint]
+    probes: list[ProbePoint]
+    parameters: int
+    config: PretrainConfig | None = None
+    compute: ComputeInfo | None = None
+
+
+@dataclass(kw_only=True)
+class BranchUnit(Record):
+    """One cooldown branched off a constant-rate run: the model a warmup-stable-decay schedule of
+    ``budget_tokens`` gives, its validation loss (and at other step counts) and, where the study fine-tunes at
+    this budget, its downstream scores."""
+
+    kind: str = "branch"
+    variant: str
+    seed: int
+    budget_tokens: int
+    branched_at_tokens: int  # where the cooldown left the constant-rate run
+    val_loss: float
+    train_loss: float  # the mean training loss of the cooldown's last logging window
+    train_flops: float  # train_flops_per_token x budget_tokens
+    curve: list[CurvePoint]  # the cooldown's own evaluations
+    mlm_by_ode_steps: dict[str, ValidationLoss]
+    finetune: FinetuneScores | None = None
+    config: PretrainConfig | None = None
+    compute: ComputeInfo | None = None
 
 
 @dataclass(kw_only=True)
@@ -271,6 +315,8 @@ class StudySummary(Record):
 
 
 __all__ = [
+    "BranchUnit",
+    "ConstantRun",
     "CurvePoint",
     "EqualComputeVerdict",
     "FinetuneScores",
@@ -278,6 +324,7 @@ __all__ = [
     "PretrainUnit",
     "Scores",
     "Stats",
+    "StudyPin",
     "StudySummary",
     "UnitRecord",
     "WarmSummary",

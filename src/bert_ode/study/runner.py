@@ -14,13 +14,10 @@ import csv
 import json
 import os
 import platform
-import shutil
 import sys
-import time
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..finetune.protocol import finetune
@@ -29,7 +26,6 @@ from ..pretrain.data import load_training_corpus, train_run_tokenizer
 from ..pretrain.loop import PretrainResult, ValidationLoss, pretrain, validation_loss
 from ..pretrain.mlm_loss import SparseMlmLoss
 from ..solvers import ADAPTIVE_METHODS
-from ..utils.config_io import to_dict
 from ..utils.device import (
     ComputeInfo,
     cpu_capability,
@@ -39,9 +35,8 @@ from ..utils.device import (
     resolve_precision,
 )
 from .baselines import baseline_scores
-from .config import StudyConfig, Variant, load_study
+from .config import StudyConfig, Variant
 from .records import CurvePoint, FinetuneScores, PretrainUnit, StudyPin, SweepUnit, UnitRecord, WarmUnit
-from .report import write_report
 
 # ------------------------------------------------------------------------------------------------------------
 # Measuring one run
@@ -393,38 +388,4 @@ def machine_description() -> dict:
     }
 
 
-def compare(
-    config: StudyConfig | str = "smoke",
-    overrides: dict | None = None,
-    progress: bool = True,
-    command: str | None = None,
-) -> Path:
-    """Runs (or resumes) a study and writes its report; returns the report's folder."""
-    if not isinstance(config, StudyConfig):
-        config = load_study(config, overrides)
-    study = Study(config, progress=progress)
-    study.root.mkdir(parents=True, exist_ok=True)
-    (study.root / "study.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    started = time.time()
-    records = study.run()
-    downstream_baselines = study.downstream_baselines()
-    report_dir = Path(config.report_dir) / config.name
-    report_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(study.root / "study.yaml", report_dir / "study.yaml")
-    recipe = yaml.safe_dump(study.recipes.pretrain.to_dict(), sort_keys=False)
-    (report_dir / "pretrain_config.yaml").write_text(recipe)
-    write_report(
-        records,
-        config,
-        report_dir,
-        command=command or "bert-ode compare " + " ".join(sys.argv[2:]),
-        machine=machine_description(),
-        wall_seconds=time.time() - started,
-        failures=study.failures,
-        downstream_baselines=downstream_baselines,
-        sweeps=study.sweep_records(),
-    )
-    return report_dir
-
-
-__all__ = ["Study", "compare", "machine_description", "training_flops_per_token"]
+__all__ = ["Study", "machine_description", "training_flops_per_token"]

@@ -1,0 +1,159 @@
+"""A ``cooldowns`` study: one constant-rate run per variant and seed, cooldowns branched off it.
+
+Warmup-stable-decay (Hägele et al., NeurIPS 2024) gives every budget from one run: the constant-rate run
+is the schedule before its cooldown, so a cooldown of the last ``cooldown_fraction`` of a budget, branched off
+the constant-rate run's checkpoint where that cooldown begins, is the run a ``wsd`` schedule of that budget
+makes from the start (``tests/test_wsd.py``). A unit (one variant, one seed) runs the constant-rate run up to
+each branch point in turn, branches the cooldown there (a ``BranchUnit`` record, fine-tuned where the study
+says), and ends with the ``ConstantRun`` record: the whole constant-rate validation curve and its probes, from
+which the plateau escape is read. Escape seeds run the constant-rate run alone, to ``escape_tokens``.
+
+A unit interrupted mid-way resumes from its runs' checkpoints; its finished cooldowns are records and are not
+run again.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from accelerate import PartialState
+
+from ..modeling_bert_ode import BertOdeForMaskedLM
+from ..pretrain.checkpointing import checkpoint_dir
+from ..pretrain.loop import PROBES_FILE, PretrainResult, pretrain, validation_loss
+from ..pretrain.probes import read_probes
+from .config import Variant
+from .records import BranchUnit, ConstantRun, FinetuneScores
+from .runner import Study, mlm_by_ode_steps, read_curve, training_flops_per_token, unit_key
+
+
+class CooldownStudy(Study):
+    """The units of a ``cooldowns`` study; ``run`` returns the ``ConstantRun`` and ``BranchUnit`` records."""
+
+    def run(self) -> list:
+        self.pin_precision()
+        self.share_tokenizer_and_data()
+        config, units = self.config, []
+        for seed in config.seeds:
+            units += [(self.constant_unit, variant, (seed,)) for variant in self._running(config.variants)]
+        for seed in config.escape_seeds:
+            escaping = [v for v in config.variants if v.escape]
+            units += [(self.constant_unit, variant, (seed, True)) for variant in self._running(escaping)]
+        if config.warm_start is not None:
+            for seed in config.seeds:
+                warm = self._running(config.warm_start.variants)
+                units += [(self.warm_start_unit, variant, (seed,)) for variant in warm]
+        finished = self._run_units([unit for unit in units if self._selected_seed(unit[2][0])])
+        branches = [BranchUnit.read_json(path) for path in sorted(self.records_dir.glob("branch--*.json"))]
+        return [*finished, *branches]
+
+    def _running(self, variants: list[Variant]) -> list[Variant]:
+        return [v for v in variants if not self.config.only or v.name in self.config.only]
+
+    def _selected_seed(self, seed: int) -> bool:
+        return not self.config.only_seeds or seed in self.config.only_seeds
+
+    # -- the schedule's arithmetic -------------------------------------------------------------------------
+    @property
+    def tokens_per_step(self) -> int:
+        recipe = self.recipes.pretrain
+        processes = PartialState().num_processes
+        return recipe.train.batch_size * recipe.train.grad_accum * recipe.data.seq_len * processes
+
+    def branch_step(self, budget: int) -> int:
+        """The step where the cooldown of a ``budget``-token wsd run begins: the rate is the peak before it in
+        both runs, so branching there gives the wsd run itself."""
+        total = math.ceil(budget / self.tokens_per_step)
+        return math.floor((1 - self.config.cooldown_fraction) * total)
+
+    # -- units ---------------------------------------------------------------------------------------------
+    def constant_unit(self, variant: Variant, seed: int, escape_only: bool = False) -> ConstantRun:
+        key = unit_key(variant.name, seed)
+        done = self._finished(ConstantRun, key)
+        if done is not None:
+            return done
+        run_dir = self.root / "constant" / key.replace("--", "/")
+        result = None
+        if escape_only:
+            result = self._constant_to(variant, seed, run_dir, self.config.escape_tokens)
+        for budget in [] if escape_only else self.config.cooldowns_of(variant):
+            step = self.branch_step(budget)
+            result = self._constant_to(variant, seed, run_dir, step * self.tokens_per_step)
+            self.branch_unit(variant, seed, budget, checkpoint_dir(run_dir, step))
+        return self._write(self._constant_record(variant, seed, escape_only, run_dir, result), key)
+
+    def _constant_to(self, variant: Variant, seed: int, run_dir: Path, tokens: int) -> PretrainResult:
+        config = self.recipes.constant_run(variant, seed, run_dir, tokens, progress=self.progress)
+        print(
+            f"\n== compare: {variant.name} (seed {seed}) at a constant rate to {tokens:,} tokens",
+            file=sys.stderr,
+        )
+        return pretrain(config, resume=(run_dir / "checkpoints").is_dir())
+
+    def _constant_record(
+        self, variant: Variant, seed: int, escape_only: bool, run_dir: Path, result: PretrainResult
+    ) -> ConstantRun:
+        data = result.config.data
+        model = BertOdeForMaskedLM.from_pretrained(result.final_dir)
+        unigram = validation_loss(run_dir).unigram_entropy
+        return ConstantRun(
+            variant=variant.name,
+            seed=seed,
+            model_overrides=variant.model,
+            escape_only=escape_only,
+            tokens=result.tokens,
+            train_flops_per_token=training_flops_per_token(model, data.seq_len, data.mlm_probability),
+            train_seconds=result.train_seconds,
+            tokens_per_second=result.tokens_per_second,
+            unigram_entropy=unigram,
+            curve=read_curve(run_dir / "log.csv"),
+            probes=read_probes(run_dir / PROBES_FILE),
+            parameters=sum(p.numel() for p in model.parameters()),
+            config=result.config,
+            compute=result.compute,
+        )
+
+    def branch_unit(self, variant: Variant, seed: int, budget: int, source: Path) -> BranchUnit:
+        key = unit_key(variant.name, seed, budget)
+        done = self._finished(BranchUnit, key)
+        if done is not None:
+            return done
+        branch_dir = self.root / "branch" / key.replace("--", "/")
+        config = self.recipes.cooldown_run(
+            variant, seed, branch_dir, budget, self.config.cooldown_fraction, progress=self.progress
+        )
+        print(
+            f"\n== compare: {variant.name} (seed {seed}) cooling down to {budget:,} tokens", file=sys.stderr
+        )
+        result = pretrain(config, branch_from=source)
+        data = result.config.data
+        model = BertOdeForMaskedLM.from_pretrained(result.final_dir)
+        flops_per_token = training_flops_per_token(model, data.seq_len, data.mlm_probability)
+        evaluations = mlm_by_ode_steps(branch_dir, model, self.config.elasticity_steps)
+        trained = evaluations[str(model.config.ode_steps)]
+        tuned = None
+        if budget in self.config.finetune_at:
+            print(
+                f"== compare: fine-tuning {variant.name} (seed {seed}) at {budget:,} tokens", file=sys.stderr
+            )
+            tuned = FinetuneScores.of(self._finetune(str(result.final_dir), seed))
+        record = BranchUnit(
+            variant=variant.name,
+            seed=seed,
+            budget_tokens=budget,
+            branched_at_tokens=self.branch_step(budget) * self.tokens_per_step,
+            val_loss=trained.val_loss,
+            train_loss=result.train_loss,
+            train_flops=flops_per_token * result.tokens,
+            curve=read_curve(branch_dir / "log.csv"),
+            mlm_by_ode_steps=evaluations,
+            finetune=tuned,
+            config=result.config,
+            compute=result.compute,
+        )
+        return self._write(record, key)
+
+
+__all__ = ["CooldownStudy"]
