@@ -355,6 +355,7 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
         variants=[
             {"name": "bert", "cooldowns": [*budgets, 32768]},  # BERT twice as far
             {"name": "heun", "model": {"ode_method": "heun"}, "escape": True},
+            {"name": "bert-half-lr", "train": {"lr": 5.0e-3}, "cooldowns": []},  # a sensitivity arm
         ],
         cooldowns=budgets,
         cooldown_fraction=0.25,
@@ -371,7 +372,9 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
     records = json.loads((report_dir / "results.json").read_text())["records"]
     constant = {(r["variant"], r["seed"]): r for r in records if r["kind"] == "constant"}
     branches = {(r["variant"], r["budget_tokens"]): r for r in records if r["kind"] == "branch"}
-    assert set(constant) == {("bert", 0), ("heun", 0), ("heun", 1)}
+    assert set(constant) == {("bert", 0), ("heun", 0), ("heun", 1), ("bert-half-lr", 0)}
+    half = constant[("bert-half-lr", 0)]
+    assert half["escape_only"] and half["tokens"] == 4096 and half["config"]["train"]["lr"] == 5.0e-3
     assert set(branches) == {
         ("bert", 8192),
         ("bert", 16384),

@@ -271,6 +271,8 @@ class StudyConfig:
             raise ValueError(f"finetune_at={self.finetune_at} must be cooldown budgets ({sorted(every)})")
         if self.escape_seeds and (self.escape_tokens is None or not any(v.escape for v in self.variants)):
             raise ValueError("escape_seeds need escape_tokens and at least one variant with escape: true")
+        if self.escape_tokens is None and any(v.cooldowns == [] for v in self.variants):
+            raise ValueError("a variant without cooldowns runs to escape_tokens: set escape_tokens")
 
     def cooldowns_of(self, variant: Variant) -> list[int]:
         """The variant's cooldown budgets, in increasing order."""

@@ -75,14 +75,15 @@ class CooldownStudy(Study):
         if done is not None:
             return done
         run_dir = self.root / "constant" / key.replace("--", "/")
+        budgets = [] if escape_only else self.config.cooldowns_of(variant)
         result = None
-        if escape_only:
+        if not budgets:  # an escape seed, or an arm without cooldowns (a sensitivity or ablation arm)
             result = self._constant_to(variant, seed, run_dir, self.config.escape_tokens)
-        for budget in [] if escape_only else self.config.cooldowns_of(variant):
+        for budget in budgets:
             step = self.branch_step(budget)
             result = self._constant_to(variant, seed, run_dir, step * self.tokens_per_step)
             self.branch_unit(variant, seed, budget, checkpoint_dir(run_dir, step))
-        return self._write(self._constant_record(variant, seed, escape_only, run_dir, result), key)
+        return self._write(self._constant_record(variant, seed, not budgets, run_dir, result), key)
 
     def _constant_to(self, variant: Variant, seed: int, run_dir: Path, tokens: int) -> PretrainResult:
         config = self.recipes.constant_run(variant, seed, run_dir, tokens, progress=self.progress)

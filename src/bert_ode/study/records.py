@@ -137,7 +137,9 @@ class ConstantRun(Record):
     variant: str
     seed: int
     model_overrides: dict[str, Any]
-    escape_only: bool  # an escape seed: run to ``escape_tokens``, no cooldowns
+    escape_only: (
+        bool  # run to ``escape_tokens`` with no cooldowns: an escape seed, or an arm without cooldowns
+    )
     tokens: int
     train_flops_per_token: float  # forward + backward, counted
     train_seconds: float
