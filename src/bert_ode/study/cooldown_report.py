@@ -1,8 +1,6 @@
 """The report of a ``cooldowns`` study, from its records alone: when each constant-rate run left the plateau,
 and the validation loss of every cooldown endpoint, per seed (the drops are abrupt; means would smear them).
-
-``escape_tokens`` reads the plateau escape off a constant-rate curve: the tokens until the validation loss is
-first ``margin`` nats below the unigram entropy (``None``: not within the run, a censored observation).
+The statistics behind it are in ``escape.py``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,134 @@
+"""The statistics of a cooldowns study against hand counts: escape times as censored data (Kaplan-Meier
+median, log-rank), the compute multiplier read off BERT's curve without extrapolation, and the paired gaps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bert_ode.study.escape import (
+    bootstrap_interval,
+    constant_multipliers,
+    cooldown_multipliers,
+    escape_summaries,
+    escape_tokens,
+    flops_to_reach,
+    gaps,
+    km_median,
+    logrank_p,
+    loss_at,
+)
+from bert_ode.study.records import BranchUnit, ConstantRun, CurvePoint
+
+
+def _curve(losses, step_tokens=100):
+    return [
+        CurvePoint(step=i + 1, tokens=(i + 1) * step_tokens, elapsed_s=float(i), val_loss=loss)
+        for i, loss in enumerate(losses)
+    ]
+
+
+def _run(variant, seed, losses, flops_per_token=1.0, escape_only=False):
+    curve = _curve(losses)
+    return ConstantRun(
+        variant=variant,
+        seed=seed,
+        model_overrides={},
+        escape_only=escape_only,
+        tokens=curve[-1].tokens,
+        train_flops_per_token=flops_per_token,
+        train_seconds=1.0,
+        tokens_per_second=1.0,
+        unigram_entropy=6.0,
+        curve=curve,
+        probes=[],
+        parameters=1,
+    )
+
+
+def test_escape_is_the_first_evaluation_a_margin_below_unigram():
+    curve = _curve([6.2, 5.5, 4.9, 5.1, 3.9])
+    assert escape_tokens(curve, 6.0, 1.0) == 300  # 4.9 <= 5.0
+    assert escape_tokens(curve, 6.0, 2.0) == 500
+    assert escape_tokens(curve, 6.0, 3.0) is None
+
+
+def test_kaplan_meier_median_and_log_rank_by_hand():
+    # 3, 5, 7 escape; one run stops at 10 without: survival 3/4, 1/2, 1/4 -> the median is 5
+    assert km_median([3, 5, 7, None], [10, 10, 10, 10]) == 5
+    assert km_median([3, None, None, None], [10, 10, 10, 10]) is None  # fewer than half escaped
+    assert km_median([None, None], [10, 10]) is None
+    same = ([3, 5, 7, None], [10, 10, 10, 10])
+    assert logrank_p(same, same) == pytest.approx(1.0)
+    early, late = ([1, 2, 2, 3, 3, 4], [9] * 6), ([6, 7, 8, None, None, None], [9] * 6)
+    assert logrank_p(early, late) < 0.01
+
+
+def test_escape_summaries_compare_in_tokens_and_in_flops():
+    drop = [6.0, 5.6, 4.8, 4.0]
+    runs = [_run("bert", s, drop) for s in range(3)]
+    runs += [_run("heun", s, [6.0, 5.6, 5.4, 4.9], flops_per_token=2.0) for s in range(3)]
+    summaries = escape_summaries(runs, "bert", margin=1.0)
+    assert summaries["bert"].tokens == [300, 300, 300] and summaries["bert"].median_tokens == 300
+    heun = summaries["heun"]
+    assert heun.tokens == [400, 400, 400] and heun.escaped == 3
+    assert heun.logrank_p_tokens < 0.05 and heun.logrank_p_flops < heun.logrank_p_tokens + 1e-12
+
+
+def test_flops_to_reach_interpolates_log_linearly_and_never_extrapolates():
+    flops, losses = [100.0, 400.0], [6.0, 4.0]
+    assert flops_to_reach(5.0, flops, losses) == pytest.approx(200.0)  # halfway in log FLOPs
+    assert flops_to_reach(3.9, flops, losses) is None  # below the curve's lowest point
+    assert flops_to_reach(6.0, flops, losses) == pytest.approx(100.0)
+    assert loss_at(200.0, flops, losses) == pytest.approx(5.0)
+    assert loss_at(50.0, flops, losses) is None and loss_at(800.0, flops, losses) is None
+
+
+def test_a_variant_that_is_bert_at_twice_the_cost_is_worth_half_its_compute():
+    losses = [6.0, 5.5, 4.5, 4.0, 3.8, 3.6]
+    runs = [_run("bert", s, losses) for s in range(3)] + [_run("twice", s, losses, 2.0) for s in range(3)]
+    points = constant_multipliers(runs, "twice", "bert", after_tokens=200)
+    assert [p.tokens for p in points] == [300, 400, 500, 600]
+    assert all(p.mean == pytest.approx(0.5) and p.beyond_bert == 0 for p in points)
+    # A variant better than anything BERT reaches gets no multiplier there (beyond BERT's range), not a guess.
+    runs += [_run("better", s, [6.0, 5.5, 4.5, 4.0, 3.8, 3.0]) for s in range(3)]
+    last = constant_multipliers(runs, "better", "bert", after_tokens=500)[-1]
+    assert last.mean is None and last.beyond_bert == 3
+
+
+def _branch(variant, seed, budget, loss, flops_per_token=1.0):
+    return BranchUnit(
+        variant=variant,
+        seed=seed,
+        budget_tokens=budget,
+        branched_at_tokens=budget * 9 // 10,
+        val_loss=loss,
+        train_loss=loss,
+        train_flops=budget * flops_per_token,
+        curve=[],
+        mlm_by_ode_steps={},
+    )
+
+
+def test_cooldown_multipliers_and_gaps_at_equal_tokens_and_equal_flops():
+    branches = []
+    for seed, shift in enumerate([0.0, 0.1, -0.1]):
+        branches += [_branch("bert", seed, b, loss + shift) for b, loss in ((8, 5.0), (16, 4.0), (32, 3.5))]
+        branches += [_branch("heun", seed, b, loss + shift, 2.0) for b, loss in ((8, 4.5), (16, 3.5))]
+    (at8, at16) = gaps(branches, "heun", "bert")
+    assert at8.equal_tokens == pytest.approx([-0.5] * 3) and at16.equal_tokens == pytest.approx([-0.5] * 3)
+    # at equal FLOPs heun's 8M-token point (16 units of FLOPs) meets BERT's 16M point: 4.5 - 4.0
+    assert at8.equal_flops == pytest.approx([0.5] * 3) and at16.equal_flops == pytest.approx([0.0] * 3)
+    low, high = at8.equal_tokens_interval
+    assert low == pytest.approx(-0.5) and high == pytest.approx(-0.5)
+    multipliers = cooldown_multipliers(branches, "heun", "bert")
+    # heun's 4.5 at 16 FLOPs; BERT reaches 4.5 at sqrt(8 * 16) ~ 11.3 FLOPs (log-linear): 0.707
+    assert multipliers[0].mean == pytest.approx(math.sqrt(8 * 16) / 16)
+    assert multipliers[1].mean == pytest.approx(32 / 32)  # heun's 3.5 is BERT's at 32
+
+
+def test_the_bootstrap_interval_holds_the_geometric_mean():
+    low, high = bootstrap_interval([0.5, 1.0, 2.0, 1.0])
+    assert low < 1.0 < high
+    assert bootstrap_interval([2.0, 2.0]) == pytest.approx((2.0, 2.0))
