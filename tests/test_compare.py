@@ -394,9 +394,17 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
     ratio = constant[("heun", 0)]["train_flops_per_token"] / constant[("bert", 0)]["train_flops_per_token"]
     assert 1.5 < ratio < 2.1
     report = (report_dir / "report.md").read_text()
-    assert (
-        "## Leaving the plateau (constant-rate runs)" in report and "| `heun` | 1 (escape seed) |" in report
-    )
+    results = json.loads((report_dir / "results.json").read_text())
+    assert "## Leaving the plateau: escape times" in report and "## Compute multiplier" in report
+    assert results["escape"]["1"]["heun"]["seeds"] == [0, 1]  # the main seed and the escape seed
+    assert [g["budget_tokens"] for g in results["gaps"] if g["variant"] == "heun"] == budgets
+    for plot in (
+        "constant_vs_tokens.png",
+        "constant_vs_flops.png",
+        "escape_km_1nat.png",
+        "cooldown_endpoints.png",
+    ):
+        assert (report_dir / plot).stat().st_size > 1000 and f"]({plot})" in report
 
     # Run again: every unit is reused from its record, nothing is retrained.
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}

@@ -1,50 +1,129 @@
-"""The report of a ``cooldowns`` study, from its records alone: when each constant-rate run left the plateau,
-and the validation loss of every cooldown endpoint, per seed (the drops are abrupt; means would smear them).
-The statistics behind it are in ``escape.py``.
+"""The report of a ``cooldowns`` study, from its records alone (``results.json``, ``report.md``, plots):
+when each constant-rate run left the plateau (per seed, Kaplan-Meier medians, log-rank tests), what each
+variant's compute is worth (the compute multiplier), the gaps to BERT at equal tokens and at equal FLOPs, and
+the validation loss of every cooldown endpoint, per seed. The statistics are in ``escape.py``.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
 from pathlib import Path
 
 from ..utils import markdown
 from .config import StudyConfig
-from .records import BranchUnit, ConstantRun, CurvePoint
+from .cooldown_plots import (
+    plot_constant_curves,
+    plot_cooldown_endpoints,
+    plot_kaplan_meier,
+    plot_multipliers,
+    plot_probes,
+    variant_colours,
+)
+from .escape import (
+    ESCAPE_MARGINS,
+    EscapeSummary,
+    Gap,
+    MultiplierPoint,
+    constant_multipliers,
+    cooldown_multipliers,
+    escape_summaries,
+    gaps,
+)
+from .records import BranchUnit, ConstantRun, WarmUnit
 
-# The thresholds the escape is read at: 1 nat below unigram (the plateau left), and 2 (well past the drop).
-ESCAPE_MARGINS = (1.0, 2.0)
+
+def _tokens(value: float | None, limit: int | None = None) -> str:
+    if value is None:
+        return f"> {limit / 1e6:.1f}M" if limit else "-"
+    return f"{value / 1e6:.2f}M"
 
 
-def escape_tokens(curve: Sequence[CurvePoint], unigram: float, margin: float) -> int | None:
-    """Tokens at the first evaluation whose validation loss is ``margin`` nats below ``unigram``."""
-    return next((point.tokens for point in curve if point.val_loss <= unigram - margin), None)
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
-def _tokens(value: int | None, run_tokens: int) -> str:
-    return f"{value / 1e6:.2f}M" if value is not None else f"> {run_tokens / 1e6:.1f}M"
-
-
-def _escape_rows(runs: list[ConstantRun]) -> list[list[str]]:
+def _escape_table(summaries: dict[str, EscapeSummary]) -> list[str]:
     rows = []
-    for run in sorted(runs, key=lambda r: (r.variant, r.seed)):
-        unigram = run.unigram_entropy
-        escapes = [escape_tokens(run.curve, unigram, margin) for margin in ESCAPE_MARGINS] if unigram else []
-        last = run.curve[-1].val_loss if run.curve else None
+    for name, s in summaries.items():
+        per_seed = ", ".join(
+            f"{seed}: {_tokens(t, limit)}"
+            for seed, t, limit in zip(s.seeds, s.tokens, s.run_tokens, strict=True)
+        )
+        median = _tokens(s.median_tokens) if s.median_tokens is not None else "not reached"
+        median_flops = f"{s.median_tokens * s.flops_per_token:.3g}" if s.median_tokens is not None else "-"
         rows.append(
             [
-                f"`{run.variant}`",
-                str(run.seed) + (" (escape seed)" if run.escape_only else ""),
-                *[_tokens(value, run.tokens) for value in escapes],
-                markdown.fmt(last),
-                f"{run.tokens / 1e6:.1f}M",
-                f"{run.train_flops_per_token:.3g}",
-                f"{run.tokens_per_second:,.0f}",
+                f"`{name}`",
+                f"{s.escaped}/{len(s.tokens)}",
+                median,
+                median_flops,
+                _p(s.logrank_p_tokens),
+                _p(s.logrank_p_flops),
+                per_seed,
             ]
         )
-    return rows
+    header = [
+        "variant",
+        "escaped",
+        "median tokens (KM)",
+        "median FLOPs",
+        "log-rank p (tokens)",
+        "(FLOPs)",
+        "per seed",
+    ]
+    return markdown.table(header, rows)
+
+
+def _interval(values: tuple[float, float] | None) -> str:
+    return "" if values is None else f" [{values[0]:+.3f}, {values[1]:+.3f}]"
+
+
+def _gap_table(all_gaps: list[Gap]) -> list[str]:
+    rows = []
+    for gap in all_gaps:
+        tokens = (
+            f"{statistics.mean(gap.equal_tokens):+.3f}{_interval(gap.equal_tokens_interval)}"
+            if gap.equal_tokens
+            else "-"
+        )
+        flops = (
+            f"{statistics.mean(gap.equal_flops):+.3f}{_interval(gap.equal_flops_interval)}"
+            if gap.equal_flops
+            else "-"
+        )
+        rows.append(
+            [f"`{gap.variant}`", f"{gap.budget_tokens / 1e6:g}M", tokens, flops, str(len(gap.equal_tokens))]
+        )
+    return markdown.table(
+        ["variant", "budget", "Δ loss at equal tokens", "Δ loss at equal FLOPs", "seeds"], rows
+    )
+
+
+def _multiplier_cell(point: MultiplierPoint) -> str:
+    if point.mean is None:
+        return f"beyond BERT's curve ({point.beyond_bert} seed(s))"
+    interval = f" [{point.low:.2f}, {point.high:.2f}]" if point.low is not None else ""
+    beyond = f" (+{point.beyond_bert} beyond BERT's curve)" if point.beyond_bert else ""
+    return f"{point.mean:.2f}{interval}{beyond}"
+
+
+def _multiplier_table(points: dict[str, list[MultiplierPoint]]) -> list[str]:
+    rows = []
+    for name, series in points.items():
+        for point in (p for p in series if p.where == "cooldown"):
+            rows.append([f"`{name}`", f"{point.tokens / 1e6:g}M (cooldown)", _multiplier_cell(point)])
+        constant = [p for p in series if p.where == "constant" and p.mean is not None]
+        if constant:
+            last = constant[-1]
+            rows.append(
+                [
+                    f"`{name}`",
+                    f"{last.tokens / 1e6:.1f}M (last constant-rate evaluation)",
+                    _multiplier_cell(last),
+                ]
+            )
+    return markdown.table(["variant", "where", "compute multiplier [95% bootstrap]"], rows)
 
 
 def _branch_rows(branches: list[BranchUnit]) -> list[list[str]]:
@@ -53,18 +132,30 @@ def _branch_rows(branches: list[BranchUnit]) -> list[list[str]]:
         grouped.setdefault((branch.variant, branch.budget_tokens), []).append(branch)
     rows = []
     for (variant, budget), group in sorted(grouped.items()):
-        losses = [b.val_loss for b in sorted(group, key=lambda b: b.seed)]
+        ordered = sorted(group, key=lambda b: b.seed)
+        losses = [b.val_loss for b in ordered]
         spread = f"{statistics.mean(losses):.3f} ± {statistics.stdev(losses):.3f}" if len(losses) > 1 else ""
+        tests = [b.finetune.test[b.finetune.main_metric] for b in ordered if b.finetune is not None]
         rows.append(
             [
                 f"`{variant}`",
                 f"{budget / 1e6:g}M",
-                ", ".join(f"{b.seed}: {b.val_loss:.3f}" for b in sorted(group, key=lambda b: b.seed)),
+                ", ".join(f"{b.seed}: {b.val_loss:.3f}" for b in ordered),
                 spread,
-                f"{group[0].train_flops:.3g}",
+                f"{ordered[0].train_flops:.3g}",
+                ", ".join(f"{t:.3f}" for t in tests) or "-",
             ]
         )
     return rows
+
+
+def _noise_floor(branches: list[BranchUnit], baseline: str) -> list[str]:
+    lines = []
+    for budget in sorted({b.budget_tokens for b in branches if b.variant == baseline}):
+        losses = [b.val_loss for b in branches if b.variant == baseline and b.budget_tokens == budget]
+        if len(losses) > 1:
+            lines.append(f"{budget / 1e6:g}M: {statistics.stdev(losses):.3f} over {len(losses)} seeds")
+    return lines
 
 
 def write_cooldown_report(
@@ -76,38 +167,91 @@ def write_cooldown_report(
     wall_seconds: float,
     failures: list[dict],
 ) -> Path:
-    """``results.json`` (every record) and ``report.md`` (the escape and cooldown tables)."""
+    """``results.json`` (every record and the statistics) and ``report.md`` with its plots."""
     runs = [r for r in records if isinstance(r, ConstantRun)]
     branches = [r for r in records if isinstance(r, BranchUnit)]
-    (report_dir / "results.json").write_text(
-        json.dumps({"records": [r.to_dict() for r in records]}, indent=2) + "\n", encoding="utf-8"
+    warm = [r for r in records if isinstance(r, WarmUnit)]
+    baseline, names = config.baseline, [v.name for v in config.variants]
+    colours = variant_colours(
+        names + [v.name for v in (config.warm_start.variants if config.warm_start else [])]
     )
+    escapes = {margin: escape_summaries(runs, baseline, margin) for margin in ESCAPE_MARGINS}
+    bert_escape = escapes[ESCAPE_MARGINS[0]].get(baseline)
+    after = max((t for t in (bert_escape.tokens if bert_escape else []) if t is not None), default=None)
+    others = [n for n in names if n != baseline]
+    multipliers = {
+        name: [
+            *cooldown_multipliers(branches, name, baseline),
+            *(constant_multipliers(runs, name, baseline, after) if after is not None else []),
+        ]
+        for name in others
+    }
+    all_gaps = [gap for name in others for gap in gaps(branches, name, baseline)]
+    results = {
+        "records": [r.to_dict() for r in records],
+        "escape": {f"{m:g}": {n: s.to_dict() for n, s in by.items()} for m, by in escapes.items()},
+        "compute_multiplier": {n: [p.to_dict() for p in series] for n, series in multipliers.items()},
+        "gaps": [gap.to_dict() for gap in all_gaps],
+    }
+    (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    plots = [
+        plot_constant_curves(runs, colours, report_dir, flops=False),
+        plot_constant_curves(runs, colours, report_dir, flops=True),
+        *[plot_kaplan_meier(escapes[m], colours, report_dir) for m in ESCAPE_MARGINS],
+        plot_multipliers(multipliers, colours, report_dir),
+        plot_cooldown_endpoints(branches, colours, report_dir),
+        plot_probes(runs, colours, report_dir),
+    ]
     unigram = next((r.unigram_entropy for r in runs if r.unigram_entropy), None)
-    margins = [f"tokens to {m:g} nat(s) below unigram" for m in ESCAPE_MARGINS]
     lines = [
-        f"# bert-ode study `{config.name}` (warmup-stable-decay: constant-rate runs, cooldowns branched off)",
+        f"# bert-ode study `{config.name}`: constant-rate runs with warmup-stable-decay cooldowns",
         "",
         f"Generated by `{command}` ({wall_seconds / 60:.1f} min of this invocation). Machine: "
-        f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}. Units run so far: "
-        f"{len(runs)} constant-rate runs, {len(branches)} cooldowns"
+        f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}. Records so far: {len(runs)} "
+        f"constant-rate runs, {len(branches)} cooldowns, {len(warm)} warm-start units"
         + (f"; failed in this invocation: {', '.join(f['variant'] for f in failures)}" if failures else "")
-        + ". How each computed is in `results.json` (`compute`).",
+        + ". How each unit computed (precision, CPU, threads) is in `results.json` (`compute`).",
         "",
         f"The unigram entropy of the validation blocks (the loss of word frequencies alone): "
-        f"{markdown.fmt(unigram)} nats.",
+        f"{markdown.fmt(unigram)} nats. BERT's seed spread at each cooldown budget (the noise floor): "
+        + ("; ".join(_noise_floor(branches, baseline)) or "not yet (fewer than two seeds)")
+        + ".",
         "",
-        "## Leaving the plateau (constant-rate runs)",
+        "## Leaving the plateau: escape times (constant-rate runs)",
         "",
-        *markdown.table(
-            ["variant", "seed", *margins, "last constant-rate loss", "tokens", "FLOPs/token", "tokens/s"],
-            _escape_rows(runs),
-        ),
+        "Tokens until the validation loss is first 1 (then 2) nats below unigram; `> x` is a run that had "
+        "not got there when it stopped (censored). Medians are Kaplan-Meier estimates; the log-rank test "
+        f"compares each variant with `{baseline}`, in tokens and in FLOPs.",
+        "",
+    ]
+    for margin in ESCAPE_MARGINS:
+        lines += [f"### {margin:g} nat(s) below unigram", "", *_escape_table(escapes[margin]), ""]
+    lines += [
+        "## Compute multiplier",
+        "",
+        "The BERT FLOPs that reach a variant's loss on BERT's own curve (same seed), divided by the "
+        "variant's FLOPs: above 1, the variant is worth more than its compute. Read inside BERT's measured "
+        "curve only; geometric mean over seeds with a 95% bootstrap interval.",
+        "",
+        *_multiplier_table(multipliers),
+        "",
+        "## Gaps to BERT at the cooldown endpoints",
+        "",
+        "Paired per-seed differences of validation loss (positive: behind BERT), mean and 95% paired-t "
+        "interval.",
+        "",
+        *_gap_table(all_gaps),
         "",
         "## Cooldown endpoints: validation loss per seed",
         "",
         *markdown.table(
-            ["variant", "budget", "per seed", "mean ± std", "train FLOPs"], _branch_rows(branches)
+            ["variant", "budget", "per seed", "mean ± std", "train FLOPs", "test accuracy per seed"],
+            _branch_rows(branches),
         ),
+        "",
+        "## Plots",
+        "",
+        *[f"![{p}]({p})" for p in plots if p],
         "",
     ]
     path = report_dir / "report.md"
@@ -115,4 +259,4 @@ def write_cooldown_report(
     return path
 
 
-__all__ = ["ESCAPE_MARGINS", "escape_tokens", "write_cooldown_report"]
+__all__ = ["write_cooldown_report"]
