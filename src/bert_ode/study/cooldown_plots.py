@@ -119,16 +119,20 @@ def plot_multipliers(points: dict[str, list[MultiplierPoint]], colours: dict, re
             lows = [p.low if p.low is not None else p.mean for p in constant]
             highs = [p.high if p.high is not None else p.mean for p in constant]
             ax.fill_between(xs, lows, highs, color=colours[name], alpha=0.15)
-        for p in (p for p in series if p.where == "cooldown" and p.mean is not None):
+        for i, p in enumerate(p for p in series if p.where == "cooldown" and p.mean is not None):
             error = [[p.mean - (p.low or p.mean)], [(p.high or p.mean) - p.mean]]
-            ax.errorbar([p.tokens], [p.mean], yerr=error, fmt="D", color=colours[name], capsize=3)
+            label = f"{name} (cooldowns)" if i == 0 else None
+            ax.errorbar(
+                [p.tokens], [p.mean], yerr=error, fmt="D", color=colours[name], capsize=3, label=label
+            )
     ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
     ax.set_yscale("log")
     ax.set_xlabel("training tokens")
     ax.set_ylabel("compute multiplier (BERT FLOPs to the same loss / own FLOPs)")
     ax.set_title("Worth of a variant's compute: above 1 beats BERT at equal FLOPs")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     return _save(fig, report_dir, "compute_multiplier.png")
 
 
