@@ -111,3 +111,13 @@ def max_diff_at_real_tokens(a: torch.Tensor, b: torch.Tensor, attention_mask: to
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+def assert_one_line_error(capsys, code: int, expected_code: int, *words: str) -> str:
+    """A command's bad-input contract: the exit code, stderr one line with no traceback, the words that name
+    the problem."""
+    err = capsys.readouterr().err.strip()
+    assert code == expected_code, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert all(word in err for word in words), err
+    return err

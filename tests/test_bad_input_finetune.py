@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import assert_one_line_error
 
 from bert_ode.cli import main
 from bert_ode.data.tasks import check_trainable, load_task
@@ -79,3 +80,36 @@ def test_set_reaches_the_fields_of_finetune_and_evaluate_and_the_model_at_load_t
     )
     assert main(["evaluate", "unused", "--set", "batch_size=0", "--no-progress"]) == 2
     assert "batch_size=0 is invalid; it must be >= 1" in capsys.readouterr().err
+
+
+def test_labels_mixing_numbers_and_strings_are_refused_naming_the_kinds(tmp_path, capsys):
+    task = _local_task(tmp_path, {"train": [1, "1", 0, "0"] * 5, "validation": [0, 1], "test": [0, 1]})
+    with pytest.raises(ValueError, match=r"mix kinds \(int, str\)"):
+        load_task(task)
+    code = main(["finetune", "unused", "--task", task, "--no-progress"])
+    assert_one_line_error(capsys, code, 2, "mix kinds (int, str)")
+
+
+def test_a_tokenizer_path_that_does_not_exist_is_not_found(tmp_path, capsys):
+    missing = str(tmp_path / "nowhere" / "tokenizer")
+    code = main(["finetune", "unused", "--tokenizer", missing, "--no-progress"])
+    assert_one_line_error(capsys, code, 2, f"tokenizer {missing!r} not found")
+
+
+def test_evaluate_refuses_a_head_whose_classes_have_other_names(tmp_path, capsys):
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "example", "neg", "pos"]))
+    head = tmp_path / "head"
+    config = BertConfig(
+        vocab_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+    )  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(head)
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(head)
+    task = _local_task(
+        tmp_path, {"train": ["neg", "pos"] * 4, "validation": ["neg", "pos"], "test": ["neg", "pos"]}
+    )
+    code = main(["evaluate", str(head), "--task", task, "--no-progress"])
+    assert_one_line_error(capsys, code, 2, "['negative', 'positive']", "['neg', 'pos']")

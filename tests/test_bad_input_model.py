@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from conftest import assert_one_line_error
 
 from bert_ode import BertOdeConfig, BertOdeForMaskedLM, BertOdeForSequenceClassification, BertOdeModel
 from bert_ode.cli import main
@@ -115,3 +116,53 @@ def test_from_bert_names_the_broken_checkpoint(tmp_path):
     for checkpoint, message in _broken_checkpoints(tmp_path):
         with pytest.raises(ValueError, match=message):
             BertOdeForSequenceClassification.from_bert(checkpoint)
+
+
+def test_a_structural_field_changed_after_building_and_a_mask_of_the_wrong_shape_are_refused():
+    model = BertOdeModel(BertOdeConfig(**TINY_FOR_MASKS)).eval()
+    ids = torch.randint(1, 99, (3, 7))
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 5\); it must be .* \(3, 7\)"):
+        model(ids, attention_mask=torch.ones(2, 5))
+    for field, value in (("ode_scope", "layer"), ("continuous_depth", True)):
+        model = BertOdeModel(BertOdeConfig(**TINY_FOR_MASKS)).eval()
+        setattr(model.config, field, value)
+        with pytest.raises(ValueError, match=rf"config.{field} was set to .* after the model was built"):
+            model(ids)
+    model.config.continuous_depth = False
+    model.config.ode_method = "heun"  # a solver field is not structural: it may change after training
+    assert model(ids).nfe == 2 * 2 * 2
+
+
+TINY_FOR_MASKS = dict(
+    vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+)
+
+
+def test_cli_errors_from_the_layers_underneath_are_one_line(tmp_path, capsys):
+    code = main(["pretrain", "--config", "smoke", "--set", "model.hidden_size=abc"])
+    assert_one_line_error(capsys, code, 2, "hidden_size", "expected int, got str")
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("train:\n  output_dir: caf\xe9\n".encode("latin-1"))
+    code = main(["pretrain", "--config", str(bad)])
+    assert_one_line_error(capsys, code, 2, str(bad), "not UTF-8")
+    out = tmp_path / "run"
+    settings = {
+        "train.output_dir": out,
+        "train.max_steps": 1,
+        "train.progress_bar": "false",
+        "train.compile": "false",
+        "train.batch_size": 2,
+        "model.ode_method": "dopri5",
+        "model.ode_rtol": "1e-13",
+        "model.ode_atol": "1e-13",
+        "model.ode_max_nfe": 50,
+        "model.hidden_size": 32,
+        "model.num_attention_heads": 2,
+        "model.intermediate_size": 64,
+        "data.builtin": "austen",
+        "data.max_documents": 50,
+        "tokenizer.vocab_size": 300,
+    }
+    tight = [part for key, value in settings.items() for part in ("--set", f"{key}={value}")]
+    code = main(["pretrain", "--config", "smoke", *tight])
+    assert_one_line_error(capsys, code, 2, "vector-field evaluations")

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_pretraining, write_austen
+from conftest import assert_one_line_error, tiny_pretraining, write_austen
 
 from bert_ode.cli import main
 from bert_ode.finetune.config import EvaluateConfig, FinetuneConfig
@@ -188,3 +188,12 @@ def test_a_tracker_whose_package_is_missing_is_named(monkeypatch):
     with pytest.raises(ValueError, match=r"train\.report_to: tracker 'wandb' needs the package wandb"):
         load_config("smoke", parse_assignments(["train.report_to=[wandb]"]))
     assert trackers.check_trackers(["none"], "report_to") == []
+
+
+def test_a_jsonl_record_with_null_text_is_refused_naming_file_and_line(tmp_path, capsys):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "one fine line"}\n{"text": null}\n')
+    code = main(
+        ["pretrain", "--set", f"data.files=[{corpus}]", "--set", f"train.output_dir={tmp_path / 'run'}"]
+    )
+    assert_one_line_error(capsys, code, 2, f"{corpus}:2", "'text' is null, not a string")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from conftest import assert_one_line_error
 from transformers import BertConfig, BertForMaskedLM
 
 import bert_ode
@@ -69,3 +70,17 @@ def test_convert_writes_a_model_card_that_keeps_the_source_license(tmp_path):
     assert card.data.base_model == str(source) and card.data.pipeline_tag == "feature-extraction"
     assert {"bert-ode", "custom_code"} <= set(card.data.tags)
     assert "heun x 1 step(s) per block" in card.text and "trust_remote_code=True" in card.text
+
+
+def test_convert_refuses_an_output_that_is_a_file_and_a_size_change_before_loading(tmp_path, capsys):
+    _, source = _bert_dir(tmp_path)
+    (tmp_path / "taken").write_text("a file")
+    code = main(["convert", str(source), str(tmp_path / "taken")])
+    assert_one_line_error(capsys, code, 2, "output_dir=", "cannot be an output folder: it is a file")
+    code = main(["convert", str(source), str(tmp_path / "taken" / "below")])
+    assert_one_line_error(capsys, code, 2, "is below", "a file")
+    for change in ("hidden_size=64", "vocab_size=10", "intermediate_size=38"):
+        code = main(["convert", str(source), str(tmp_path / "out"), "--set", change])
+        name = change.split("=")[0]
+        assert_one_line_error(capsys, code, 2, "a conversion keeps the checkpoint's sizes", f"{name}=")
+    assert not (tmp_path / "out").exists()

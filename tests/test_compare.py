@@ -410,3 +410,21 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}
     compare(path, progress=False, command="pytest")
     assert before == {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}
+
+
+def test_a_study_whose_units_fail_exits_non_zero_naming_each_failure(tmp_path, capsys, monkeypatch):
+    import bert_ode.study.runner as runner
+
+    def broken(*args, **kwargs):
+        raise ValueError("the corpus is gone")
+
+    monkeypatch.setattr(runner, "pretrain", broken)
+    path = _write_study(
+        tmp_path, seeds=[0], variants=[{"name": "bert"}, {"name": "heun", "model": {"ode_method": "heun"}}]
+    )
+    assert main(["compare", "--preset", path, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "2 unit(s) failed" in err and "Traceback" not in err
+    assert "  bert (seed 0): ValueError: the corpus is gone" in err and "  heun (seed 0): ValueError" in err
+    report = (tmp_path / "reports" / "tiny" / "report.md").read_text()
+    assert "**Failed**" in report and "the corpus is gone" in report

@@ -5,6 +5,7 @@ test_model_behaviour and test_finetune.)"""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import random_batch, tiny_ode_config
 from transformers import pipeline
@@ -50,11 +51,17 @@ def test_layer_gradient_checkpointing_keeps_the_gradients():
         return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
     plain = gradients()
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     checkpointed = gradients()
     assert plain.keys() == checkpointed.keys()
     for name in plain:
         torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-6)
+    model.gradient_checkpointing_disable()
+    with pytest.warns(FutureWarning):  # the older name, deprecated by transformers 5.25, still works
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    again = gradients()
+    for name in plain:
+        torch.testing.assert_close(again[name], plain[name], rtol=1e-5, atol=1e-6)
 
 
 def test_resize_token_embeddings_resizes_the_tied_output():

@@ -17,17 +17,19 @@ import sys
 import typing
 from functools import partial
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import HfArgumentParser
 
 from . import __version__, modeling_bert_ode
 from .convert import save_converted
+from .solvers import MaxNfeExceeded
 
 try:
     from .finetune import EvaluateConfig, FinetuneConfig, evaluate, finetune
     from .finetune.config import split_assignments
     from .pretrain import DiskFull, pretrain
     from .study import compare
-    from .utils.config_io import parse_assignments
+    from .utils.config_io import check_output_dir, parse_assignments
 except ImportError as error:  # the model-only install (pip install bert-ode): main() says what to add
     MISSING_TRAINING_EXTRA: ImportError | None = error
     FinetuneConfig = EvaluateConfig = None  # named by the command table below, which main() then never builds
@@ -97,6 +99,7 @@ def _add_convert(parser) -> None:
 
 
 def _run_convert(args) -> None:
+    check_output_dir(args.output_dir, "output_dir")  # before anything is loaded
     model_class = getattr(modeling_bert_ode, HEADS[args.head])
     model = model_class.from_bert(args.checkpoint, **parse_assignments(args.overrides))
     save_converted(model, args.output_dir, tokenizer_source=args.checkpoint)
@@ -259,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _last_line(error: Exception) -> str:
+    """``Field 'hidden_size' expected int, got str (value: 'abc')``: huggingface_hub's validation error."""
+    line = str(error).strip().splitlines()[-1].strip()
+    return line.split(": ", 1)[1] if line.startswith(("TypeError: ", "ValueError: ")) else line
+
+
 def main(argv: list[str] | None = None) -> int:
     if MISSING_TRAINING_EXTRA is not None:
         print(
@@ -270,9 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
-        # Bad input gets one clear line, not a stack trace.
+    except (ValueError, FileNotFoundError, NotADirectoryError, MaxNfeExceeded) as error:
+        # Bad input gets one clear line, not a stack trace (a study's failed units: one line each).
         print(f"bert-ode {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except StrictDataclassError as error:
+        # A config field of the wrong type, as transformers' / huggingface_hub's validation words it.
+        print(f"bert-ode {args.command}: error: {_last_line(error)}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as error:
+        print(f"bert-ode {args.command}: error: a file that is not UTF-8 text: {error}", file=sys.stderr)
         return 2
     except DiskFull as error:
         print(f"bert-ode {args.command}: error: {error.strerror}", file=sys.stderr)

@@ -154,6 +154,7 @@ def convert_bert(model_class, checkpoint, **overrides):
     _check_is_bert(config_dict, checkpoint)
 
     base = {key: value for key, value in config_dict.items() if key not in _FILE_KEYS}
+    _check_sizes_kept(base, overrides)
     config = BertOdeConfig(**{**base, **overrides})
     if isinstance(checkpoint, PreTrainedModel):
         # One loading path for both cases: HuggingFace's, which maps head/base prefixes and initialises what
@@ -162,6 +163,31 @@ def convert_bert(model_class, checkpoint, **overrides):
             checkpoint.save_pretrained(directory)
             return _load(model_class, directory, config, loading_kwargs)
     return _load(model_class, str(checkpoint), config, loading_kwargs)
+
+
+# Fields that set the shape of a checkpoint's weights: a conversion keeps the checkpoint's values (its weights
+# have those shapes), or transformers would load some of them as fresh random tensors.
+SIZE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
+
+
+def _check_sizes_kept(source: dict, overrides: dict) -> None:
+    """Refuses, before any weight is loaded, an override that changes the checkpoint's sizes."""
+    changed = [
+        f"{name}={overrides[name]!r} (the checkpoint's is {source[name]!r})"
+        for name in SIZE_FIELDS
+        if name in overrides and name in source and overrides[name] != source[name]
+    ]
+    if changed:
+        raise ValueError(
+            f"a conversion keeps the checkpoint's sizes, but {', '.join(changed)} would change them; the "
+            f"sizes are {', '.join(SIZE_FIELDS)}: drop these overrides (or pretrain a new model)"
+        )
 
 
 def _load(model_class, path: str, config: BertOdeConfig, loading_kwargs: dict):

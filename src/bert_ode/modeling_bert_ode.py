@@ -600,10 +600,16 @@ class BertOdeLayer(GradientCheckpointingLayer):
         ]
 
 
+# Config fields that decide which modules a model has: changing one after the model is built would run modules
+# built for the old value (or none at all), so it is refused at the next forward instead.
+STRUCTURAL_FIELDS = ("ode_scope", "continuous_depth", "splitting", "norm_position", "num_hidden_layers")
+
+
 class BertOdeEncoder(nn.Module):
     def __init__(self, config: BertOdeConfig):
         super().__init__()
         self.config = config
+        self.built_for = {name: getattr(config, name) for name in STRUCTURAL_FIELDS}
         # continuous_depth: one weight-tied layer integrated over [0, num_hidden_layers]
         # (BertOdeLayer.time_embedding).
         layers = 1 if config.continuous_depth else config.num_hidden_layers
@@ -616,6 +622,7 @@ class BertOdeEncoder(nn.Module):
         )
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+        self.check_structure()
         stats: list[SolverStats] = []
         histories = StreamHistories()  # multistep methods: each stream's evaluations, from layer to layer
         for layer in self.layer:
@@ -624,6 +631,17 @@ class BertOdeEncoder(nn.Module):
         if self.LayerNorm is not None:
             hidden_states = self.LayerNorm(hidden_states)
         return hidden_states, tuple(stats)
+
+    def check_structure(self) -> None:
+        """Refuses a structural config field changed after the model was built (see ``STRUCTURAL_FIELDS``)."""
+        for name, built in self.built_for.items():
+            now = getattr(self.config, name)
+            if now != built:
+                raise ValueError(
+                    f"config.{name} was set to {now!r} after the model was built with {built!r}; {name} "
+                    f"decides which modules the model has: build the model again with {name}={now!r} (or "
+                    "convert a checkpoint with it: BertOde*.from_bert / bert-ode convert --set)"
+                )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -754,7 +772,13 @@ class BertOdeModel(BertOdePreTrainedModel):
     ) -> BertOdeModelOutput:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
-        seq_length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        batch_size, seq_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        if attention_mask is not None and attention_mask.dim() != 4:
+            if tuple(attention_mask.shape) != (batch_size, seq_length):
+                raise ValueError(
+                    f"attention_mask has shape {tuple(attention_mask.shape)}; it must be (batch, sequence) = "
+                    f"{(batch_size, seq_length)}, the shape of the inputs (or a 4-D attention mask)"
+                )
         if seq_length > self.config.max_position_embeddings:
             raise ValueError(
                 f"sequence length {seq_length} exceeds "

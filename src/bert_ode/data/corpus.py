@@ -88,10 +88,16 @@ def _read_file(path: Path, text_field: str) -> list[str]:
                 if not isinstance(record, dict) or text_field not in record:
                     raise ValueError(
                         f"{path}:{number}: no text field {text_field!r} (set data.text_field to the field "
-                        "that "
-                        "holds the text)"
+                        "that holds the text)"
                     )
-                documents.append(str(record[text_field]))
+                text = record[text_field]
+                if not isinstance(text, str):
+                    kind = "null" if text is None else type(text).__name__
+                    raise ValueError(
+                        f"{path}:{number}: the text field {text_field!r} is {kind}, not a string; drop the "
+                        "record or give it text"
+                    )
+                documents.append(text)
             return documents
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as error:
         raise ValueError(f"cannot read {path}: it is not UTF-8 text ({error})") from error

@@ -522,7 +522,10 @@ def _read_files(paths: Sequence[Path]) -> dict[str, list]:
             elif kind == "tsv":  # GLUE's own TSVs contain unbalanced quotes: read them verbatim
                 frame = pd.read_csv(path, sep="\t", quoting=3)
             elif kind == "json":
-                frame = pd.read_json(path, lines=path.suffix == ".jsonl" or _is_json_lines(path))
+                # dtype=False: the values as the file has them; pandas would otherwise turn "1" into 1, and
+                # a column mixing the two would become one class without a word.
+                lines = path.suffix == ".jsonl" or _is_json_lines(path)
+                frame = pd.read_json(path, lines=lines, dtype=False, convert_dates=False)
             else:
                 frame = pd.read_parquet(path)
         except (ValueError, OSError) as error:

@@ -86,12 +86,25 @@ def _canonical_ids(vocab: dict[str, int]) -> dict[str, int]:
     return {token: index for index, token in enumerate(special + alphabet + merged)}
 
 
+def check_tokenizer_location(path: str | os.PathLike) -> None:
+    """Refuses, before any work, a tokenizer location written as a local path that does not exist (a bare name
+    such as ``bert-base-uncased`` is left to the Hub)."""
+    name = str(path)
+    # A Hub id is ``name`` or ``owner/name``; anything else that does not exist was meant as a local path.
+    written_as_path = (
+        name.startswith(("/", ".", "~")) or name.endswith("/") or name.count("/") > 1 or "\\" in name
+    )
+    if written_as_path and not Path(name).expanduser().exists():
+        raise ValueError(f"tokenizer {name!r} not found: no such file or directory")
+
+
 def load_tokenizer(path: str | os.PathLike, *, require_mlm_tokens: bool = True) -> PreTrainedTokenizerBase:
     """An existing tokenizer (a saved tokenizer folder, a checkpoint or a Hub name).
 
     ``require_mlm_tokens`` (pretraining) also requires the mask, pad, CLS and SEP tokens masked LM training
     uses; fine-tuning and evaluation load a checkpoint's tokenizer with ``require_mlm_tokens=False``.
     """
+    check_tokenizer_location(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError, TypeError) as error:

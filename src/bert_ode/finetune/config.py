@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from ..convert import check_checkpoint
 from ..data.tasks import BUILTIN_TASK, TaskData, load_task
+from ..data.tokenizer import check_tokenizer_location
 from ..utils.config_io import CheckedFields, bounded, check_output_dir
 from ..utils.trackers import check_trackers
 
@@ -137,6 +138,8 @@ class FinetuneConfig(TaskOptions):
         check_output_dir(self.output_dir, "output_dir")
         if self.checkpoint is not None:  # None: a study's protocol, the checkpoint set per unit
             check_checkpoint(self.checkpoint)
+        if self.tokenizer is not None:
+            check_tokenizer_location(self.tokenizer)
         self.report_to = check_trackers(list(self.report_to), "report_to")
 
 
@@ -177,6 +180,8 @@ class EvaluateConfig(TaskOptions):
         _bf16_alias(self)
         check_output_dir(self.output_dir, "output_dir")
         check_checkpoint(self.checkpoint)
+        if self.tokenizer is not None:
+            check_tokenizer_location(self.tokenizer)
 
 
 def _bf16_alias(config) -> None:

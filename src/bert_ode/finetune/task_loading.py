@@ -99,9 +99,27 @@ def load_model_for_task(
         model = BertOdeForSequenceClassification.from_bert(checkpoint, **overrides)
         _replace_head(model, spec)
         return model
+    if head is not None and require_head:  # scoring: class i must mean the same on both sides
+        _check_label_names(config_dict, spec, name)
     # A head for this task keeps its label names; a checkpoint without one gets the task's.
     head_config = _head_config(spec) if head is None else {"problem_type": _problem_type(spec)}
     return BertOdeForSequenceClassification.from_bert(checkpoint, **head_config, **overrides)
+
+
+def _check_label_names(config_dict: dict, spec: TaskSpec, name: str) -> None:
+    """Refuses a head whose classes have other names than the task's: class i of the head would be scored
+    against class i of the task, whatever each means (``neg``/``pos`` data for a ``negative``/``positive``
+    head). Heads with transformers' placeholder names (``LABEL_0``, ...) carry no names to compare."""
+    id2label = config_dict.get("id2label") or {}
+    head_names = [str(id2label.get(str(i), id2label.get(i, ""))) for i in range(len(id2label))]
+    if not spec.label_names or not head_names or all(n == f"LABEL_{i}" for i, n in enumerate(head_names)):
+        return
+    if list(head_names) != list(spec.label_names):
+        raise ValueError(
+            f"checkpoint {name} was fine-tuned for the classes {head_names}, but the task's are "
+            f"{list(spec.label_names)}: score it on data with the head's classes (or fine-tune it again, "
+            "--reinit-head)"
+        )
 
 
 def load_task_tokenizer(source) -> PreTrainedTokenizerBase:

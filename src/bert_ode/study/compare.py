@@ -53,7 +53,21 @@ def compare(
             sweeps=study.sweep_records(),
             **context,
         )
+    if study.failures:
+        raise StudyUnitsFailed(study.failures, report_dir / "report.md")
     return report_dir
 
 
-__all__ = ["compare"]
+class StudyUnitsFailed(ValueError):
+    """Units of a study failed (the report is written, and marks them; a later run tries them again)."""
+
+    def __init__(self, failures: list[dict], report: Path):
+        self.failures, self.report = failures, report
+        lines = [f"{f['variant']} (seed {f['seed']}): {f['error']}" for f in failures]
+        super().__init__(
+            f"{len(failures)} unit(s) failed; the report {report} marks them, and running the study again "
+            "retries them:\n" + "\n".join(f"  {line}" for line in lines)
+        )
+
+
+__all__ = ["StudyUnitsFailed", "compare"]

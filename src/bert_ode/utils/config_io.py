@@ -66,6 +66,11 @@ def load_yaml(path: str | os.PathLike, what: str = "config") -> dict:
         values = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as error:
         raise ValueError(f"cannot parse {what} {path}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"cannot read {what} {path}: it is not UTF-8 text (byte {error.object[error.start]:#x} at "
+            f"position {error.start}); save it as UTF-8"
+        ) from None
     if values is None:
         return {}
     if not isinstance(values, dict):
