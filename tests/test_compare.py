@@ -362,6 +362,7 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
         finetune_at=[16384],
         escape_seeds=[1],
         escape_tokens=4096,
+        random_init_seeds=[0],
         pretrain_overrides={
             **yaml.safe_load(Path(_write_study(tmp_path)).read_text())["pretrain_overrides"],
             "train.warmup_tokens": 1024,
@@ -396,6 +397,10 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
     report = (report_dir / "report.md").read_text()
     results = json.loads((report_dir / "results.json").read_text())
     assert "## Leaving the plateau: escape times" in report and "## Compute multiplier" in report
+    control = [r for r in records if r["kind"] == "control"]
+    assert [r["seed"] for r in control] == [0] and 0 <= control[0]["finetune"]["test"]["accuracy"] <= 1
+    assert "`random-init` (random initialisation (no pretraining))" in report
+    assert "tfidf-logreg (first 64 tokens) (no pretraining)" in report
     assert results["escape"]["1"]["heun"]["seeds"] == [0, 1]  # the main seed and the escape seed
     assert [g["budget_tokens"] for g in results["gaps"] if g["variant"] == "heun"] == budgets
     for plot in (

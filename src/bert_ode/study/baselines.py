@@ -35,19 +35,36 @@ def _estimator(name: str, regression: bool):
     return make_pipeline(vectorizer, model)
 
 
-def baseline_scores(task: TaskData, splits: tuple[str, ...] = ("validation", "test")) -> dict[str, dict]:
+def baseline_scores(
+    task: TaskData, splits: tuple[str, ...] = ("validation", "test"), shorten=None
+) -> dict[str, dict]:
     """``{baseline: {split: {metric: value}}}``: each baseline fitted on ``train`` and scored on
-    ``splits``."""
+    ``splits``. ``shorten`` (a function of a list of texts): what the baselines see of each text, e.g. only
+    the first tokens an encoder sees (``first_tokens``), so that both read the same words."""
     spec = task.spec
     pair, regression = spec.is_pair, spec.is_regression
+    shorten = shorten or (lambda texts: texts)
     train_labels = np.asarray(task["train"]["label"])
     scores = {}
     for name in BASELINES:
-        estimator = _estimator(name, regression).fit(_texts(task["train"], pair), train_labels)
+        estimator = _estimator(name, regression).fit(shorten(_texts(task["train"], pair)), train_labels)
         scores[name] = {
             split: compute_metrics(
-                spec.metrics, estimator.predict(_texts(task[split], pair)), np.asarray(task[split]["label"])
+                spec.metrics,
+                estimator.predict(shorten(_texts(task[split], pair))),
+                np.asarray(task[split]["label"]),
             )
             for split in splits
         }
     return scores
+
+
+def first_tokens(tokenizer, max_length: int):
+    """A ``shorten`` for ``baseline_scores``: each text cut to the words of its first ``max_length`` tokens
+    (special tokens included), as an encoder fine-tuned with ``max_seq_length`` sees it."""
+
+    def shorten(texts: list[str]) -> list[str]:
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        return tokenizer.batch_decode(encoded, skip_special_tokens=True)
+
+    return shorten

@@ -43,7 +43,9 @@ def compare(
         failures=study.failures,
     )
     if config.cooldowns:
-        write_cooldown_report(records, config, report_dir, **context)
+        write_cooldown_report(
+            records, config, report_dir, downstream_baselines=study.downstream_baselines(), **context
+        )
     else:
         write_report(
             records,

@@ -145,6 +145,8 @@ class StudyConfig:
         escape_seeds: more seeds for the variants marked ``escape``: their constant-rate run only, to
             ``escape_tokens`` (the plateau escape and a margin), no cooldowns and no fine-tuning.
         escape_tokens: how far the escape seeds run.
+        random_init_seeds: a ``cooldowns`` study: fine-tune a randomly initialised encoder of the recipe's
+            size with these seeds (the downstream control: what pretraining adds is measured against it).
         only, only_seeds: run only these variants' (seeds') units in this invocation: a part of a long study.
             The report covers every finished record.
         precision: what every unit computes in, pretraining and fine-tuning alike (it replaces the recipes'
@@ -174,6 +176,7 @@ class StudyConfig:
     finetune_at: list[int] = bounded(default_factory=list, low=1)
     escape_seeds: list[int] = field(default_factory=list)
     escape_tokens: int | None = bounded(None, low=1)
+    random_init_seeds: list[int] = field(default_factory=list)
     only: list[str] = field(default_factory=list)
     only_seeds: list[int] = field(default_factory=list)
     runs_dir: str = "runs/compare"
@@ -258,6 +261,7 @@ class StudyConfig:
                 raise ValueError(f"variant {variant.name!r}: cooldowns and escape need the study's cooldowns")
         names = {variant.name for variant in self.variants}
         names |= {variant.name for variant in (self.warm_start.variants if self.warm_start else [])}
+        names |= {"random-init"} if self.random_init_seeds else set()
         if not set(self.only) <= names:
             raise ValueError(f"only={self.only} names no variant of {sorted(names)}")
         if not self.cooldowns:

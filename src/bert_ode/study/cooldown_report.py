@@ -30,7 +30,7 @@ from .escape import (
     escape_summaries,
     gaps,
 )
-from .records import BranchUnit, ConstantRun, WarmUnit
+from .records import BranchUnit, ConstantRun, ControlUnit, WarmUnit
 
 
 def _tokens(value: float | None, limit: int | None = None) -> str:
@@ -158,6 +158,36 @@ def _noise_floor(branches: list[BranchUnit], baseline: str) -> list[str]:
     return lines
 
 
+def _downstream_table(records: list, baselines: dict) -> list[str]:
+    """Test scores per seed: the fine-tuned cooldown endpoints, the random-initialisation control, the warm
+    starts, and the baselines that need no pretraining (TF-IDF on the whole text and on what encoders see)."""
+    rows: dict[str, list] = {}
+    for record in records:
+        if isinstance(record, BranchUnit) and record.finetune is not None:
+            rows.setdefault(f"`{record.variant}` at {record.budget_tokens / 1e6:g}M tokens", []).append(
+                record
+            )
+        elif isinstance(record, ControlUnit | WarmUnit):
+            label = (
+                "random initialisation (no pretraining)" if isinstance(record, ControlUnit) else "warm start"
+            )
+            rows.setdefault(f"`{record.variant}` ({label})", []).append(record)
+    table = []
+    for name, group in rows.items():
+        metric = group[0].finetune.main_metric
+        scores = [r.finetune.test[metric] for r in sorted(group, key=lambda r: r.seed)]
+        spread = f"{statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}" if len(scores) > 1 else ""
+        per_seed = ", ".join(
+            f"{r.seed}: {r.finetune.test[metric]:.3f}" for r in sorted(group, key=lambda r: r.seed)
+        )
+        table.append([name, metric, per_seed, spread])
+    for name, splits in baselines.items():
+        test = splits.get("test", {})
+        metric = "accuracy" if "accuracy" in test else next(iter(test), "")
+        table.append([f"{name} (no pretraining)", metric, "-", f"{test.get(metric, float('nan')):.3f}"])
+    return markdown.table(["model", "metric", "per seed", "mean ± std"], table)
+
+
 def write_cooldown_report(
     records: list,
     config: StudyConfig,
@@ -166,6 +196,7 @@ def write_cooldown_report(
     machine: dict,
     wall_seconds: float,
     failures: list[dict],
+    downstream_baselines: dict | None = None,
 ) -> Path:
     """``results.json`` (every record and the statistics) and ``report.md`` with its plots."""
     runs = [r for r in records if isinstance(r, ConstantRun)]
@@ -246,6 +277,10 @@ def write_cooldown_report(
         "interval.",
         "",
         *_gap_table(all_gaps),
+        "",
+        "## Downstream: fine-tuned on the study's task, test scores per seed",
+        "",
+        *_downstream_table(records, downstream_baselines or {}),
         "",
         "## Cooldown endpoints: validation loss per seed",
         "",

@@ -14,18 +14,25 @@ run again.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
 
+from ..finetune.task_loading import load_task_tokenizer
 from ..modeling_bert_ode import BertOdeForMaskedLM
 from ..pretrain.checkpointing import checkpoint_dir
+from ..pretrain.config import model_config
+from ..pretrain.data import seed_for
 from ..pretrain.loop import PROBES_FILE, PretrainResult, pretrain, validation_loss
 from ..pretrain.probes import read_probes
+from .baselines import baseline_scores, first_tokens
 from .config import Variant
-from .records import BranchUnit, ConstantRun, FinetuneScores
+from .records import BranchUnit, ConstantRun, ControlUnit, FinetuneScores
 from .runner import Study, mlm_by_ode_steps, read_curve, training_flops_per_token, unit_key
 
 
@@ -41,6 +48,8 @@ class CooldownStudy(Study):
         for seed in config.escape_seeds:
             escaping = [v for v in config.variants if v.escape]
             units += [(self.constant_unit, variant, (seed, True)) for variant in self._running(escaping)]
+        if not config.only or "random-init" in config.only:
+            units += [(self.control_unit, _CONTROL, (seed,)) for seed in config.random_init_seeds]
         if config.warm_start is not None:
             for seed in config.seeds:
                 warm = self._running(config.warm_start.variants)
@@ -54,6 +63,25 @@ class CooldownStudy(Study):
 
     def _selected_seed(self, seed: int) -> bool:
         return not self.config.only_seeds or seed in self.config.only_seeds
+
+    def downstream_baselines(self) -> dict:
+        """The majority class and TF-IDF on the whole texts, and TF-IDF on the first tokens the encoders see
+        (``finetune.max_seq_length`` tokens of the study's tokenizer): the same words for both."""
+        path = self.records_dir / "downstream-baselines.json"
+        if not path.is_file():
+            length = self.recipes.finetune.max_seq_length
+            tokenizer = load_task_tokenizer(self.recipes.pretrain.tokenizer.path)
+            scores = baseline_scores(self.task())
+            cut = baseline_scores(self.task(), shorten=first_tokens(tokenizer, length))
+            scores[f"tfidf-logreg (first {length} tokens)"] = cut["tfidf-logreg"]
+            self._write_json(path, scores)
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def _write_json(self, path: Path, values: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        staging.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+        os.replace(staging, path)
 
     # -- the schedule's arithmetic -------------------------------------------------------------------------
     @property
@@ -116,6 +144,31 @@ class CooldownStudy(Study):
             compute=result.compute,
         )
 
+    def control_unit(self, variant: Variant, seed: int) -> ControlUnit:
+        """A randomly initialised encoder of the recipe's size with the study's tokenizer, fine-tuned."""
+        key = unit_key(variant.name, seed)
+        done = self._finished(ControlUnit, key)
+        if done is not None:
+            return done
+        folder = self.root / "control" / f"seed-{seed}"
+        recipe = self.recipes.pretrain
+        tokenizer = load_task_tokenizer(recipe.tokenizer.path)
+        torch.manual_seed(seed_for(seed, "init"))
+        config = model_config(recipe, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        model = BertOdeForMaskedLM(config)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        print(f"\n== compare: fine-tuning a randomly initialised encoder (seed {seed})", file=sys.stderr)
+        tuned = self._finetune(str(folder), seed)
+        record = ControlUnit(
+            variant=variant.name,
+            seed=seed,
+            model_overrides={},
+            parameters=sum(p.numel() for p in model.parameters()),
+            finetune=FinetuneScores.of(tuned),
+        )
+        return self._write(record, key)
+
     def branch_unit(self, variant: Variant, seed: int, budget: int, source: Path) -> BranchUnit:
         key = unit_key(variant.name, seed, budget)
         done = self._finished(BranchUnit, key)
@@ -153,8 +206,23 @@ class CooldownStudy(Study):
             finetune=tuned,
             config=result.config,
             compute=result.compute,
+            learned=learned_coefficients(model),
         )
         return self._write(record, key)
+
+
+def learned_coefficients(model) -> dict[str, list[float]]:
+    """The learned scheme coefficients of a model (ab2-learned's ``coefficients.weight``, PCformer's
+    ``ema.alpha``), as trained: what order they give is read from them (docs/mathematics.md, section 15)."""
+    return {
+        name: parameter.detach().float().flatten().tolist()
+        for name, parameter in model.named_parameters()
+        if name.endswith(("coefficients.weight", "ema.alpha"))
+    }
+
+
+# The random-initialisation control, as a variant for the unit machinery (it is in no variant list).
+_CONTROL = Variant(name="random-init")
 
 
 __all__ = ["CooldownStudy"]

@@ -171,6 +171,16 @@ class BranchUnit(Record):
     finetune: FinetuneScores | None = None
     config: PretrainConfig | None = None
     compute: ComputeInfo | None = None
+    # learned scheme coefficients as trained (ab2-learned's, PCformer's EMA alpha): parameter name -> values
+    learned: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class ControlUnit(_Unit):
+    """The downstream control: an encoder of the study's size, randomly initialised (no pretraining),
+    fine-tuned like every other unit. What pretraining adds is measured against it."""
+
+    kind: str = "control"
 
 
 @dataclass(kw_only=True)
@@ -319,6 +329,7 @@ class StudySummary(Record):
 __all__ = [
     "BranchUnit",
     "ConstantRun",
+    "ControlUnit",
     "CurvePoint",
     "EqualComputeVerdict",
     "FinetuneScores",
