@@ -158,6 +158,22 @@ def _noise_floor(branches: list[BranchUnit], baseline: str) -> list[str]:
     return lines
 
 
+def _census(records: list) -> dict[str, int]:
+    """How the units computed -> how many: a study run in parts on different machines says so."""
+    counts: dict[str, int] = {}
+    for record in records:
+        infos = [("pretraining", getattr(record, "compute", None))]
+        finetune = getattr(record, "finetune", None)
+        if finetune is not None:
+            infos.append(("fine-tuning", finetune.compute))
+        for stage, info in infos:
+            if isinstance(record, ControlUnit | WarmUnit) and stage == "pretraining":
+                continue
+            where = f"{stage}: " + (f"{info.describe()}, {info.cpu}" if info else "not recorded")
+            counts[where] = counts.get(where, 0) + 1
+    return counts
+
+
 def _downstream_table(records: list, baselines: dict) -> list[str]:
     """Test scores per seed: the fine-tuned cooldown endpoints, the random-initialisation control, the warm
     starts, and the baselines that need no pretraining (TF-IDF on the whole text and on what encoders see)."""
@@ -246,7 +262,11 @@ def write_cooldown_report(
             for f in failures
         )
         + ("\n" if failures else "")
-        + ". How each unit computed (precision, CPU, threads) is in `results.json` (`compute`).",
+        + ".",
+        "",
+        "How the units computed (precision, device, CPU capability, threads, processor): "
+        + ("; ".join(f"{where} ({count})" for where, count in _census(records).items()) or "no unit yet")
+        + ".",
         "",
         f"The unigram entropy of the validation blocks (the loss of word frequencies alone): "
         f"{markdown.fmt(unigram)} nats. BERT's seed spread at each cooldown budget (the noise floor): "
