@@ -200,17 +200,13 @@ class BertOdeConfig(BertConfig):
             )
 
     def validate_sizes(self) -> None:
-        """What BertConfig itself does not check: positive sizes, heads dividing the width, a known
-        activation."""
+        """What BertConfig itself does not check: positive sizes and a known activation. Whether the heads
+        divide the width is checked where transformers checks it, when a model is built (``validate_heads``):
+        a config may be made one field at a time, as transformers' own config tests do."""
         for name in _SIZE_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} is invalid; it must be an integer >= 1")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size={self.hidden_size} must be a multiple of num_attention_heads="
-                f"{self.num_attention_heads} (each head gets hidden_size / num_attention_heads dimensions)"
-            )
         activations = _activation_names()
         if (
             isinstance(self.hidden_act, str)
@@ -219,6 +215,14 @@ class BertOdeConfig(BertConfig):
         ):
             allowed = ", ".join(sorted(activations))
             raise ValueError(f"hidden_act={self.hidden_act!r} is unknown; allowed values: {allowed}")
+
+    def validate_heads(self) -> None:
+        """The heads divide the width: checked when a model is built from this config."""
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be a multiple of num_attention_heads="
+                f"{self.num_attention_heads} (each head gets hidden_size / num_attention_heads dimensions)"
+            )
 
     def validate_solver(self) -> None:
         """The solver fields together (call it after changing several of them)."""

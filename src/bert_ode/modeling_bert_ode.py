@@ -675,6 +675,10 @@ class BertOdePreTrainedModel(PreTrainedModel):
     # One attention map per layer (BertOdeAttentionMap), not one per vector-field evaluation.
     _can_record_outputs = {"hidden_states": BertOdeLayer, "attentions": BertOdeAttentionMap}
 
+    def __init__(self, config: BertOdeConfig, *args, **kwargs):
+        config.validate_heads()  # where transformers checks sizes: when a model is built
+        super().__init__(config, *args, **kwargs)
+
     @classmethod
     def _can_set_attn_implementation(cls) -> bool:
         # transformers decides this by searching the modeling source for its attention interface; the

@@ -176,7 +176,8 @@ class PretrainConfig:
                 "lower the "
                 "sequence length or raise max_position_embeddings"
             )
-        model_config(self, vocab_size=128, pad_token_id=0)  # BertOdeConfig validates the model fields
+        # BertOdeConfig validates the model fields; the heads against the width, as building the model would.
+        model_config(self, vocab_size=128, pad_token_id=0).validate_heads()
 
     def model_fields(self) -> dict[str, Any]:
         """The BertOdeConfig fields this config sets: ``model`` over ``DEFAULT_MODEL`` from scratch, ``model``
