@@ -114,10 +114,13 @@ def _seed():
 
 
 def assert_one_line_error(capsys, code: int, expected_code: int, *words: str) -> str:
-    """A command's bad-input contract: the exit code, stderr one line with no traceback, the words that name
-    the problem."""
+    """A command's bad-input contract: the exit code, no traceback, the error in one line (the last of stderr;
+    a run that fails after it started may have printed its start-up line before), the words that name the
+    problem."""
     err = capsys.readouterr().err.strip()
     assert code == expected_code, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert all(word in err for word in words), err
-    return err
+    lines = err.splitlines()
+    errors = [line for line in lines if ": error: " in line]
+    assert "Traceback" not in err and len(errors) == 1 and lines[-1] == errors[0], err
+    assert all(word in errors[0] for word in words), err
+    return errors[0]

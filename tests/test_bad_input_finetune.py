@@ -93,7 +93,7 @@ def test_labels_mixing_numbers_and_strings_are_refused_naming_the_kinds(tmp_path
 def test_a_tokenizer_path_that_does_not_exist_is_not_found(tmp_path, capsys):
     missing = str(tmp_path / "nowhere" / "tokenizer")
     code = main(["finetune", "unused", "--tokenizer", missing, "--no-progress"])
-    assert_one_line_error(capsys, code, 2, f"tokenizer {missing!r} not found")
+    assert_one_line_error(capsys, code, 2, f"tokenizer from {missing!r}: not found")
 
 
 def test_evaluate_refuses_a_head_whose_classes_have_other_names(tmp_path, capsys):

@@ -158,6 +158,7 @@ def test_cli_errors_from_the_layers_underneath_are_one_line(tmp_path, capsys):
         "train.compile": "false",
         "train.batch_size": 2,
         "model.ode_method": "dopri5",
+        "model.ode_backend": "torchdiffeq",
         "model.ode_rtol": "1e-13",
         "model.ode_atol": "1e-13",
         "model.ode_max_nfe": 50,

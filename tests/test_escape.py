@@ -132,3 +132,10 @@ def test_the_bootstrap_interval_holds_the_geometric_mean():
     low, high = bootstrap_interval([0.5, 1.0, 2.0, 1.0])
     assert low < 1.0 < high
     assert bootstrap_interval([2.0, 2.0]) == pytest.approx((2.0, 2.0))
+
+
+def test_a_loss_bert_already_beats_at_its_first_point_bounds_the_multiplier_from_above():
+    branches = [_branch("bert", 0, 8, 5.0), _branch("bert", 0, 16, 4.0), _branch("worse", 0, 8, 5.5, 2.0)]
+    (point,) = cooldown_multipliers(branches, "worse", "bert")
+    assert point.mean is None and point.before_bert == 1 and point.beyond_bert == 0
+    assert point.upper_bound == pytest.approx(8 / 16)  # BERT's first point (8 FLOPs) over the variant's 16

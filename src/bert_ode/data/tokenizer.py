@@ -95,7 +95,7 @@ def check_tokenizer_location(path: str | os.PathLike) -> None:
         name.startswith(("/", ".", "~")) or name.endswith("/") or name.count("/") > 1 or "\\" in name
     )
     if written_as_path and not Path(name).expanduser().exists():
-        raise ValueError(f"tokenizer {name!r} not found: no such file or directory")
+        raise ValueError(f"cannot load a tokenizer from {name!r}: not found (no such file or directory)")
 
 
 def load_tokenizer(path: str | os.PathLike, *, require_mlm_tokens: bool = True) -> PreTrainedTokenizerBase:

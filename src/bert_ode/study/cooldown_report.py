@@ -101,11 +101,17 @@ def _gap_table(all_gaps: list[Gap]) -> list[str]:
 
 
 def _multiplier_cell(point: MultiplierPoint) -> str:
+    notes = []
+    if point.beyond_bert:
+        notes.append(
+            f"{point.beyond_bert} seed(s) below anything BERT's curve reaches: larger than it can say"
+        )
+    if point.before_bert:
+        notes.append(f"{point.before_bert} seed(s) above BERT's first point: below {point.upper_bound:.2f}")
     if point.mean is None:
-        return f"beyond BERT's curve ({point.beyond_bert} seed(s))"
+        return "; ".join(notes)
     interval = f" [{point.low:.2f}, {point.high:.2f}]" if point.low is not None else ""
-    beyond = f" (+{point.beyond_bert} beyond BERT's curve)" if point.beyond_bert else ""
-    return f"{point.mean:.2f}{interval}{beyond}"
+    return f"{point.mean:.2f}{interval}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _multiplier_table(points: dict[str, list[MultiplierPoint]]) -> list[str]:

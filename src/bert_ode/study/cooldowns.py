@@ -32,7 +32,7 @@ from ..pretrain.loop import PROBES_FILE, PretrainResult, pretrain, validation_lo
 from ..pretrain.probes import read_probes
 from .baselines import baseline_scores, first_tokens
 from .config import Variant
-from .records import BranchUnit, ConstantRun, ControlUnit, FinetuneScores
+from .records import BranchUnit, ConstantRun, ControlUnit, FinetuneScores, WarmUnit
 from .runner import Study, mlm_by_ode_steps, read_curve, training_flops_per_token, unit_key
 
 
@@ -54,9 +54,17 @@ class CooldownStudy(Study):
             for seed in config.seeds:
                 warm = self._running(config.warm_start.variants)
                 units += [(self.warm_start_unit, variant, (seed,)) for variant in warm]
-        finished = self._run_units([unit for unit in units if self._selected_seed(unit[2][0])])
-        branches = [BranchUnit.read_json(path) for path in sorted(self.records_dir.glob("branch--*.json"))]
-        return [*finished, *branches]
+        self._run_units([unit for unit in units if self._selected_seed(unit[2][0])])
+        return self.records()
+
+    def records(self) -> list:
+        """Every finished unit's record on disk, this part's and earlier ones' (the report covers all)."""
+        kinds = (ConstantRun, BranchUnit, ControlUnit, WarmUnit)
+        return [
+            kind.read_json(path)
+            for kind in kinds
+            for path in sorted(self.records_dir.glob(f"{kind.kind}--*.json"))
+        ]
 
     def _running(self, variants: list[Variant]) -> list[Variant]:
         return [v for v in variants if not self.config.only or v.name in self.config.only]

@@ -152,6 +152,9 @@ class MultiplierPoint(Record):
     low: float | None = None  # 95% bootstrap interval of the geometric mean
     high: float | None = None
     beyond_bert: int = 0  # seeds whose loss BERT's curve does not reach: the multiplier exceeds its range
+    # seeds whose loss BERT's first point already beats: the multiplier is below first-point FLOPs / own FLOPs
+    before_bert: int = 0
+    upper_bound: float | None = None  # the largest such bound
 
 
 def bootstrap_interval(values: Sequence[float], rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -162,10 +165,16 @@ def bootstrap_interval(values: Sequence[float], rounds: int = 2000, seed: int = 
     return float(np.exp(np.percentile(means, 2.5))), float(np.exp(np.percentile(means, 97.5)))
 
 
-def _multiplier(variant: str, where: str, tokens: int, per_seed: dict[str, float | None]) -> MultiplierPoint:
+def _multiplier(
+    variant: str, where: str, tokens: int, per_seed: dict[str, float | None], bounds: list[float]
+) -> MultiplierPoint:
+    """``per_seed``: the multiplier, or None where BERT's curve does not bracket the loss; ``bounds``: for the
+    seeds whose loss BERT's first point already beats, first-point FLOPs / own FLOPs (upper bounds)."""
     point = MultiplierPoint(variant=variant, where=where, tokens=tokens, per_seed=per_seed)
     values = [v for v in per_seed.values() if v is not None]
-    point.beyond_bert = sum(v is None for v in per_seed.values())
+    point.before_bert = len(bounds)
+    point.upper_bound = max(bounds) if bounds else None
+    point.beyond_bert = sum(v is None for v in per_seed.values()) - len(bounds)
     if values:
         point.mean = float(np.exp(np.mean(np.log(values))))
         point.low, point.high = bootstrap_interval(values) if len(values) > 1 else (None, None)
@@ -187,14 +196,14 @@ def constant_multipliers(
         tokens = next(iter(mine.values())).curve[i].tokens
         if tokens <= after_tokens:
             continue
-        per_seed = {}
+        per_seed, bounds = {}, []
         for seed, run in mine.items():
             reference = bert[seed]
             flops = [p.tokens * reference.train_flops_per_token for p in reference.curve]
-            needed = flops_to_reach(run.curve[i].val_loss, flops, [p.val_loss for p in reference.curve])
+            losses = [p.val_loss for p in reference.curve]
             spent = run.curve[i].tokens * run.train_flops_per_token
-            per_seed[str(seed)] = None if needed is None else needed / spent
-        points.append(_multiplier(variant, "constant", tokens, per_seed))
+            per_seed[str(seed)] = _ratio(run.curve[i].val_loss, flops, losses, spent, bounds)
+        points.append(_multiplier(variant, "constant", tokens, per_seed, bounds))
     return points
 
 
@@ -205,19 +214,28 @@ def _endpoints(branches: list[BranchUnit], variant: str, seed: int) -> tuple[lis
     return [b.train_flops for b in mine], [b.val_loss for b in mine]
 
 
+def _ratio(loss: float, flops: list[float], losses: list[float], spent: float, bounds: list) -> float | None:
+    """BERT's FLOPs to ``loss`` over ``spent``; None outside BERT's curve, where a loss its first point
+    already beats adds the upper bound first-point FLOPs / ``spent`` to ``bounds``."""
+    needed = flops_to_reach(loss, flops, losses)
+    if needed is None and loss > losses[0]:
+        bounds.append(flops[0] / spent)
+    return None if needed is None else needed / spent
+
+
 def cooldown_multipliers(branches: list[BranchUnit], variant: str, baseline: str) -> list[MultiplierPoint]:
     """The multiplier at each of ``variant``'s cooldown endpoints, against BERT's cooldown endpoints."""
     points = []
     for budget in sorted({b.budget_tokens for b in branches if b.variant == variant}):
-        per_seed = {}
+        per_seed, bounds = {}, []
         for branch in (b for b in branches if b.variant == variant and b.budget_tokens == budget):
             flops, losses = _endpoints(branches, baseline, branch.seed)
-            if not flops:
-                continue
-            needed = flops_to_reach(branch.val_loss, flops, losses)
-            per_seed[str(branch.seed)] = None if needed is None else needed / branch.train_flops
+            if flops:
+                per_seed[str(branch.seed)] = _ratio(
+                    branch.val_loss, flops, losses, branch.train_flops, bounds
+                )
         if per_seed:
-            points.append(_multiplier(variant, "cooldown", budget, per_seed))
+            points.append(_multiplier(variant, "cooldown", budget, per_seed, bounds))
     return points
 
 
