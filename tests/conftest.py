@@ -124,3 +124,43 @@ def assert_one_line_error(capsys, code: int, expected_code: int, *words: str) ->
     assert "Traceback" not in err and len(errors) == 1 and lines[-1] == errors[0], err
     assert all(word in errors[0] for word in words), err
     return errors[0]
+
+
+def assert_hub_ready_card(folder, base_model=None) -> None:
+    """A model card the Hub accepts and a user can act on: metadata huggingface_hub parses (license an id,
+    base_model a Hub id or absent, never a local path), a title that is not the folder's name, the sections
+    a reader looks for, no bookkeeping counts posing as metrics. Where the Hub answers, its own validator
+    (``ModelCard.validate``) too; offline that part is skipped, the rest still holds."""
+    import os
+    from pathlib import Path
+
+    from huggingface_hub import ModelCard
+    from huggingface_hub.utils import validate_repo_id
+
+    folder = Path(folder)
+    card = ModelCard.load(folder / "README.md")
+    data = card.data
+    assert data.library_name == "transformers" and "bert-ode" in data.tags
+    assert data.license and data.license == data.license.lower() and " " not in data.license, data.license
+    assert data.base_model == base_model, data.base_model
+    if data.base_model is not None:
+        validate_repo_id(data.base_model)
+        assert not os.path.isabs(data.base_model)
+    title = next(line for line in card.text.splitlines() if line.startswith("# "))
+    assert title != f"# {folder.name}" and "/" not in title, title
+    for section in (
+        "## How it was made",
+        "## Intended use",
+        "## Limitations",
+        "## How to load",
+        "## Citation",
+    ):
+        assert section in card.text, section
+    assert str(folder.resolve()) not in card.text  # no local path in the card
+    assert not any(word in card.text for word in ("_examples |", "_seconds |", "_nfe |"))
+    try:
+        card.validate()
+    except ValueError:
+        raise
+    except Exception:  # noqa: BLE001 - no route to the Hub here: the offline checks above stand
+        pass

@@ -113,3 +113,23 @@ def test_evaluate_refuses_a_head_whose_classes_have_other_names(tmp_path, capsys
     )
     code = main(["evaluate", str(head), "--task", task, "--no-progress"])
     assert_one_line_error(capsys, code, 2, "['negative', 'positive']", "['neg', 'pos']")
+
+
+def test_a_task_file_that_does_not_exist_is_not_found_rather_than_an_unknown_task(tmp_path, capsys):
+    code = main(["finetune", "unused", "--task", "missing.csv", "--no-progress"])
+    assert_one_line_error(capsys, code, 2, "task file 'missing.csv' not found")
+    code = main(["finetune", "unused", "--task", "sst3", "--no-progress"])
+    assert_one_line_error(capsys, code, 2, "unknown task 'sst3'", "bbc-news")
+
+
+def test_a_bad_model_override_is_refused_before_the_task_is_tokenised(capsys, monkeypatch):
+    import bert_ode.finetune.protocol as protocol
+
+    def never(*args, **kwargs):
+        raise AssertionError("the task was tokenised before the override was checked")
+
+    monkeypatch.setattr(protocol, "tokenize_splits", never)
+    code = main(["finetune", "unused", "--set", "model.ode_stpes=2", "--no-progress"])
+    assert_one_line_error(capsys, code, 2, "unknown config field(s) ['ode_stpes']")
+    code = main(["finetune", "unused", "--set", "model.ode_method=rk5", "--no-progress"])
+    assert_one_line_error(capsys, code, 2, "ode_method='rk5'")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
-from conftest import assert_one_line_error
+import transformers
+from conftest import assert_hub_ready_card, assert_one_line_error
 from transformers import BertConfig, BertForMaskedLM
 
 import bert_ode
@@ -65,11 +68,58 @@ def test_convert_writes_a_model_card_that_keeps_the_source_license(tmp_path):
     (source / "README.md").write_text("---\nlicense: mit\n---\n\n# a BERT\n")
     out = tmp_path / "heun"
     assert main(["convert", str(source), str(out), "--set", "ode_method=heun"]) == 0
+    assert_hub_ready_card(out, base_model=None)  # a source that exists only here has no Hub id
     card = ModelCard.load(out / "README.md")
-    assert card.data.library_name == "transformers" and card.data.license == "mit"
-    assert card.data.base_model == str(source) and card.data.pipeline_tag == "feature-extraction"
+    assert card.data.license == "mit" and card.data.pipeline_tag == "feature-extraction"
     assert {"bert-ode", "custom_code"} <= set(card.data.tags)
     assert "heun x 1 step(s) per block" in card.text and "trust_remote_code=True" in card.text
+    assert "# bert as an ODE-BERT (heun)" in card.text
+
+
+def test_convert_names_the_hub_model_a_local_source_stands_for_and_every_new_weight(tmp_path, capsys):
+    from huggingface_hub import ModelCard
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+    )
+    source = tmp_path / "sentence-model"
+    transformers.BertModel(config).save_pretrained(source)  # no masked-LM head, as sentence-transformers
+    recorded = json.loads((source / "config.json").read_text())
+    recorded["_name_or_path"] = "nreimers/MiniLM-L6-H384-uncased"  # what a Hub download records
+    (source / "config.json").write_text(json.dumps(recorded))
+    out = tmp_path / "mlm"
+    code = main(["convert", str(source), str(out), "--head", "masked-lm", "--set", "ode_method=ab2-learned"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = [line for line in captured.out.splitlines() if "newly initialised" in line]
+    assert len(lines) == 1 and "the masked-LM head" in lines[0], captured.out
+    assert "LOAD REPORT" not in captured.err + captured.out  # transformers' table, expected here
+    assert_hub_ready_card(out, base_model="nreimers/MiniLM-L6-H384-uncased")
+    card = ModelCard.load(out / "README.md")
+    assert card.data.license == "unknown"
+    assert "Newly initialised, because the source has no weights for them: the masked-LM head" in card.text
+    assert "the learned multistep coefficients" in card.text  # set to reproduce the source, not random
+
+
+def test_save_pretrained_writes_a_card_and_keeps_one_already_there(tmp_path):
+    model = bert_ode.BertOdeForMaskedLM(
+        bert_ode.BertOdeConfig(
+            vocab_size=99,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            ode_method="heun",
+        )
+    )
+    model.save_pretrained(tmp_path / "fresh")
+    assert_hub_ready_card(tmp_path / "fresh", base_model=None)
+    assert "BertOde heun: 2 layers, hidden 32" in (tmp_path / "fresh" / "README.md").read_text()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "README.md").write_text("my own card")
+    model.save_pretrained(tmp_path / "mine")
+    assert (tmp_path / "mine" / "README.md").read_text() == "my own card"
 
 
 def test_convert_refuses_an_output_that_is_a_file_and_a_size_change_before_loading(tmp_path, capsys):

@@ -403,6 +403,10 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
     assert "tfidf-logreg (first 64 tokens) (no pretraining)" in report
     assert results["escape"]["1"]["heun"]["seeds"] == [0, 1]  # the main seed and the escape seed
     assert [g["budget_tokens"] for g in results["gaps"] if g["variant"] == "heun"] == budgets
+    corpus = results["corpus"]  # counted from the packed training split, passes in the report
+    assert corpus["train_tokens"] == corpus["train_blocks"] * corpus["seq_len"] > 0
+    assert "## Passes over the corpus and the train-validation gap" in report
+    assert "| `bert-half-lr` | lr=0.005 | 0 |" in report and "`bert`: " in report  # read against bert
     for plot in (
         "constant_vs_tokens.png",
         "constant_vs_flops.png",

@@ -13,28 +13,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import sys
 import typing
-from functools import partial
 
 from huggingface_hub.errors import StrictDataclassError
 from transformers import HfArgumentParser
 
-from . import __version__, modeling_bert_ode
-from .convert import save_converted
-from .solvers import MaxNfeExceeded
+from bert_ode_cli import COMMANDS, DESCRIPTION, command_listing, installed_version
 
-try:
-    from .finetune import EvaluateConfig, FinetuneConfig, evaluate, finetune
-    from .finetune.config import split_assignments
-    from .pretrain import DiskFull, pretrain
-    from .study import compare
-    from .utils.config_io import check_output_dir, parse_assignments
-except ImportError as error:  # the model-only install (pip install bert-ode): main() says what to add
-    MISSING_TRAINING_EXTRA: ImportError | None = error
-    FinetuneConfig = EvaluateConfig = None  # named by the command table below, which main() then never builds
-else:
-    MISSING_TRAINING_EXTRA = None
+from .solvers import MaxNfeExceeded
+from .utils.config_io import check_output_dir, parse_assignments
+from .utils.disk import DiskFull
+
+TRAINING_EXTRAS = "pip install 'bert-ode[train,data]'"
 
 # --head of ``convert``: the BertOde class to build.
 HEADS = {
@@ -55,9 +47,12 @@ def add_config_options(parser: HfArgumentParser, config_class, skip: tuple[str, 
     positional checkpoint and the ``--set`` overrides are declared by hand) keeps one declaration per option.
     """
     hints = typing.get_type_hints(config_class)
-    fields = []
+    fields, switches = [], []
     for f in dataclasses.fields(config_class):
         if f.name in skip or not f.init or typing.get_origin(hints[f.name]) is dict or hints[f.name] is dict:
+            continue
+        if hints[f.name] in (bool, bool | None):
+            switches.append(f)
             continue
         default = {"default": f.default} if f.default is not dataclasses.MISSING else {}
         if f.default_factory is not dataclasses.MISSING:
@@ -67,7 +62,35 @@ def add_config_options(parser: HfArgumentParser, config_class, skip: tuple[str, 
         fields.append((f.name, hints[f.name], dataclasses.field(metadata=metadata, **default)))
     view = dataclasses.make_dataclass(f"{config_class.__name__}Options", fields, kw_only=True)
     parser._add_dataclass_arguments(view)
-    return [name for name, _, _ in fields]
+    for f in switches:
+        _add_switch(parser, f)
+    return [name for name, _, _ in fields] + [f.name for f in switches]
+
+
+# Fields kept for older command lines: accepted, not shown in --help.
+HIDDEN_OPTIONS = ("bf16",)
+
+
+def _add_switch(parser, f: dataclasses.Field) -> None:
+    """A bool field as ``--name`` / ``--no-name`` (argparse's own BooleanOptionalAction): HfArgumentParser
+    would show ``--name [NAME]`` plus a ``--no_name`` whose help repeats the field's."""
+    help_text = argparse.SUPPRESS if f.name in HIDDEN_OPTIONS else f.metadata.get("help")
+    parser.add_argument(
+        f"--{f.name.replace('_', '-')}",
+        dest=f.name,
+        action=argparse.BooleanOptionalAction,
+        default=f.default,
+        help=help_text,
+    )
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown where they say something: not for ``None``, an empty list or ``--set``."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, []) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add_set_option(parser, example: str) -> None:
@@ -99,9 +122,18 @@ def _add_convert(parser) -> None:
 
 
 def _run_convert(args) -> None:
+    from . import modeling_bert_ode
+    from .convert import describe_new_parameters, save_converted
+
     check_output_dir(args.output_dir, "output_dir")  # before anything is loaded
     model_class = getattr(modeling_bert_ode, HEADS[args.head])
     model = model_class.from_bert(args.checkpoint, **parse_assignments(args.overrides))
+    random, _ = describe_new_parameters(model.new_parameters)
+    if random:
+        print(
+            f"convert: newly initialised, the source has no weights for them: {', '.join(random)} "
+            "(random until trained; the model card says so too)"
+        )
     save_converted(model, args.output_dir, tokenizer_source=args.checkpoint)
     config = model.config
     print(
@@ -122,7 +154,34 @@ def _add_checkpoint_command(parser, config_class, run, checkpoint_help: str, set
     parser.set_defaults(handler=lambda args: run(args, names))
 
 
+def _add_finetune(parser) -> None:
+    from .finetune import FinetuneConfig
+
+    _add_checkpoint_command(
+        parser,
+        config_class=FinetuneConfig,
+        run=_run_finetune,
+        checkpoint_help="BertOde or BERT checkpoint directory (or Hub name), with its tokenizer",
+        set_example="--set learning_rate=1e-4 --set model.ode_method=heun",
+    )
+
+
+def _add_evaluate(parser) -> None:
+    from .finetune import EvaluateConfig
+
+    _add_checkpoint_command(
+        parser,
+        config_class=EvaluateConfig,
+        run=_run_evaluate,
+        checkpoint_help="fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)",
+        set_example="--set batch_size=16 --set model.ode_method=rk4",
+    )
+
+
 def _run_finetune(args, names: list[str]) -> None:
+    from .finetune import FinetuneConfig, finetune
+    from .finetune.config import split_assignments
+
     fields, model = split_assignments(FinetuneConfig, parse_assignments(args.overrides))
     config = FinetuneConfig(
         checkpoint=args.checkpoint, ode_overrides=model, **{**_options(args, names), **fields}
@@ -140,6 +199,9 @@ def _run_finetune(args, names: list[str]) -> None:
 
 
 def _run_evaluate(args, names: list[str]) -> None:
+    from .finetune import EvaluateConfig, evaluate
+    from .finetune.config import split_assignments
+
     fields, model = split_assignments(EvaluateConfig, parse_assignments(args.overrides))
     results = evaluate(args.checkpoint, ode_overrides=model, **{**_options(args, names), **fields})
     metric = results["main_metric"]
@@ -163,6 +225,8 @@ def _add_pretrain(parser) -> None:
 
 
 def _run_pretrain(args) -> None:
+    from .pretrain import pretrain
+
     overrides = parse_assignments(args.overrides)
     if args.output_dir:
         overrides["train.output_dir"] = args.output_dir
@@ -196,6 +260,8 @@ def _add_compare(parser) -> None:
 
 
 def _run_compare(args) -> None:
+    from .study import compare
+
     command = "bert-ode compare --preset " + args.preset + "".join(f" --set {o}" for o in args.overrides)
     report_dir = compare(
         args.preset, parse_assignments(args.overrides), progress=not args.no_progress, command=command
@@ -203,62 +269,35 @@ def _run_compare(args) -> None:
     print(f"report: {report_dir / 'report.md'}")
 
 
-# name -> (adds the arguments, one-line help, description)
-COMMANDS = {
-    "convert": (
-        _add_convert,
-        "convert a HuggingFace BERT checkpoint into a BertOde checkpoint",
-        "Loads a BERT checkpoint (any BertModel / BertFor* save), sets the ODE fields, saves the result with "
-        "the source's tokenizer. With no ODE options the result computes exactly what BERT computes.",
-    ),
-    "finetune": (
-        partial(
-            _add_checkpoint_command,
-            config_class=FinetuneConfig,
-            run=_run_finetune,
-            checkpoint_help="BertOde or BERT checkpoint directory (or Hub name), with its tokenizer",
-            set_example="--set learning_rate=1e-4 --set model.ode_method=heun",
-        ),
-        "fine-tune a BertOde or plain BERT checkpoint on a downstream task over several seeds",
-        "Fine-tunes any BERT / BertOde checkpoint (both through the same code) on a task: the built-in BBC "
-        "News topic task by default, a GLUE task, or local CSV/JSONL files. Best checkpoint selected on the "
-        "validation split; the test split scored once; median and spread over seeds written to "
-        "OUTPUT_DIR/results.json and results.md.",
-    ),
-    "evaluate": (
-        partial(
-            _add_checkpoint_command,
-            config_class=EvaluateConfig,
-            run=_run_evaluate,
-            checkpoint_help="fine-tuned checkpoint directory (e.g. OUTPUT_DIR/seed-0 of finetune)",
-            set_example="--set batch_size=16 --set model.ode_method=rk4",
-        ),
-        "score a fine-tuned BertOde or BERT checkpoint on a task split, optionally with other ode_steps",
-        "Loads a checkpoint with a sequence-classification head (BertOde or plain BERT, through the same "
-        "code) and reports the task's metrics and function evaluations for each --ode-steps.",
-    ),
-    "pretrain": (
-        _add_pretrain,
-        "pretrain a BertOde masked language model (built-in offline corpus by default)",
-        "Masked-LM pretraining from a YAML config plus overrides. With no arguments it trains on the "
-        "built-in corpus. Runs unchanged under torchrun / accelerate launch (data-parallel).",
-    ),
-    "compare": (
-        _add_compare,
-        "the study: pretrain BERT and ODE variants under one recipe, fine-tune each, write a report",
-        "Runs a comparison study (configs/compare-<preset>.yaml) and writes reports/<name>/report.md with "
-        "tables and plots. Finished runs are reused when the same study is run again, so an interrupted "
-        "study resumes.",
-    ),
+# command -> the package it runs, imported before its parser is built: a missing training extra is then one
+# clear line, whatever the command imports first
+STACKS = {"finetune": "finetune", "evaluate": "finetune", "pretrain": "pretrain", "compare": "study"}
+
+# name -> what declares its arguments (help lines and descriptions: bert_ode_cli.COMMANDS)
+ARGUMENTS = {
+    "convert": _add_convert,
+    "finetune": _add_finetune,
+    "evaluate": _add_evaluate,
+    "pretrain": _add_pretrain,
+    "compare": _add_compare,
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = HfArgumentParser(prog="bert-ode", description="ODE-BERT: BERT with ODE-solver residual blocks")
-    parser.add_argument("--version", action="version", version=f"bert-ode {__version__}")
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``only`` that one: declaring a command's options imports its
+    config classes (the training stack for all but ``convert``), so a command loads nothing it does not
+    use."""
+    parser = HfArgumentParser(prog="bert-ode", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"bert-ode {installed_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
-    for name, (add_arguments, help_line, description) in COMMANDS.items():
-        add_arguments(subparsers.add_parser(name, help=help_line, description=description))
+    for name, (help_line, description) in COMMANDS.items():
+        if only in (None, name):
+            if name in STACKS:
+                importlib.import_module(f"{__package__}.{STACKS[name]}")
+            command = subparsers.add_parser(
+                name, help=help_line, description=description, formatter_class=HelpFormatter
+            )
+            ARGUMENTS[name](command)
     return parser
 
 
@@ -269,14 +308,20 @@ def _last_line(error: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if MISSING_TRAINING_EXTRA is not None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    if command is None:
+        command_listing().parse_args(argv[:1])  # --version, --help or a bad command: answers and exits
+    try:
+        parser = build_parser(only=command)
+    except ImportError as error:  # the model-only install (pip install bert-ode) runs convert, not this
         print(
-            f"bert-ode: the command line needs the training extras ({MISSING_TRAINING_EXTRA}); install them "
-            "with: pip install 'bert-ode[train,data]'",
+            f"bert-ode {command}: error: this command needs the training extras ({error}); install them "
+            f"with: {TRAINING_EXTRAS}",
             file=sys.stderr,
         )
         return 2
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     try:
         args.handler(args)
     except (ValueError, FileNotFoundError, NotADirectoryError, MaxNfeExceeded) as error:

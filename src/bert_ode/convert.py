@@ -12,6 +12,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 from transformers import AutoTokenizer, PreTrainedConfig, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from .configuration_bert_ode import BertOdeConfig
 from .model_card import source_license, write_model_card
@@ -19,23 +20,6 @@ from .model_card import source_license, write_model_card
 CONVERTIBLE_MODEL_TYPES = ("bert", "bert_ode")
 # Arguments of `from_pretrained` that are not config fields.
 _LOADING_KWARGS = ("attn_implementation", "dtype", "device_map")
-# The Auto class and the Hub pipeline of each head, for model cards.
-_AUTO_CLASS_OF = {
-    "BertOdeModel": "AutoModel",
-    "BertOdeForMaskedLM": "AutoModelForMaskedLM",
-    "BertOdeForSequenceClassification": "AutoModelForSequenceClassification",
-    "BertOdeForTokenClassification": "AutoModelForTokenClassification",
-    "BertOdeForQuestionAnswering": "AutoModelForQuestionAnswering",
-    "BertOdeForMultipleChoice": "AutoModelForMultipleChoice",
-}
-_PIPELINE_OF = {
-    "BertOdeModel": "feature-extraction",
-    "BertOdeForMaskedLM": "fill-mask",
-    "BertOdeForSequenceClassification": "text-classification",
-    "BertOdeForTokenClassification": "token-classification",
-    "BertOdeForQuestionAnswering": "question-answering",
-    "BertOdeForMultipleChoice": None,  # no Hub pipeline
-}
 # A checkpoint folder holds one of these (transformers' names).
 WEIGHT_FILES = (
     "model.safetensors",
@@ -141,14 +125,23 @@ def _check_is_bert(config_dict: dict, checkpoint) -> None:
         )
 
 
-def convert_bert(model_class, checkpoint, **overrides):
-    """Loads ``checkpoint`` (a path, a Hub name, or a loaded BERT model) into ``model_class`` with ODE fields
-    set."""
+def check_overrides(overrides: dict) -> None:
+    """Refuses an unknown field or a bad value among ``overrides`` of a checkpoint's config, before anything
+    is loaded or tokenised (a value that depends on the checkpoint's sizes is checked when the model is
+    built)."""
     unknown = sorted(set(overrides) - _config_fields() - set(_LOADING_KWARGS))
     if unknown:
         raise ValueError(
             f"unknown config field(s) {unknown}; see BertOdeConfig for the fields that can be set"
         )
+    ode_fields = {f.name for f in dataclasses.fields(BertOdeConfig)} - {"num_labels", "id2label", "label2id"}
+    BertOdeConfig(**{key: value for key, value in overrides.items() if key in ode_fields})
+
+
+def convert_bert(model_class, checkpoint, **overrides):
+    """Loads ``checkpoint`` (a path, a Hub name, or a loaded BERT model) into ``model_class`` with ODE fields
+    set."""
+    check_overrides(overrides)
     loading_kwargs = {key: overrides.pop(key) for key in _LOADING_KWARGS if key in overrides}
     config_dict = read_checkpoint_config(checkpoint)
     _check_is_bert(config_dict, checkpoint)
@@ -191,13 +184,57 @@ def _check_sizes_kept(source: dict, overrides: dict) -> None:
 
 
 def _load(model_class, path: str, config: BertOdeConfig, loading_kwargs: dict):
+    """The model, with ``new_parameters``: the names the checkpoint had no weights for (initialised anew)."""
     if config.splitting == "lie" or _source_splitting(path) == "strang":
-        return model_class.from_pretrained(path, config=config, **loading_kwargs)
-    # Strang splitting has two half-size feed-forwards where BERT has one: load as Lie, then split the units.
-    lie_model = model_class.from_pretrained(path, config=_replace(config, splitting="lie"), **loading_kwargs)
-    strang_model = model_class(config).to(dtype=lie_model.dtype)
-    strang_model.load_state_dict(split_feed_forward(lie_model.state_dict(), strang_model.state_dict()))
-    return strang_model
+        model, new = _quiet_load(model_class, path, config, loading_kwargs)
+    else:
+        # Strang splitting has two half-size feed-forwards where BERT has one: load as Lie, split the units.
+        lie_model, new = _quiet_load(model_class, path, _replace(config, splitting="lie"), loading_kwargs)
+        model = model_class(config).to(dtype=lie_model.dtype)
+        model.load_state_dict(split_feed_forward(lie_model.state_dict(), model.state_dict()))
+    model.new_parameters = new
+    return model
+
+
+def _quiet_load(model_class, path: str, config: BertOdeConfig, loading_kwargs: dict):
+    """``from_pretrained`` without transformers' load-report table (a conversion expects new and dropped
+    weights: ``new_parameters`` and ``describe_new_parameters`` say which, in one line)."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model, info = model_class.from_pretrained(
+            path, config=config, output_loading_info=True, **loading_kwargs
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model, sorted(info["missing_keys"])
+
+
+# Parameter name fragments -> what they are, for the line that names a conversion's new weights.
+_NEW_PARTS = {
+    "cls.": "the masked-LM head",
+    "classifier.": "the classification head",
+    "qa_outputs.": "the question-answering head",
+    "pooler.": "the pooler",
+    "gate": "the RK2 gates",
+    "coefficients": "the learned multistep coefficients",
+    "ema.": "the PCformer EMA coefficients",
+    "final_layer_norm": "the pre-norm final LayerNorm",
+}
+# What a scheme adds and sets so that the converted model starts as its source: no warning needed.
+_EXPECTED_NEW = {"the RK2 gates", "the learned multistep coefficients", "the PCformer EMA coefficients"}
+
+
+def describe_new_parameters(names: list[str]) -> tuple[list[str], list[str]]:
+    """(new parts a user must know of: heads and the like that are random, new parts a scheme initialises
+    to reproduce its source), each as ``"what (n tensors)"``."""
+    counts: dict[str, int] = {}
+    for name in names:
+        what = next((label for part, label in _NEW_PARTS.items() if part in name), name)
+        counts[what] = counts.get(what, 0) + 1
+    described = {what: f"{what} ({count} tensor{'s' if count > 1 else ''})" for what, count in counts.items()}
+    random = [text for what, text in described.items() if what not in _EXPECTED_NEW]
+    return random, [text for what, text in described.items() if what in _EXPECTED_NEW]
 
 
 def _source_splitting(path: str) -> str:
@@ -241,21 +278,34 @@ def split_feed_forward(lie_state: dict, strang_state: dict) -> dict:
 
 def save_converted(model, output_dir: str | os.PathLike, tokenizer_source: str | None = None) -> None:
     """Saves a converted model, with the source's tokenizer files when there are any and a model card (the
-    source as base model, its license kept)."""
+    source as base model, its license kept, newly initialised weights named)."""
     model.save_pretrained(output_dir)
     if tokenizer_source is not None:
+        random, scheme = describe_new_parameters(getattr(model, "new_parameters", []))
+        how = [
+            f"Converted from the BERT checkpoint `{tokenizer_source}` with `bert-ode convert`: the "
+            "source's parameters unchanged, its residual connections replaced by the ODE steps above (with "
+            "Euler and one step it computes exactly what the source computes)."
+        ]
+        if scheme:
+            how.append(f"Added by the scheme and set so that it starts as its source: {', '.join(scheme)}.")
+        limits = (
+            [
+                f"Newly initialised, because the source has no weights for them: {', '.join(random)}. "
+                "They are random until trained: outputs that depend on them (e.g. fill-mask predictions "
+                "from a new masked-LM head) mean nothing before fine-tuning or further pretraining."
+            ]
+            if random
+            else []
+        )
         write_model_card(
             output_dir,
             model,
-            how_made=[
-                f"Converted from the BERT checkpoint `{tokenizer_source}` with `bert-ode convert`: BERT's "
-                "parameters unchanged, the residual connections replaced by the ODE steps above (with Euler "
-                "and one step it computes exactly what the source computes)."
-            ],
-            auto_class=_AUTO_CLASS_OF.get(type(model).__name__, "AutoModel"),
-            pipeline_tag=_PIPELINE_OF.get(type(model).__name__, "feature-extraction"),
+            title=f"{Path(str(tokenizer_source)).name} as an ODE-BERT ({model.config.ode_method})",
+            how_made=how,
             base_model=str(tokenizer_source),
-            license=source_license(tokenizer_source),
+            license=source_license(tokenizer_source) or "unknown",
+            limitations=limits,
         )
     if tokenizer_source is not None and os.path.isdir(tokenizer_source):
         try:
@@ -266,8 +316,10 @@ def save_converted(model, output_dir: str | os.PathLike, tokenizer_source: str |
 
 __all__ = [
     "check_checkpoint",
+    "check_overrides",
     "check_safetensors",
     "convert_bert",
+    "describe_new_parameters",
     "read_checkpoint_config",
     "save_converted",
     "split_feed_forward",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 from dataclasses import dataclass, replace
 from itertools import zip_longest
 from typing import NamedTuple
@@ -708,11 +709,27 @@ class BertOdePreTrainedModel(PreTrainedModel):
             init.constant_(module.alpha, module.initial)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """``PreTrainedModel.save_pretrained``, with an ``auto_map`` naming every head: transformers writes
+        """``PreTrainedModel.save_pretrained``, with an ``auto_map`` naming every head (transformers writes
         the saving class only, and a checkpoint saved by one head must load as any other with
-        ``trust_remote_code=True`` where bert_ode is not installed."""
+        ``trust_remote_code=True`` where bert_ode is not installed), and a model card where the folder has
+        none (``Trainer.save_model`` saves through here too)."""
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **REMOTE_CODE_AUTO_MAP}
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        saved = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self._write_card_if_missing(save_directory)
+        return saved
+
+    def _write_card_if_missing(self, directory) -> None:
+        """A default card (``bert_ode.model_card``; bert-ode's own commands then write a fuller one). A card
+        already there, the user's or one written before, is kept. Cards are a tool of the installed package,
+        imported when called: the model code a checkpoint carries for remote code writes none."""
+        if os.path.isfile(os.path.join(directory, "README.md")):
+            return
+        try:
+            model_card = importlib.import_module("bert_ode.model_card")
+        except ImportError:
+            return
+        model_card.write_model_card(directory, self, base_model=self.name_or_path or None)
 
     @classmethod
     def from_bert(cls, checkpoint, **config_overrides):

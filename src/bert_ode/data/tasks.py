@@ -237,6 +237,11 @@ def _load_splits(name: str, data_dir, data_files, local: _LocalColumns, split: _
         files = data_files if data_files is not None else (data_dir if data_dir is not None else name)
         stem = Path(name).stem if Path(name).exists() else name
         return _load_local(stem, files, local, split)
+    if Path(name).suffix.lower() in _FORMATS or os.sep in name:
+        # Meant as a file: say that it is missing, not that no task has this name.
+        raise FileNotFoundError(
+            f"task file {name!r} not found (no such file; the working directory is {os.getcwd()})"
+        )
     raise ValueError(
         f"unknown task {name!r}: expected one of {', '.join(task_names())}, or a path to a CSV / TSV / "
         "JSON(L) / Parquet file or directory (or data_files=...)"

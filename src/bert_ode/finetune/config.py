@@ -12,7 +12,7 @@ import os
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
 
-from ..convert import check_checkpoint
+from ..convert import check_checkpoint, check_overrides
 from ..data.tasks import BUILTIN_TASK, TaskData, load_task
 from ..data.tokenizer import check_tokenizer_location
 from ..utils.config_io import CheckedFields, bounded, check_output_dir
@@ -136,6 +136,7 @@ class FinetuneConfig(TaskOptions):
         self.check_fields()
         _bf16_alias(self)
         check_output_dir(self.output_dir, "output_dir")
+        check_overrides(self.ode_overrides)  # before the task is tokenised (seconds), not after
         if self.checkpoint is not None:  # None: a study's protocol, the checkpoint set per unit
             check_checkpoint(self.checkpoint)
         if self.tokenizer is not None:
@@ -179,6 +180,7 @@ class EvaluateConfig(TaskOptions):
         self.check_fields()
         _bf16_alias(self)
         check_output_dir(self.output_dir, "output_dir")
+        check_overrides(self.ode_overrides)
         check_checkpoint(self.checkpoint)
         if self.tokenizer is not None:
             check_tokenizer_location(self.tokenizer)

@@ -39,7 +39,7 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 
 from ..data.tasks import TaskData, check_trainable
-from ..model_card import source_license, write_model_card
+from ..model_card import default_title, source_license, write_model_card
 from ..utils.device import ComputeInfo, inference_device, resolve_precision
 from ..utils.metrics import trainer_compute_metrics
 from .config import FinetuneConfig
@@ -206,17 +206,24 @@ def _write_card(model_dir: Path, model, config: FinetuneConfig, task: TaskData, 
         f"{config.max_seq_length} tokens, seed {run.seed}; the model of the best validation "
         f"{task.spec.main_metric} was kept (step {run.best_step}).",
     ]
+    bookkeeping = ("examples", "seconds", "nfe", "runtime", "samples_per_second", "steps_per_second")
     metrics = {f"validation_{key}": value for key, value in run.validation.items()}
     metrics |= {f"test_{key}": value for key, value in run.test.items()}
+    nfe = run.test.get("nfe")
+    if nfe is not None:
+        how.append(f"Vector-field evaluations per forward pass on the test split: {nfe:g}.")
     write_model_card(
         model_dir,
         model,
+        title=f"{default_title(model.config)}, fine-tuned on {task.spec.name} (seed {run.seed})",
         how_made=how,
-        auto_class="AutoModelForSequenceClassification",
-        pipeline_tag="text-classification",
         base_model=str(source) if source is not None else None,
         license=source_license(source) if source is not None else None,
-        metrics={key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))},
+        metrics={
+            key: float(value)
+            for key, value in metrics.items()
+            if isinstance(value, (int, float)) and not key.endswith(bookkeeping)
+        },
     )
 
 

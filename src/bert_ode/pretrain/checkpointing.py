@@ -9,6 +9,7 @@ marker) is never taken as the latest.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -19,8 +20,10 @@ import shutil
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from ..convert import check_safetensors
+from ..utils.disk import DiskFull, is_disk_full
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{7,})$")
 MARKER = "COMPLETE"
@@ -47,19 +50,6 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
-
-
-class DiskFull(OSError):
-    """No space left on the device while writing a checkpoint; the message says what to do."""
-
-
-def is_disk_full(error: BaseException) -> bool:
-    """ENOSPC, raised by Python's file functions or reported inside a library's own error (safetensors
-    wraps it in a ``SafetensorError`` whose text carries the OS error)."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return True
-    text = str(error)
-    return "No space left on device" in text or "StorageFull" in text
 
 
 def write_atomically(final: Path, write) -> Path:
@@ -95,7 +85,8 @@ def write_run_folder(output_dir, final: Path, write, what: str) -> Path:
     """``write_atomically`` for a run's checkpoints and final model: a full disk is one ``DiskFull`` line
     naming what was being written, the last complete checkpoint and what to do."""
     try:
-        return write_atomically(final, write)
+        with _no_transformers_bars():
+            return write_atomically(final, write)
     except Exception as error:
         if not is_disk_full(error):
             raise
@@ -105,6 +96,19 @@ def write_run_folder(output_dir, final: Path, write, what: str) -> Path:
             f"no space left on device while writing {what} to {output_dir}; the last complete checkpoint is "
             f"{last.name if last else 'none'}; free space and run again with --resume",
         ) from error
+
+
+@contextlib.contextmanager
+def _no_transformers_bars():
+    """Without transformers' own progress bars (``save_pretrained``'s "Writing model shards"), which would
+    tangle with the pretraining's bar; as they were afterwards."""
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def checkpoint_dir(output_dir: str | os.PathLike, step: int) -> Path:

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..configuration_bert_ode import BertOdeConfig
 from ..data import MlmMasker, unigram_entropy
-from ..model_card import source_license, write_model_card
+from ..model_card import default_title, source_license, write_model_card
 from ..modeling_bert_ode import BertOdeForMaskedLM
 from ..utils.config_io import load_yaml
 from ..utils.device import ComputeInfo, autocast, make_accelerator, resolve_attention, resolve_precision
@@ -483,6 +483,12 @@ def _run(
         resume_from = _start_branch(config, output_dir, Path(branch_from), accelerator)
     else:
         resume_from = _start(config, output_dir, resume or branch_from is not None, accelerator)
+    if accelerator.is_main_process:  # the set-up takes seconds (a first run: tens of them); say what it does
+        print(
+            f"pretrain: preparing the data (corpus, tokenizer, packed blocks cached in {output_dir}) and the "
+            "model",
+            file=sys.stderr,
+        )
     setup = RunSetup.create(config, output_dir, accelerator)
     loop = PretrainLoop(setup, resume_from)
     if loop.main:
@@ -533,9 +539,8 @@ def _write_card(loop: PretrainLoop, result: PretrainResult) -> None:
     write_model_card(
         result.final_dir,
         result.model,
+        title=f"{default_title(result.model.config)}, masked-LM pretrained on {result.tokens:,} tokens",
         how_made=how,
-        auto_class="AutoModelForMaskedLM",
-        pipeline_tag="fill-mask",
         base_model=config.train.init_from,
         license=source_license(config.train.init_from) if config.train.init_from else None,
         datasets=[config.data.dataset] if config.data.dataset else None,

@@ -44,7 +44,12 @@ def compare(
     )
     if config.cooldowns:
         write_cooldown_report(
-            records, config, report_dir, downstream_baselines=study.downstream_baselines(), **context
+            records,
+            config,
+            report_dir,
+            downstream_baselines=study.downstream_baselines(),
+            corpus=study.corpus_size(),
+            **context,
         )
     else:
         write_report(

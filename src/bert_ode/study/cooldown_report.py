@@ -20,6 +20,7 @@ from .cooldown_plots import (
     plot_probes,
     variant_colours,
 )
+from .cooldown_sections import corpus_section, learned_section, sensitivity_section
 from .escape import (
     ESCAPE_MARGINS,
     EscapeSummary,
@@ -219,6 +220,7 @@ def write_cooldown_report(
     wall_seconds: float,
     failures: list[dict],
     downstream_baselines: dict | None = None,
+    corpus: dict | None = None,
 ) -> Path:
     """``results.json`` (every record and the statistics) and ``report.md`` with its plots."""
     runs = [r for r in records if isinstance(r, ConstantRun)]
@@ -245,6 +247,7 @@ def write_cooldown_report(
         "escape": {f"{m:g}": {n: s.to_dict() for n, s in by.items()} for m, by in escapes.items()},
         "compute_multiplier": {n: [p.to_dict() for p in series] for n, series in multipliers.items()},
         "gaps": [gap.to_dict() for gap in all_gaps],
+        "corpus": corpus,
     }
     (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     plots = [
@@ -304,6 +307,9 @@ def write_cooldown_report(
         "",
         *_gap_table(all_gaps),
         "",
+        *sensitivity_section(runs, config, ESCAPE_MARGINS[0]),
+        *corpus_section(branches, corpus),
+        *learned_section(branches),
         "## Downstream: fine-tuned on the study's task, test scores per seed",
         "",
         *_downstream_table(records, downstream_baselines or {}),

@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
+from ..data.mlm import pack_sequences
 from ..finetune.task_loading import load_task_tokenizer
 from ..modeling_bert_ode import BertOdeForMaskedLM
 from ..pretrain.checkpointing import checkpoint_dir
 from ..pretrain.config import model_config
-from ..pretrain.data import seed_for
+from ..pretrain.data import load_training_corpus, seed_for
 from ..pretrain.loop import PROBES_FILE, PretrainResult, pretrain, validation_loss
 from ..pretrain.probes import read_probes
 from .baselines import baseline_scores, first_tokens
@@ -83,6 +84,24 @@ class CooldownStudy(Study):
             cut = baseline_scores(self.task(), shorten=first_tokens(tokenizer, length))
             scores[f"tfidf-logreg (first {length} tokens)"] = cut["tfidf-logreg"]
             self._write_json(path, scores)
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def corpus_size(self) -> dict | None:
+        """The training and validation splits in packed blocks (how many passes a budget is), counted once
+        into ``records/corpus.json`` so that the report stays a function of the records; ``None`` for a
+        streamed corpus, which is never held whole."""
+        path = self.records_dir / "corpus.json"
+        recipe = self.recipes.pretrain
+        if recipe.data.streaming:
+            return None
+        if not path.is_file():
+            corpus = load_training_corpus(recipe.data)
+            tokenizer = load_task_tokenizer(recipe.tokenizer.path or recipe.train.init_from)
+            seq_len = recipe.data.seq_len
+            train = len(pack_sequences(tokenizer, corpus.train, seq_len))
+            validation = len(pack_sequences(tokenizer, corpus.validation, seq_len))
+            sizes = {"seq_len": seq_len, "train_blocks": train, "validation_blocks": validation}
+            self._write_json(path, {**sizes, "train_tokens": train * seq_len})
         return json.loads(path.read_text(encoding="utf-8"))
 
     def _write_json(self, path: Path, values: dict) -> None:

@@ -1,0 +1,73 @@
+"""Wall time of the ``bert-ode`` command line, each call a fresh process as a user runs it.
+
+    python benchmarks/bench_cli.py                 # the installed bert-ode, 5 repeats, median
+    python benchmarks/bench_cli.py --repeats 10 --command /tmp/venv/bin/bert-ode
+
+Target (issue 26): ``--version`` and ``--help`` in well under a second (the launcher ``bert_ode_cli`` answers
+them without importing torch); ``convert --help`` and a ``convert`` of a tiny BERT load torch and transformers
+but not the training stack; ``pretrain --help`` loads the training stack. Run it alone on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _tiny_bert(folder: Path) -> Path:
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    BertForMaskedLM(config).save_pretrained(folder / "bert")
+    return folder / "bert"
+
+
+def _seconds(command: list[str], repeats: int, fresh: Path | None = None) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if result.returncode != 0:
+            sys.exit(f"{' '.join(command)} failed: {result.stderr.strip().splitlines()[-1]}")
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--command", default=shutil.which("bert-ode") or "bert-ode")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        source, output = _tiny_bert(folder), folder / "ode"
+        calls = {
+            "--version": ([args.command, "--version"], None),
+            "--help": ([args.command, "--help"], None),
+            "convert --help": ([args.command, "convert", "--help"], None),
+            "convert (tiny BERT)": ([args.command, "convert", str(source), str(output)], output),
+            "pretrain --help": ([args.command, "pretrain", "--help"], None),
+        }
+        print(f"{args.command}, {args.repeats} fresh processes each: median (min, max) seconds")
+        for name, (command, fresh) in calls.items():
+            times = _seconds(command, args.repeats, fresh)
+            print(f"  {name:<22} {statistics.median(times):6.2f}  ({min(times):.2f}, {max(times):.2f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Sections of a ``cooldowns`` study's report beyond the escape, the multiplier and the gaps: how many passes
+over the training corpus each budget means and how far training and validation loss part there, the learned
+scheme coefficients as trained, and the sensitivity and ablation arms' escapes against their reference arm
+(same seed). Each function returns markdown lines; an empty list where the study has nothing to show.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from ..utils import markdown
+from .config import StudyConfig, Variant
+from .escape import escape_tokens
+from .records import BranchUnit, ConstantRun
+
+
+def corpus_section(branches: list[BranchUnit], corpus: dict | None) -> list[str]:
+    """Passes over the training blocks at each budget, and training minus validation loss at the endpoints
+    (dropout is off in the study's recipe, so the two losses measure the same thing on different text)."""
+    if not branches:
+        return []
+    train_tokens = (corpus or {}).get("train_tokens")
+    lines = ["## Passes over the corpus and the train-validation gap", ""]
+    if train_tokens:
+        lines += [
+            f"The training split packs into {corpus['train_blocks']:,} blocks of {corpus['seq_len']} tokens "
+            f"({train_tokens / 1e6:.2f}M tokens); the validation split into {corpus['validation_blocks']:,}. "
+            "A budget of B tokens is B / that many passes over the training text. The last column is the "
+            "validation loss minus the training loss of the cooldown's last logging window (positive: "
+            "the model does better on text it has seen).",
+            "",
+        ]
+    else:
+        lines += ["The training corpus was streamed and not counted: passes are not given.", ""]
+    rows = []
+    for (variant, budget), group in _by_endpoint(branches).items():
+        gaps = [b.val_loss - b.train_loss for b in group]
+        rows.append(
+            [
+                f"`{variant}`",
+                f"{budget / 1e6:g}M",
+                f"{budget / train_tokens:.1f}" if train_tokens else "-",
+                f"{statistics.mean(b.train_loss for b in group):.3f}",
+                f"{statistics.mean(b.val_loss for b in group):.3f}",
+                f"{statistics.mean(gaps):+.3f}" + (f" ± {statistics.stdev(gaps):.3f}" if gaps[1:] else ""),
+                str(len(group)),
+            ]
+        )
+    header = ["variant", "budget", "passes", "train loss", "validation loss", "validation - train", "seeds"]
+    return [*lines, *markdown.table(header, rows), ""]
+
+
+def _by_endpoint(branches: list[BranchUnit]) -> dict[tuple[str, int], list[BranchUnit]]:
+    grouped: dict[tuple[str, int], list[BranchUnit]] = {}
+    for branch in sorted(branches, key=lambda b: (b.variant, b.budget_tokens, b.seed)):
+        grouped.setdefault((branch.variant, branch.budget_tokens), []).append(branch)
+    return grouped
+
+
+def learned_section(branches: list[BranchUnit]) -> list[str]:
+    """The learned coefficients (ab2-learned's ``beta``, PCformer's EMA ``alpha``) at each endpoint, mean over
+    seeds per block. For two multistep coefficients ``(beta_0, beta_1)`` (newest first) the order conditions
+    are read off: consistency (first order) needs ``beta_0 + beta_1 = 1``, second order also
+    ``beta_1 = -1/2`` (Adams-Bashforth 2); ``(1, 0)`` is BERT's residual."""
+    rows = []
+    for (variant, budget), group in _by_endpoint([b for b in branches if b.learned]).items():
+        for name in group[0].learned:
+            per_seed = zip(*(b.learned[name] for b in group), strict=True)
+            values = [statistics.mean(seed_values) for seed_values in per_seed]
+            where = [f"`{variant}`", f"{budget / 1e6:g}M", _block(name)]
+            rows.append([*where, _coefficients(values), str(len(group))])
+    if not rows:
+        return []
+    return [
+        "## Learned scheme coefficients, as trained",
+        "",
+        "Mean over seeds. For a multistep block `(beta_0, beta_1)`, newest evaluation first: BERT's residual "
+        "is (1, 0), Adams-Bashforth 2 is (1.5, -0.5); the sum is 1 for a consistent (first-order) step and "
+        "`beta_1 = -0.5` adds second order. PCformer's `alpha` weighs its predictor's stages.",
+        "",
+        *markdown.table(["variant", "budget", "block", "coefficients", "seeds"], rows),
+        "",
+    ]
+
+
+def _block(parameter: str) -> str:
+    parts = parameter.split(".")
+    index = next((part for part in parts if part.isdigit()), None)
+    return f"layer {index}" if index is not None else parameter
+
+
+def _coefficients(values: Sequence[float]) -> str:
+    text = "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+    if len(values) == 2:
+        text += f", sum {sum(values):.3f}"
+    return text
+
+
+def reference_arm(arm: Variant, variants: list[Variant]) -> Variant | None:
+    """The arm a sensitivity or ablation arm changes one thing of: the main arm (no ``train`` overrides) whose
+    model overrides are the largest part of the arm's own (``heun-interval-half`` -> ``heun``)."""
+    candidates = [
+        v
+        for v in variants
+        if v is not arm
+        and not v.train
+        and v.cooldowns != []
+        and v.compute_match is None
+        and v.model.items() <= arm.model.items()
+    ]
+    return max(candidates, key=lambda v: len(v.model), default=None)
+
+
+def sensitivity_section(runs: list[ConstantRun], config: StudyConfig, margin: float) -> list[str]:
+    """The escape of every sensitivity arm (its own ``train``) and ablation arm (no cooldowns of its own) next
+    to its reference arm's at the same seed: how much the delay moves with the change."""
+    arms = [v for v in config.variants if v.train or (v.cooldowns == [] and config.cooldowns)]
+    rows = []
+    for arm in arms:
+        reference = reference_arm(arm, config.variants)
+        for run in sorted((r for r in runs if r.variant == arm.name), key=lambda r: r.seed):
+            own = _escape(run, margin)
+            base_run = next(
+                (r for r in runs if reference and r.variant == reference.name and r.seed == run.seed), None
+            )
+            base = _escape(base_run, margin) if base_run else None
+            ratio = f"{own / base:.2f}" if own and base else "-"
+            rows.append(
+                [
+                    f"`{arm.name}`",
+                    _change(arm, reference),
+                    str(run.seed),
+                    _tokens(own, run.tokens),
+                    f"`{reference.name}`: {_tokens(base, base_run.tokens)}" if base_run else "-",
+                    ratio,
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "## Sensitivity and ablation arms: the escape against the arm they change",
+        "",
+        f"Tokens until the validation loss is {margin:g} nat below unigram, constant-rate runs, same seed; "
+        "the ratio is the arm's escape over its reference's (above 1: later).",
+        "",
+        *markdown.table(["arm", "what changes", "seed", "escape", "reference", "ratio"], rows),
+        "",
+    ]
+
+
+def _escape(run: ConstantRun | None, margin: float) -> int | None:
+    if run is None or run.unigram_entropy is None:
+        return None
+    return escape_tokens(run.curve, run.unigram_entropy, margin)
+
+
+def _tokens(value: int | None, limit: int) -> str:
+    return f"{value / 1e6:.2f}M" if value is not None else f"> {limit / 1e6:.1f}M"
+
+
+def _change(arm: Variant, reference: Variant | None) -> str:
+    changed = {k: v for k, v in arm.model.items() if reference is None or k not in reference.model}
+    parts = [f"{k}={v}" for k, v in {**changed, **arm.train}.items()]
+    return ", ".join(parts) or "-"
+
+
+__all__ = ["corpus_section", "learned_section", "reference_arm", "sensitivity_section"]

@@ -1,0 +1,105 @@
+"""The cooldown report's extra sections against hand counts: passes over the corpus and the train-validation
+gap, the learned coefficients' order conditions, and the sensitivity arms read against their reference arm."""
+
+from __future__ import annotations
+
+from bert_ode.study.config import Variant
+from bert_ode.study.cooldown_sections import (
+    corpus_section,
+    learned_section,
+    reference_arm,
+    sensitivity_section,
+)
+from bert_ode.study.records import BranchUnit, ConstantRun, CurvePoint
+
+
+def _branch(variant, seed, budget, val_loss, train_loss, learned=None):
+    return BranchUnit(
+        variant=variant,
+        seed=seed,
+        budget_tokens=budget,
+        branched_at_tokens=budget * 9 // 10,
+        val_loss=val_loss,
+        train_loss=train_loss,
+        train_flops=float(budget),
+        curve=[],
+        mlm_by_ode_steps={},
+        learned=learned or {},
+    )
+
+
+def _run(variant, seed, losses):
+    curve = [
+        CurvePoint(step=i + 1, tokens=(i + 1) * 1_000_000, elapsed_s=0.0, val_loss=loss)
+        for i, loss in enumerate(losses)
+    ]
+    return ConstantRun(
+        variant=variant,
+        seed=seed,
+        model_overrides={},
+        escape_only=True,
+        tokens=curve[-1].tokens,
+        train_flops_per_token=1.0,
+        train_seconds=1.0,
+        tokens_per_second=1.0,
+        unigram_entropy=6.0,
+        curve=curve,
+        probes=[],
+        parameters=1,
+    )
+
+
+def _row(lines, start):
+    return next(line for line in lines if line.startswith(start))
+
+
+def test_passes_and_the_train_validation_gap_by_hand():
+    branches = [_branch("bert", 0, 4_000_000, 3.5, 3.2), _branch("bert", 1, 4_000_000, 3.7, 3.2)]
+    corpus = {"seq_len": 100, "train_blocks": 10_000, "validation_blocks": 50, "train_tokens": 1_000_000}
+    lines = corpus_section(branches, corpus)
+    # 4M tokens over a 1M-token corpus: 4 passes; gaps 0.3 and 0.5 -> mean +0.400, std 0.141
+    assert _row(lines, "| `bert`") == "| `bert` | 4M | 4.0 | 3.200 | 3.600 | +0.400 ± 0.141 | 2 |"
+    assert "1.00M tokens" in "\n".join(lines)
+    streamed = corpus_section(branches, None)
+    assert _row(streamed, "| `bert`").split(" | ")[2] == "-"
+    assert corpus_section([], corpus) == []
+
+
+def test_learned_coefficients_are_averaged_over_seeds_per_block():
+    name = "bert.encoder.layer.1.coefficients.weight"
+    branches = [
+        _branch("ab2-learned", 0, 8_000_000, 4.0, 4.0, {name: [1.4, -0.4]}),
+        _branch("ab2-learned", 1, 8_000_000, 4.0, 4.0, {name: [1.6, -0.6]}),
+        _branch("bert", 0, 8, 4.0, 4.0),
+    ]
+    lines = learned_section(branches)
+    expected = "| `ab2-learned` | 8M | layer 1 | (1.500, -0.500), sum 1.000 | 2 |"
+    assert _row(lines, "| `ab2-learned`") == expected
+    assert learned_section([_branch("bert", 0, 8, 4.0, 4.0)]) == []
+
+
+def test_a_sensitivity_arm_is_read_against_the_arm_it_changes():
+    bert, heun = Variant(name="bert"), Variant(name="heun", model={"ode_method": "heun"})
+    deeper = Variant(name="bert-2x-layers", model={"num_hidden_layers": 4}, compute_match="heun")
+    half = Variant(name="heun-interval-half", model={"ode_method": "heun", "ode_interval": 0.5}, cooldowns=[])
+    slow = Variant(name="bert-half-lr", train={"lr": 2e-3}, cooldowns=[])
+    variants = [bert, heun, deeper, half, slow]
+    assert reference_arm(half, variants) is heun
+    assert reference_arm(slow, variants) is bert
+
+    class Study:  # the two fields the section reads
+        cooldowns = [8_000_000]
+
+    Study.variants = variants
+    runs = [
+        _run("bert", 0, [6.0, 5.5, 4.9]),  # 1 nat below 6.0 at 3M tokens
+        _run("bert-half-lr", 0, [6.0, 5.5, 5.2, 5.1, 5.0, 4.0]),  # at 5M
+        _run("heun", 0, [6.0, 4.5]),  # at 2M
+        _run("heun-interval-half", 0, [6.0, 5.9]),  # not yet: censored at 2M
+    ]
+    lines = sensitivity_section(runs, Study, margin=1.0)
+    expected = "| `bert-half-lr` | lr=0.002 | 0 | 5.00M | `bert`: 3.00M | 1.67 |"
+    assert _row(lines, "| `bert-half-lr`") == expected
+    assert _row(lines, "| `heun-interval-half`") == (
+        "| `heun-interval-half` | ode_interval=0.5 | 0 | > 2.0M | `heun`: 2.00M | - |"
+    )
