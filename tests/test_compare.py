@@ -412,6 +412,7 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
         "constant_vs_flops.png",
         "escape_km_1nat.png",
         "cooldown_endpoints.png",
+        "downstream.png",
     ):
         assert (report_dir / plot).stat().st_size > 1000 and f"]({plot})" in report
 

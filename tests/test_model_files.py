@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -165,3 +166,33 @@ def test_from_bert_names_the_package_where_conversion_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "bert_ode.convert", None)
     with pytest.raises(ImportError, match="bert_ode.convert"):
         bert_ode.BertOdeModel.from_bert("unused")
+
+
+TOKENIZER_SCRIPT = """
+    import sys
+    sys.modules["bert_ode"] = None  # transformers is installed, bert_ode is not
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(sys.argv[1])  # no trust_remote_code; stdin is closed
+    print(type(tokenizer).__name__, tokenizer("hello world")["input_ids"])
+"""
+
+
+def test_a_checkpoints_tokenizer_is_transformers_own_bert_tokenizer(checkpoints, tmp_path):
+    """The tokenizer is plain WordPiece: saved with ``tokenizer_class`` and no ``auto_map`` of its own, it
+    loads as transformers' BertTokenizer where bert_ode is not installed. (transformers reads the model's
+    config first and, finding its remote code, asks about it on a terminal; with stdin closed it goes on
+    without: the tokenizer needs none of it.)"""
+    from transformers import BertTokenizerFast
+
+    folder = tmp_path / "with-tokenizer"
+    shutil.copytree(checkpoints / "ode", folder)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+    saved = json.loads((folder / "tokenizer_config.json").read_text())
+    assert saved["tokenizer_class"].startswith("BertTokenizer") and "auto_map" not in saved
+    result = _run(TOKENIZER_SCRIPT, str(folder), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[0].startswith("BertTokenizer"), result.stdout
+    assert "[2, 5, 6, 3]" in result.stdout  # [CLS] hello world [SEP]

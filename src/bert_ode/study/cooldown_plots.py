@@ -189,9 +189,34 @@ def plot_cooldown_endpoints(branches: list[BranchUnit], colours: dict, report_di
     return _save(fig, report_dir, "cooldown_endpoints.png")
 
 
+def plot_downstream(
+    groups: dict[str, tuple[str, list[float]]], baselines: dict[str, float], colours: dict, report_dir: Path
+) -> str | None:
+    """Test scores, one dot per seed and a bar at the mean, for each fine-tuned group (``label -> (variant,
+    scores)``), with the baselines that need no pretraining as labelled reference lines."""
+    if not groups:
+        return None
+    fig = Figure(figsize=(8, 0.9 + 0.4 * len(groups)))
+    ax = fig.subplots()
+    for row, (variant, scores) in enumerate(groups.values()):
+        colour = colours.get(variant, "gray")
+        ax.barh(row, float(np.mean(scores)), color=colour, alpha=0.35, height=0.6)
+        ax.scatter(scores, [row] * len(scores), color=colour, s=16, zorder=3)
+    for (name, value), style in zip(baselines.items(), ("--", "-.", ":", "-"), strict=False):
+        ax.axvline(value, color="black", linestyle=style, linewidth=1, label=f"{name}: {value:.3f}")
+    ax.set_yticks(range(len(groups)), list(groups), fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("test score (one dot per seed; bar: mean)")
+    ax.set_title("Downstream, against baselines that need no pretraining")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=7, loc="lower left")
+    return _save(fig, report_dir, "downstream.png")
+
+
 __all__ = [
     "plot_constant_curves",
     "plot_cooldown_endpoints",
+    "plot_downstream",
     "plot_kaplan_meier",
     "plot_multipliers",
     "plot_probes",

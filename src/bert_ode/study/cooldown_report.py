@@ -15,6 +15,7 @@ from .config import StudyConfig
 from .cooldown_plots import (
     plot_constant_curves,
     plot_cooldown_endpoints,
+    plot_downstream,
     plot_kaplan_meier,
     plot_multipliers,
     plot_probes,
@@ -181,34 +182,51 @@ def _census(records: list) -> dict[str, int]:
     return counts
 
 
+def _downstream_groups(records: list) -> dict[str, list]:
+    """Fine-tuned records by what they are: the cooldown endpoints, the random-initialisation control, the
+    warm starts."""
+    groups: dict[str, list] = {}
+    for record in records:
+        if isinstance(record, BranchUnit) and record.finetune is not None:
+            label = f"`{record.variant}` at {record.budget_tokens / 1e6:g}M tokens"
+        elif isinstance(record, ControlUnit | WarmUnit):
+            kind = "random initialisation (no pretraining)"
+            label = f"`{record.variant}` ({kind if isinstance(record, ControlUnit) else 'warm start'})"
+        else:
+            continue
+        groups.setdefault(label, []).append(record)
+    return {label: sorted(group, key=lambda r: r.seed) for label, group in groups.items()}
+
+
+def _test_score(baseline: dict) -> tuple[str, float]:
+    test = baseline.get("test", {})
+    metric = "accuracy" if "accuracy" in test else next(iter(test), "")
+    return metric, test.get(metric, float("nan"))
+
+
 def _downstream_table(records: list, baselines: dict) -> list[str]:
     """Test scores per seed: the fine-tuned cooldown endpoints, the random-initialisation control, the warm
     starts, and the baselines that need no pretraining (TF-IDF on the whole text and on what encoders see)."""
-    rows: dict[str, list] = {}
-    for record in records:
-        if isinstance(record, BranchUnit) and record.finetune is not None:
-            rows.setdefault(f"`{record.variant}` at {record.budget_tokens / 1e6:g}M tokens", []).append(
-                record
-            )
-        elif isinstance(record, ControlUnit | WarmUnit):
-            label = (
-                "random initialisation (no pretraining)" if isinstance(record, ControlUnit) else "warm start"
-            )
-            rows.setdefault(f"`{record.variant}` ({label})", []).append(record)
     table = []
-    for name, group in rows.items():
+    for name, group in _downstream_groups(records).items():
         metric = group[0].finetune.main_metric
-        scores = [r.finetune.test[metric] for r in sorted(group, key=lambda r: r.seed)]
+        scores = [r.finetune.test[metric] for r in group]
         spread = f"{statistics.mean(scores):.3f} ± {statistics.stdev(scores):.3f}" if len(scores) > 1 else ""
-        per_seed = ", ".join(
-            f"{r.seed}: {r.finetune.test[metric]:.3f}" for r in sorted(group, key=lambda r: r.seed)
-        )
+        per_seed = ", ".join(f"{r.seed}: {r.finetune.test[metric]:.3f}" for r in group)
         table.append([name, metric, per_seed, spread])
     for name, splits in baselines.items():
-        test = splits.get("test", {})
-        metric = "accuracy" if "accuracy" in test else next(iter(test), "")
-        table.append([f"{name} (no pretraining)", metric, "-", f"{test.get(metric, float('nan')):.3f}"])
+        metric, value = _test_score(splits)
+        table.append([f"{name} (no pretraining)", metric, "-", f"{value:.3f}"])
     return markdown.table(["model", "metric", "per seed", "mean ± std"], table)
+
+
+def _downstream_plot(records: list, baselines: dict, colours: dict, report_dir: Path) -> str | None:
+    groups = {
+        label.replace("`", ""): (group[0].variant, [r.finetune.test[r.finetune.main_metric] for r in group])
+        for label, group in _downstream_groups(records).items()
+    }
+    references = {name: _test_score(splits)[1] for name, splits in baselines.items()}
+    return plot_downstream(groups, references, colours, report_dir)
 
 
 def write_cooldown_report(
@@ -233,7 +251,9 @@ def write_cooldown_report(
     escapes = {margin: escape_summaries(runs, baseline, margin) for margin in ESCAPE_MARGINS}
     bert_escape = escapes[ESCAPE_MARGINS[0]].get(baseline)
     after = max((t for t in (bert_escape.tokens if bert_escape else []) if t is not None), default=None)
-    others = [n for n in names if n != baseline]
+    # The primary arms; the sensitivity and ablation arms (own rate, or no cooldowns) have their section.
+    arms = {v.name for v in config.variants if not v.train and not (v.cooldowns == [] and config.cooldowns)}
+    others = [n for n in names if n != baseline and n in arms]
     multipliers = {
         name: [
             *cooldown_multipliers(branches, name, baseline),
@@ -257,6 +277,7 @@ def write_cooldown_report(
         plot_multipliers(multipliers, colours, report_dir),
         plot_cooldown_endpoints(branches, colours, report_dir),
         plot_probes(runs, colours, report_dir),
+        _downstream_plot(records, downstream_baselines or {}, colours, report_dir),
     ]
     unigram = next((r.unigram_entropy for r in runs if r.unigram_entropy), None)
     lines = [
