@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import assert_hub_ready_card
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
 import bert_ode
@@ -117,7 +118,8 @@ def test_finetune_learns_builtin_task_and_evaluates_with_other_steps(ode_checkpo
     from huggingface_hub import ModelCard
 
     card = ModelCard.load(output / "seed-0" / "README.md")
-    assert card.data.base_model == ode_checkpoint and card.data.pipeline_tag == "text-classification"
+    assert_hub_ready_card(output / "seed-0", base_model=None)  # its source exists only here: no Hub id
+    assert card.data.pipeline_tag == "text-classification" and card.data.metrics == ["accuracy"]
     assert f"| test_accuracy | {run['test']['accuracy']:.4f} |" in card.text
     assert json.loads((output / "seed-0" / "tokenizer_config.json").read_text())["model_max_length"] == 64
 

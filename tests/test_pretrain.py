@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import tiny_pretraining
+from conftest import assert_hub_ready_card, tiny_pretraining
 from huggingface_hub import ModelCard
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -131,6 +131,7 @@ def test_smoke_run_lowers_the_loss_and_writes_loadable_checkpoints(tmp_path, cor
     )
     assert len(list((out / "checkpoints").iterdir())) == 2  # keep_checkpoints
     card = ModelCard.load(result.final_dir / "README.md")
+    assert_hub_ready_card(result.final_dir, base_model=None)
     assert card.data.pipeline_tag == "fill-mask" and "custom_code" in card.data.tags
     assert f"{result.tokens:,} tokens" in card.text and f"{result.val_loss:.4f}" in card.text
     with pytest.raises(ValueError, match="already holds checkpoints"):
