@@ -219,15 +219,21 @@ _NEW_PARTS = {
     "gate": "the RK2 gates",
     "coefficients": "the learned multistep coefficients",
     "ema.": "the PCformer EMA coefficients",
-    "final_layer_norm": "the pre-norm final LayerNorm",
+    "encoder.LayerNorm": "the pre-norm final LayerNorm",
+    "time_embedding": "the continuous-depth time embedding",
 }
-# What a scheme adds and sets so that the converted model starts as its source: no warning needed.
-_EXPECTED_NEW = {"the RK2 gates", "the learned multistep coefficients", "the PCformer EMA coefficients"}
+# What a scheme adds and initialises as it prescribes (not randomly): no warning needed.
+_EXPECTED_NEW = {
+    "the RK2 gates",
+    "the learned multistep coefficients",
+    "the PCformer EMA coefficients",
+    "the continuous-depth time embedding",
+}
 
 
 def describe_new_parameters(names: list[str]) -> tuple[list[str], list[str]]:
-    """(new parts a user must know of: heads and the like that are random, new parts a scheme initialises
-    to reproduce its source), each as ``"what (n tensors)"``."""
+    """(new parts a user must know of: heads and the like, random until trained; new parts a scheme adds and
+    initialises itself, e.g. ab2-learned's coefficients at BERT's (1, 0)), each as ``"what (n tensors)"``."""
     counts: dict[str, int] = {}
     for name in names:
         what = next((label for part, label in _NEW_PARTS.items() if part in name), name)
@@ -288,7 +294,8 @@ def save_converted(model, output_dir: str | os.PathLike, tokenizer_source: str |
             "Euler and one step it computes exactly what the source computes)."
         ]
         if scheme:
-            how.append(f"Added by the scheme and set so that it starts as its source: {', '.join(scheme)}.")
+            added = ", ".join(scheme)
+            how.append(f"Added by the scheme and initialised as it prescribes (docs/mathematics.md): {added}.")
         limits = (
             [
                 f"Newly initialised, because the source has no weights for them: {', '.join(random)}. "
