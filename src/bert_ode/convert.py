@@ -295,7 +295,7 @@ def save_converted(model, output_dir: str | os.PathLike, tokenizer_source: str |
         ]
         if scheme:
             added = ", ".join(scheme)
-            how.append(f"Added by the scheme and initialised as it prescribes (docs/mathematics.md): {added}.")
+            how.append(f"Added by the scheme, initialised as it prescribes (docs/mathematics.md): {added}.")
         limits = (
             [
                 f"Newly initialised, because the source has no weights for them: {', '.join(random)}. "
