@@ -139,3 +139,20 @@ def test_a_loss_bert_already_beats_at_its_first_point_bounds_the_multiplier_from
     (point,) = cooldown_multipliers(branches, "worse", "bert")
     assert point.mean is None and point.before_bert == 1 and point.beyond_bert == 0
     assert point.upper_bound == pytest.approx(8 / 16)  # BERT's first point (8 FLOPs) over the variant's 16
+
+
+def test_nothing_is_read_across_berts_drop():
+    # BERT leaves its plateau at 10 tokens: its endpoint at 8 is on the plateau, 16 and 32 past the drop
+    branches = [_branch("bert", 0, b, loss) for b, loss in ((8, 5.0), (16, 4.0), (32, 3.5))]
+    branches += [_branch("heun", 0, b, loss, 1.5) for b, loss in ((8, 4.5), (16, 3.6))]
+    escaped = {0: 10}
+    at8, at16 = gaps(branches, "heun", "bert", escaped)
+    # heun's 8-token endpoint (12 FLOPs) falls between BERT's 8 (plateau) and 16: not read
+    assert at8.equal_tokens == pytest.approx([-0.5]) and at8.equal_flops == []
+    # its 16-token endpoint (24 FLOPs) lies between BERT's 16 and 32, both past the drop: read
+    assert at16.equal_flops == pytest.approx([3.6 - (4.0 - 0.5 * math.log(24 / 16) / math.log(2))])
+    first, second = cooldown_multipliers(branches, "heun", "bert", escaped)
+    assert first.mean is None and first.before_bert == 1  # 4.5 is above BERT's first point past the drop
+    assert second.mean == pytest.approx(2 ** ((4.0 - 3.6) / 0.5) * 16 / 24)
+    # without the escape the plateau endpoint is used, as before
+    assert gaps(branches, "heun", "bert")[0].equal_flops

@@ -30,6 +30,7 @@ from .escape import (
     constant_multipliers,
     cooldown_multipliers,
     escape_summaries,
+    escape_tokens,
     gaps,
 )
 from .records import BranchUnit, ConstantRun, ControlUnit, WarmUnit
@@ -254,14 +255,20 @@ def write_cooldown_report(
     # The primary arms; the sensitivity and ablation arms (own rate, or no cooldowns) have their section.
     arms = {v.name for v in config.variants if not v.train and not (v.cooldowns == [] and config.cooldowns)}
     others = [n for n in names if n != baseline and n in arms]
+    # BERT's endpoints on its plateau are not read against: no interpolation across its drop.
+    escaped_at = {
+        run.seed: escape_tokens(run.curve, run.unigram_entropy, ESCAPE_MARGINS[0]) or run.tokens
+        for run in runs
+        if run.variant == baseline and run.unigram_entropy is not None
+    }
     multipliers = {
         name: [
-            *cooldown_multipliers(branches, name, baseline),
+            *cooldown_multipliers(branches, name, baseline, escaped_at),
             *(constant_multipliers(runs, name, baseline, after) if after is not None else []),
         ]
         for name in others
     }
-    all_gaps = [gap for name in others for gap in gaps(branches, name, baseline)]
+    all_gaps = [gap for name in others for gap in gaps(branches, name, baseline, escaped_at)]
     results = {
         "records": [r.to_dict() for r in records],
         "escape": {f"{m:g}": {n: s.to_dict() for n, s in by.items()} for m, by in escapes.items()},
@@ -317,14 +324,16 @@ def write_cooldown_report(
         "",
         "The BERT FLOPs that reach a variant's loss on BERT's own curve (same seed), divided by the "
         "variant's FLOPs: above 1, the variant is worth more than its compute. Read inside BERT's measured "
-        "curve only; geometric mean over seeds with a 95% bootstrap interval.",
+        "curve only, and at the cooldown endpoints between BERT's endpoints past its escape (same seed): "
+        "nothing is read across the drop. Geometric mean over seeds with a 95% bootstrap interval.",
         "",
         *_multiplier_table(multipliers),
         "",
         "## Gaps to BERT at the cooldown endpoints",
         "",
         "Paired per-seed differences of validation loss (positive: behind BERT), mean and 95% paired-t "
-        "interval.",
+        "interval. At equal FLOPs BERT's loss is read between its endpoints past its escape only: `-` where "
+        "the variant's FLOPs fall before them.",
         "",
         *_gap_table(all_gaps),
         "",

@@ -207,9 +207,16 @@ def constant_multipliers(
     return points
 
 
-def _endpoints(branches: list[BranchUnit], variant: str, seed: int) -> tuple[list[float], list[float]]:
+def _endpoints(
+    branches: list[BranchUnit], variant: str, seed: int, escaped_at: dict[int, int] | None = None
+) -> tuple[list[float], list[float]]:
+    """``variant``'s cooldown endpoints (FLOPs, loss) for ``seed``; with ``escaped_at`` (seed -> tokens when
+    that seed's constant-rate run left the plateau) only those past it: a reading between an endpoint on the
+    plateau and one past the drop would interpolate across the drop, where the curve is unknown."""
+    after = (escaped_at or {}).get(seed, 0)
     mine = sorted(
-        (b for b in branches if b.variant == variant and b.seed == seed), key=lambda b: b.train_flops
+        (b for b in branches if b.variant == variant and b.seed == seed and b.budget_tokens >= after),
+        key=lambda b: b.train_flops,
     )
     return [b.train_flops for b in mine], [b.val_loss for b in mine]
 
@@ -223,13 +230,16 @@ def _ratio(loss: float, flops: list[float], losses: list[float], spent: float, b
     return None if needed is None else needed / spent
 
 
-def cooldown_multipliers(branches: list[BranchUnit], variant: str, baseline: str) -> list[MultiplierPoint]:
-    """The multiplier at each of ``variant``'s cooldown endpoints, against BERT's cooldown endpoints."""
+def cooldown_multipliers(
+    branches: list[BranchUnit], variant: str, baseline: str, escaped_at: dict[int, int] | None = None
+) -> list[MultiplierPoint]:
+    """The multiplier at each of ``variant``'s cooldown endpoints, against BERT's cooldown endpoints (those
+    past BERT's escape, with ``escaped_at``: see ``_endpoints``)."""
     points = []
     for budget in sorted({b.budget_tokens for b in branches if b.variant == variant}):
         per_seed, bounds = {}, []
         for branch in (b for b in branches if b.variant == variant and b.budget_tokens == budget):
-            flops, losses = _endpoints(branches, baseline, branch.seed)
+            flops, losses = _endpoints(branches, baseline, branch.seed, escaped_at)
             if flops:
                 per_seed[str(branch.seed)] = _ratio(
                     branch.val_loss, flops, losses, branch.train_flops, bounds
@@ -256,8 +266,11 @@ class Gap(Record):
     equal_flops_interval: tuple[float, float] | None = None
 
 
-def gaps(branches: list[BranchUnit], variant: str, baseline: str) -> list[Gap]:
-    """Equal-token and equal-FLOPs gaps at each of ``variant``'s budgets, seed by seed."""
+def gaps(
+    branches: list[BranchUnit], variant: str, baseline: str, escaped_at: dict[int, int] | None = None
+) -> list[Gap]:
+    """Equal-token and equal-FLOPs gaps at each of ``variant``'s budgets, seed by seed; the equal-FLOPs loss
+    of BERT is read between its endpoints past its escape only, with ``escaped_at`` (see ``_endpoints``)."""
     result = []
     for budget in sorted({b.budget_tokens for b in branches if b.variant == variant}):
         gap = Gap(variant=variant, budget_tokens=budget)
@@ -268,7 +281,7 @@ def gaps(branches: list[BranchUnit], variant: str, baseline: str) -> list[Gap]:
             at_tokens = next((b.val_loss for b in same if b.budget_tokens == budget), None)
             if at_tokens is not None:
                 gap.equal_tokens.append(branch.val_loss - at_tokens)
-            at_flops = loss_at(branch.train_flops, *_endpoints(branches, baseline, branch.seed))
+            at_flops = loss_at(branch.train_flops, *_endpoints(branches, baseline, branch.seed, escaped_at))
             if at_flops is not None:
                 gap.equal_flops.append(branch.val_loss - at_flops)
         if len(gap.equal_tokens) > 1:
