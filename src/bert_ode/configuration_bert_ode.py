@@ -180,10 +180,16 @@ class BertOdeConfig(BertConfig):
     continuous_depth: bool = False
 
     def __setattr__(self, name: str, value: Any) -> None:
+        self.check_field(name, value)
+        super().__setattr__(name, value)
+
+    @staticmethod
+    def check_field(name: str, value: Any) -> None:
+        """The check ``name = value`` gets when set (allowed values, ranges), without building a config: how
+        an override is refused before anything is loaded. Checks of fields together wait for the config."""
         check = _FIELD_CHECKS.get(name)
         if check is not None:
             check(name, value)
-        super().__setattr__(name, value)
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

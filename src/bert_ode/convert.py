@@ -127,15 +127,15 @@ def _check_is_bert(config_dict: dict, checkpoint) -> None:
 
 def check_overrides(overrides: dict) -> None:
     """Refuses an unknown field or a bad value among ``overrides`` of a checkpoint's config, before anything
-    is loaded or tokenised (a value that depends on the checkpoint's sizes is checked when the model is
-    built)."""
+    is loaded or tokenised (fields that must agree with each other or with the checkpoint are checked when
+    its config is built)."""
     unknown = sorted(set(overrides) - _config_fields() - set(_LOADING_KWARGS))
     if unknown:
         raise ValueError(
             f"unknown config field(s) {unknown}; see BertOdeConfig for the fields that can be set"
         )
-    ode_fields = {f.name for f in dataclasses.fields(BertOdeConfig)} - {"num_labels", "id2label", "label2id"}
-    BertOdeConfig(**{key: value for key, value in overrides.items() if key in ode_fields})
+    for key, value in overrides.items():
+        BertOdeConfig.check_field(key, value)
 
 
 def convert_bert(model_class, checkpoint, **overrides):
