@@ -62,7 +62,7 @@ def test_the_papers_and_readmes_study_figures_are_the_reports():
     quoted = (
         _between(paper, "## Abstract", "## 1. Introduction")
         + _between(paper, "## 6. Results", "## 8. Limitations")
-        + _between(readme, "## The study:", "## Quick start")
+        + _between(readme, "## The study:", "## Where things are")
     )
     figures = set(re.findall(r"(?<![\d.])\d+\.\d{3}(?![\d])", quoted))
     assert figures
