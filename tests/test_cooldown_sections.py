@@ -66,14 +66,14 @@ def test_passes_and_the_train_validation_gap_by_hand():
 
 
 def test_learned_coefficients_are_averaged_over_seeds_per_block():
-    name = "bert.encoder.layer.1.coefficients.weight"
+    name = "bert.encoder.layer.1.ffn_ode.coefficients.weight"
     branches = [
         _branch("ab2-learned", 0, 8_000_000, 4.0, 4.0, {name: [1.4, -0.4]}),
         _branch("ab2-learned", 1, 8_000_000, 4.0, 4.0, {name: [1.6, -0.6]}),
         _branch("bert", 0, 8, 4.0, 4.0),
     ]
     lines = learned_section(branches)
-    expected = "| `ab2-learned` | 8M | layer 1 | (1.500, -0.500), sum 1.000 | 2 |"
+    expected = "| `ab2-learned` | 8M | layer 1 ffn | (1.500, -0.500), sum 1.000, beta_1/beta_0 -0.333 | 2 |"
     assert _row(lines, "| `ab2-learned`") == expected
     assert learned_section([_branch("bert", 0, 8, 4.0, 4.0)]) == []
 

@@ -76,8 +76,10 @@ def learned_section(branches: list[BranchUnit]) -> list[str]:
         "## Learned scheme coefficients, as trained",
         "",
         "Mean over seeds. For a multistep block `(beta_0, beta_1)`, newest evaluation first: BERT's residual "
-        "is (1, 0), Adams-Bashforth 2 is (1.5, -0.5); the sum is 1 for a consistent (first-order) step and "
-        "`beta_1 = -0.5` adds second order. PCformer's `alpha` weighs its predictor's stages.",
+        "is (1, 0), Adams-Bashforth 2 is (1.5, -0.5). The sum is the step's scale (1: a consistent step over "
+        "the block's interval, so first order; below 1, a shorter step, as `ode_interval` < 1 would make); "
+        "`beta_1 / beta_0` is its shape (0: Euler, -1/3: Adams-Bashforth 2, second order at sum 1). "
+        "PCformer's `alpha` weighs its predictor's stages.",
         "",
         *markdown.table(["variant", "budget", "block", "coefficients", "seeds"], rows),
         "",
@@ -85,15 +87,22 @@ def learned_section(branches: list[BranchUnit]) -> list[str]:
 
 
 def _block(parameter: str) -> str:
+    """``bert.encoder.layer.1.ffn_ode.coefficients.weight`` -> ``layer 1 ffn``."""
     parts = parameter.split(".")
-    index = next((part for part in parts if part.isdigit()), None)
-    return f"layer {index}" if index is not None else parameter
+    index = next((i for i, part in enumerate(parts) if part.isdigit()), None)
+    if index is None:
+        return parameter
+    stream = parts[index + 1] if index + 1 < len(parts) - 2 else ""
+    return f"layer {parts[index]} {stream.removesuffix('_ode')}".strip()
 
 
 def _coefficients(values: Sequence[float]) -> str:
+    """The values; for two multistep coefficients also their sum (the step's scale: 1 is a consistent step of
+    the block's interval) and ``beta_1 / beta_0`` (the shape: 0 for Euler, -1/3 for Adams-Bashforth 2)."""
     text = "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
     if len(values) == 2:
-        text += f", sum {sum(values):.3f}"
+        ratio = f"{values[1] / values[0]:+.3f}" if values[0] else "-"
+        text += f", sum {sum(values):.3f}, beta_1/beta_0 {ratio}"
     return text
 
 
