@@ -9,6 +9,7 @@ from bert_ode.study.cooldown_sections import (
     learned_section,
     reference_arm,
     sensitivity_section,
+    summary_section,
 )
 from bert_ode.study.records import BranchUnit, ConstantRun, CurvePoint
 
@@ -102,4 +103,69 @@ def test_a_sensitivity_arm_is_read_against_the_arm_it_changes():
     assert _row(lines, "| `bert-half-lr`") == expected
     assert _row(lines, "| `heun-interval-half`") == (
         "| `heun-interval-half` | ode_interval=0.5 | 0 | > 2.0M | `heun`: 2.00M | - |"
+    )
+
+
+def test_the_summary_reads_only_as_strongly_as_the_intervals_allow():
+    from bert_ode.study.escape import EscapeSummary, Gap, MultiplierPoint
+
+    def escape(name, median):
+        return EscapeSummary(
+            variant=name,
+            margin=1.0,
+            tokens=[median] * 6,
+            run_tokens=[16_000_000] * 6,
+            seeds=list(range(6)),
+            flops_per_token=1.0,
+            escaped=6,
+            median_tokens=median,
+            logrank_p_tokens=0.04 if name != "bert" else None,
+        )
+
+    escapes = {"bert": escape("bert", 9_000_000), "heun": escape("heun", 9_600_000)}
+    escapes["strang"] = escape("strang", 8_200_000)
+    multipliers = {
+        "heun": [
+            MultiplierPoint(
+                variant="heun",
+                where="cooldown",
+                tokens=24_000_000,
+                per_seed={},
+                mean=0.5,
+                low=0.45,
+                high=0.55,
+            )
+        ],
+        "strang": [
+            MultiplierPoint(
+                variant="strang",
+                where="cooldown",
+                tokens=24_000_000,
+                per_seed={},
+                mean=0.9,
+                low=0.7,
+                high=1.1,
+            )
+        ],
+    }
+    gaps = [
+        Gap(
+            variant="heun",
+            budget_tokens=24_000_000,
+            equal_tokens=[0.1, 0.2, 0.1],
+            equal_tokens_interval=(0.01, 0.26),
+        ),
+        Gap(
+            variant="strang",
+            budget_tokens=24_000_000,
+            equal_tokens=[0.2, -0.1, 0.3],
+            equal_tokens_interval=(-0.4, 0.67),
+        ),
+    ]
+    lines = summary_section(escapes, multipliers, gaps, "bert")
+    heun, strang = _row(lines, "| `heun`"), _row(lines, "| `strang`")
+    assert "9.60M vs 9.00M (6 vs 6 seeds, p = 0.04)" in heun and "0.50 [0.45, 0.55] at 24M" in heun
+    assert heun.endswith("| worth less than its compute; behind BERT at equal tokens |")
+    assert strang.endswith(
+        "| not shown to differ from its compute; ties with BERT at equal tokens within 3 seeds |"
     )

@@ -21,7 +21,7 @@ from .cooldown_plots import (
     plot_probes,
     variant_colours,
 )
-from .cooldown_sections import corpus_section, learned_section, sensitivity_section
+from .cooldown_sections import corpus_section, learned_section, sensitivity_section, summary_section
 from .escape import (
     ESCAPE_MARGINS,
     EscapeSummary,
@@ -310,6 +310,7 @@ def write_cooldown_report(
         + ("; ".join(_noise_floor(branches, baseline)) or "not yet (fewer than two seeds)")
         + ".",
         "",
+        *summary_section(escapes[ESCAPE_MARGINS[0]], multipliers, all_gaps, baseline),
         "## Leaving the plateau: escape times (constant-rate runs)",
         "",
         "Tokens until the validation loss is first 1 (then 2) nats below unigram; `> x` is a run that had "

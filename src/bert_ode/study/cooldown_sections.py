@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ..utils import markdown
 from .config import StudyConfig, Variant
-from .escape import escape_tokens
+from .escape import EscapeSummary, Gap, MultiplierPoint, escape_tokens
 from .records import BranchUnit, ConstantRun
 
 
@@ -106,6 +106,92 @@ def _coefficients(values: Sequence[float]) -> str:
     return text
 
 
+def summary_section(
+    escapes: dict[str, EscapeSummary],
+    multipliers: dict[str, list[MultiplierPoint]],
+    all_gaps: list[Gap],
+    baseline: str,
+) -> list[str]:
+    """One row per primary variant: when it left the plateau against BERT, what its compute is worth at its
+    largest cooldown, its equal-token gap there, and a reading worded as strongly as the intervals allow."""
+    rows = []
+    for name, series in multipliers.items():
+        escape = escapes.get(name)
+        multiplier = next((p for p in reversed(series) if p.where == "cooldown" and p.mean is not None), None)
+        gap = next((g for g in reversed(all_gaps) if g.variant == name and g.equal_tokens), None)
+        rows.append(
+            [
+                f"`{name}`",
+                _escape_cell(escape, escapes.get(baseline)),
+                _multiplier_cell(multiplier),
+                _gap_cell(gap),
+                _reading(multiplier, gap),
+            ]
+        )
+    if not rows:
+        return []
+    header = ["variant", "escape (1 nat), median vs BERT", "multiplier", "Δ loss at equal tokens", "reading"]
+    return [
+        "## Summary",
+        "",
+        "Each variant against BERT: the Kaplan-Meier median of the tokens to 1 nat below unigram (log-rank "
+        "p in tokens), the compute multiplier at its largest cooldown (95% bootstrap interval; above 1: "
+        "worth more than its compute), and the paired equal-token gap there (95% t interval; positive: "
+        'behind BERT). A reading is only as strong as its interval: "not shown" where it covers the null.',
+        "",
+        *markdown.table(header, rows),
+        "",
+    ]
+
+
+def _escape_cell(escape: EscapeSummary | None, bert: EscapeSummary | None) -> str:
+    if escape is None or bert is None:
+        return "-"
+
+    def median(summary: EscapeSummary) -> str:
+        return f"{summary.median_tokens / 1e6:.2f}M" if summary.median_tokens is not None else "not reached"
+
+    p = f", p = {escape.logrank_p_tokens:.3g}" if escape.logrank_p_tokens is not None else ""
+    return f"{median(escape)} vs {median(bert)} ({len(escape.tokens)} vs {len(bert.tokens)} seeds{p})"
+
+
+def _multiplier_cell(point: MultiplierPoint | None) -> str:
+    if point is None:
+        return "-"
+    interval = f" [{point.low:.2f}, {point.high:.2f}]" if point.low is not None else ""
+    return f"{point.mean:.2f}{interval} at {point.tokens / 1e6:g}M"
+
+
+def _gap_cell(gap: Gap | None) -> str:
+    if gap is None:
+        return "-"
+    mean = statistics.mean(gap.equal_tokens)
+    interval = gap.equal_tokens_interval
+    bounds = f" [{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else ""
+    return f"{mean:+.3f}{bounds} at {gap.budget_tokens / 1e6:g}M ({len(gap.equal_tokens)} seeds)"
+
+
+def _reading(multiplier: MultiplierPoint | None, gap: Gap | None) -> str:
+    parts = []
+    if multiplier is not None and multiplier.low is not None:
+        if multiplier.high < 1:
+            parts.append("worth less than its compute")
+        elif multiplier.low > 1:
+            parts.append("worth more than its compute")
+        else:
+            parts.append("not shown to differ from its compute")
+    if gap is not None and gap.equal_tokens_interval is not None:
+        low, high = gap.equal_tokens_interval
+        n = len(gap.equal_tokens)
+        if low > 0:
+            parts.append("behind BERT at equal tokens")
+        elif high < 0:
+            parts.append("ahead of BERT at equal tokens")
+        else:
+            parts.append(f"ties with BERT at equal tokens within {n} seeds")
+    return "; ".join(parts) or "too few seeds to read"
+
+
 def reference_arm(arm: Variant, variants: list[Variant]) -> Variant | None:
     """The arm a sensitivity or ablation arm changes one thing of: the main arm (no ``train`` overrides) whose
     model overrides are the largest part of the arm's own (``heun-interval-half`` -> ``heun``)."""
@@ -174,4 +260,4 @@ def _change(arm: Variant, reference: Variant | None) -> str:
     return ", ".join(parts) or "-"
 
 
-__all__ = ["corpus_section", "learned_section", "reference_arm", "sensitivity_section"]
+__all__ = ["corpus_section", "learned_section", "reference_arm", "sensitivity_section", "summary_section"]
