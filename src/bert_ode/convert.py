@@ -3,6 +3,7 @@ config."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -196,17 +197,30 @@ def _load(model_class, path: str, config: BertOdeConfig, loading_kwargs: dict):
     return model
 
 
+@contextlib.contextmanager
+def quiet_transformers(reports: bool = True):
+    """Without transformers' progress bars ("Loading weights", "Writing model shards") and, with ``reports``,
+    its warnings (the load-report table); as they were afterwards. For loads and saves that bert-ode's own
+    output already describes: their bars would tangle with a run's progress bar."""
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    if reports:
+        hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _quiet_load(model_class, path: str, config: BertOdeConfig, loading_kwargs: dict):
     """``from_pretrained`` without transformers' load-report table (a conversion expects new and dropped
     weights: ``new_parameters`` and ``describe_new_parameters`` say which, in one line)."""
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with quiet_transformers():
         model, info = model_class.from_pretrained(
             path, config=config, output_loading_info=True, **loading_kwargs
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
     return model, sorted(info["missing_keys"])
 
 
@@ -324,6 +338,7 @@ def save_converted(model, output_dir: str | os.PathLike, tokenizer_source: str |
 __all__ = [
     "check_checkpoint",
     "check_overrides",
+    "quiet_transformers",
     "check_safetensors",
     "convert_bert",
     "describe_new_parameters",

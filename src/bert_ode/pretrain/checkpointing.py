@@ -9,7 +9,6 @@ marker) is never taken as the latest.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
@@ -20,9 +19,8 @@ import shutil
 from pathlib import Path
 
 import torch
-from transformers.utils import logging as hf_logging
 
-from ..convert import check_safetensors
+from ..convert import check_safetensors, quiet_transformers
 from ..utils.disk import DiskFull, is_disk_full
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{7,})$")
@@ -85,7 +83,7 @@ def write_run_folder(output_dir, final: Path, write, what: str) -> Path:
     """``write_atomically`` for a run's checkpoints and final model: a full disk is one ``DiskFull`` line
     naming what was being written, the last complete checkpoint and what to do."""
     try:
-        with _no_transformers_bars():
+        with quiet_transformers(reports=False):  # no shard bars over the pretraining bar
             return write_atomically(final, write)
     except Exception as error:
         if not is_disk_full(error):
@@ -96,19 +94,6 @@ def write_run_folder(output_dir, final: Path, write, what: str) -> Path:
             f"no space left on device while writing {what} to {output_dir}; the last complete checkpoint is "
             f"{last.name if last else 'none'}; free space and run again with --resume",
         ) from error
-
-
-@contextlib.contextmanager
-def _no_transformers_bars():
-    """Without transformers' own progress bars (``save_pretrained``'s "Writing model shards"), which would
-    tangle with the pretraining's bar; as they were afterwards."""
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 def checkpoint_dir(output_dir: str | os.PathLike, step: int) -> Path:

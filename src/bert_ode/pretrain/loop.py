@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..configuration_bert_ode import BertOdeConfig
+from ..convert import quiet_transformers
 from ..data import MlmMasker, unigram_entropy
 from ..model_card import default_title, source_license, write_model_card
 from ..modeling_bert_ode import BertOdeForMaskedLM
@@ -134,7 +135,8 @@ class RunSetup:
     def build_model(self, resume_from: Path | None) -> BertOdeForMaskedLM:
         config, tokenizer, attn = self.config, self.data.tokenizer, self.attn_implementation
         if resume_from is not None:
-            return BertOdeForMaskedLM.from_pretrained(resume_from, attn_implementation=attn)
+            with quiet_transformers(reports=False):  # no "Loading weights" bar before the run's own
+                return BertOdeForMaskedLM.from_pretrained(resume_from, attn_implementation=attn)
         torch.manual_seed(seed_for(config.train.seed, "init"))
         if config.train.init_from:
             return BertOdeForMaskedLM.from_bert(
@@ -701,9 +703,10 @@ def validation_loss(
     run_dir = Path(run_dir)
     config = load_config(run_dir / "pretrain_config.yaml")
     setup = RunSetup.create(config, run_dir, make_accelerator())
-    model = BertOdeForMaskedLM.from_pretrained(
-        checkpoint or run_dir / "final", attn_implementation=setup.attn_implementation
-    )
+    with quiet_transformers(reports=False):
+        model = BertOdeForMaskedLM.from_pretrained(
+            checkpoint or run_dir / "final", attn_implementation=setup.attn_implementation
+        )
     loss_module = SparseMlmLoss(model).to(setup.accelerator.device)
     validation = setup.data.validation_blocks[: max_blocks or config.train.eval_blocks]
     probe = setup.masker(validation[:1], torch.Generator().manual_seed(0))

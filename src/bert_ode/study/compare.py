@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from ..convert import quiet_transformers
 from ..utils.config_io import to_dict
 from .config import StudyConfig, load_study
 from .cooldown_report import write_cooldown_report
@@ -30,7 +31,8 @@ def compare(
     study.root.mkdir(parents=True, exist_ok=True)
     (study.root / "study.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     started = time.time()
-    records = study.run()
+    with quiet_transformers(reports=False):  # its loads and saves would draw bars between the study's lines
+        records = study.run()
     report_dir = Path(config.report_dir) / config.name
     report_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(study.root / "study.yaml", report_dir / "study.yaml")
