@@ -119,7 +119,7 @@ def test_finetune_learns_builtin_task_and_evaluates_with_other_steps(ode_checkpo
 
     card = ModelCard.load(output / "seed-0" / "README.md")
     assert_hub_ready_card(output / "seed-0", base_model=None)  # its source exists only here: no Hub id
-    assert card.data.pipeline_tag == "text-classification" and card.data.metrics == ["accuracy"]
+    assert card.data.pipeline_tag == "text-classification" and card.data.metrics == ["accuracy", "macro_f1"]
     assert f"| test_accuracy | {run['test']['accuracy']:.4f} |" in card.text
     assert json.loads((output / "seed-0" / "tokenizer_config.json").read_text())["model_max_length"] == 64
 

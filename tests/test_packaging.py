@@ -212,8 +212,9 @@ def _declared_lowest(package: str) -> str:
 LOWEST_CHECK = textwrap.dedent(
     """
     import tempfile, torch, transformers
+    from packaging.version import Version
     from bert_ode import BertOdeConfig, BertOdeForMaskedLM
-    assert transformers.__version__ == "{version}", transformers.__version__
+    assert Version(transformers.__version__) == Version("{version}"), transformers.__version__
     for method in ("euler", "heun", "ab2-learned", "pcformer-rk2"):
         config = BertOdeConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                                intermediate_size=32, ode_method=method)

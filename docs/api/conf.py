@@ -9,6 +9,8 @@ extensions = [
     "sphinx.ext.napoleon",  # their "Args:" sections
 ]
 autodoc_member_order = "bysource"
+# "Attributes:" sections as fields of their class, not second descriptions of the attributes autodoc lists
+napoleon_use_ivar = True
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
 # transformers documents its own classes: inherited docstrings stay out of this reference.
