@@ -78,8 +78,9 @@ def learned_section(branches: list[BranchUnit]) -> list[str]:
         "Mean over seeds. For a multistep block `(beta_0, beta_1)`, newest evaluation first: BERT's residual "
         "is (1, 0), Adams-Bashforth 2 is (1.5, -0.5). The sum is the step's scale (1: a consistent step over "
         "the block's interval, so first order; below 1, a shorter step, as `ode_interval` < 1 would make); "
-        "`beta_1 / beta_0` is its shape (0: Euler, -1/3: Adams-Bashforth 2, second order at sum 1). "
-        "PCformer's `alpha` weighs its predictor's stages.",
+        "`beta_1 / beta_0` is its shape (0: Euler, -1/3: Adams-Bashforth 2, second order at sum 1). In the "
+        "first block of a stream (layer 0) there is no earlier evaluation: both coefficients multiply the "
+        "same one, so only their sum acts there. PCformer's `alpha` weighs its predictor's stages.",
         "",
         *markdown.table(["variant", "budget", "block", "coefficients", "seeds"], rows),
         "",
