@@ -3,11 +3,14 @@ gap, the learned coefficients' order conditions, and the sensitivity arms read a
 
 from __future__ import annotations
 
+from bert_ode.pretrain.probes import ProbePoint
 from bert_ode.study.config import Variant
 from bert_ode.study.cooldown_sections import (
     corpus_section,
     learned_section,
+    probes_section,
     reference_arm,
+    refinement_section,
     sensitivity_section,
     summary_section,
 )
@@ -169,3 +172,54 @@ def test_the_summary_reads_only_as_strongly_as_the_intervals_allow():
     assert strang.endswith(
         "| not shown to differ from its compute; ties with BERT at equal tokens within 3 seeds |"
     )
+
+
+def test_probes_are_read_before_at_and_after_each_escape_by_hand():
+    # One run, 1 nat below 6.0 at 3M tokens; probes every 1M, read 1M either side of the escape.
+    run = _run("bert", 0, [6.0, 5.5, 4.9, 4.5, 4.0])
+    uniform = 2.0
+    entropies = {1: [1.8, 1.6], 2: [1.8, 1.2], 3: [1.6, 1.0], 4: [1.4, 0.6], 5: [1.2, 0.4]}
+    run.probes = [
+        ProbePoint(
+            step=m,
+            tokens=m * 1_000_000,
+            token_cosine=[0.9, 0.5 - m / 20],
+            attention_entropy=[h],
+            uniform_entropy=uniform,
+        )
+        for m, h in entropies.items()
+    ]
+    late = _run("heun", 0, [6.0, 5.9, 5.8, 5.7, 4.9])  # escapes at the last evaluation: no curve after it
+    late.probes = run.probes
+    lines = probes_section([run, late], margin=1.0, offset=1_000_000)
+    # before (2M) / at (3M) / after (4M): cosine 0.4 / 0.35 / 0.3; mean head (1.8+1.2)/4 = 0.75, 0.65, 0.5;
+    # lowest head 1.2/2, 1.0/2, 0.6/2.
+    assert _row(lines, "| `bert`") == (
+        "| `bert` | 1 | 0.400 / 0.350 / 0.300 | 0.750 / 0.650 / 0.500 | 0.600 / 0.500 / 0.300 |"
+    )
+    assert not any(line.startswith("| `heun`") for line in lines)
+    assert probes_section([late], margin=1.0, offset=1_000_000) == []
+
+
+def test_refinement_shows_the_loss_per_step_count_and_the_observed_order():
+    def branch(variant, seed, budget, losses):
+        unit = _branch(variant, seed, budget, losses[0], losses[0])
+        unit.mlm_by_ode_steps = {str(s): {"val_loss": v} for s, v in zip((1, 2, 4), losses, strict=True)}
+        return unit
+
+    branches = [
+        # Heun on a smooth field: changes 0.04 then 0.01, so order log2(4) = 2; mean of two seeds.
+        branch("heun", 0, 24_000_000, [3.00, 3.04, 3.05]),
+        branch("heun", 1, 24_000_000, [3.20, 3.24, 3.25]),
+        branch("heun", 0, 8_000_000, [5.0, 6.0, 7.0]),  # a smaller budget: not shown
+        branch("bert", 0, 48_000_000, [2.0, 2.1, 2.2]),  # beyond the largest budget asked for: not shown
+        branch("bert", 0, 24_000_000, [3.0, 3.5, 3.4]),  # changes of opposite signs: no order
+    ]
+    lines = refinement_section(branches, largest=24_000_000)
+    assert _row(lines, "| `heun`") == (
+        "| `heun` | 24M | 1 / 2 / 4 | 3.100 / 3.140 / 3.150 | +0.040 / +0.010 | 2.00 | 2 |"
+    )
+    assert _row(lines, "| `bert`") == (
+        "| `bert` | 24M | 1 / 2 / 4 | 3.000 / 3.500 / 3.400 | +0.500 / -0.100 | - | 1 |"
+    )
+    assert refinement_section([], largest=24_000_000) == []

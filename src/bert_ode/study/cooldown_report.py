@@ -21,7 +21,14 @@ from .cooldown_plots import (
     plot_probes,
     variant_colours,
 )
-from .cooldown_sections import corpus_section, learned_section, sensitivity_section, summary_section
+from .cooldown_sections import (
+    corpus_section,
+    learned_section,
+    probes_section,
+    refinement_section,
+    sensitivity_section,
+    summary_section,
+)
 from .escape import (
     ESCAPE_MARGINS,
     EscapeSummary,
@@ -341,6 +348,8 @@ def write_cooldown_report(
         *sensitivity_section(runs, config, ESCAPE_MARGINS[0]),
         *corpus_section(branches, corpus),
         *learned_section(branches),
+        *probes_section(runs, ESCAPE_MARGINS[0]),
+        *refinement_section(branches, max(config.cooldowns, default=0)),
         "## Downstream: fine-tuned on the study's task, test scores per seed",
         "",
         *_downstream_table(records, downstream_baselines or {}),

@@ -1,11 +1,14 @@
 """Sections of a ``cooldowns`` study's report beyond the escape, the multiplier and the gaps: how many passes
 over the training corpus each budget means and how far training and validation loss part there, the learned
-scheme coefficients as trained, and the sensitivity and ablation arms' escapes against their reference arm
-(same seed). Each function returns markdown lines; an empty list where the study has nothing to show.
+scheme coefficients as trained, the sensitivity and ablation arms' escapes against their reference arm
+(same seed), the probes around each run's escape, and every endpoint evaluated with more integration steps
+than it was trained with. Each function returns markdown lines; an empty list where the study has nothing to
+show.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -261,4 +264,120 @@ def _change(arm: Variant, reference: Variant | None) -> str:
     return ", ".join(parts) or "-"
 
 
-__all__ = ["corpus_section", "learned_section", "reference_arm", "sensitivity_section", "summary_section"]
+def probes_section(runs: list[ConstantRun], margin: float, offset: int = 2_000_000) -> list[str]:
+    """The probes of every run that escaped, at the evaluations nearest ``offset`` tokens before its escape,
+    at it, and ``offset`` after: the last layer's mean pairwise token cosine (representation collapse), and
+    the attention entropy over log T (1: uniform attention), mean over every layer's heads and the lowest.
+    Medians over a variant's runs: the escape is abrupt, so a mean would mix runs at different stages."""
+    rows = []
+    for variant in sorted({r.variant for r in runs}):
+        around = [_probes_around(r, margin, offset) for r in runs if r.variant == variant]
+        around = [a for a in around if a is not None]
+        if not around:
+            continue
+        cells = []
+        for signal in range(3):
+            medians = [statistics.median(a[where][signal] for a in around) for where in range(3)]
+            cells.append(" / ".join(f"{m:.3f}" for m in medians))
+        rows.append([f"`{variant}`", str(len(around)), *cells])
+    if not rows:
+        return []
+    header = [
+        "variant",
+        "runs",
+        "token cosine, last layer",
+        "attention entropy / log T, mean head",
+        "lowest head",
+    ]
+    return [
+        "## Probes around the escape",
+        "",
+        f"At the evaluations nearest {offset / 1e6:g}M tokens before each run's escape ({margin:g} nat below "
+        f"unigram), at it, and {offset / 1e6:g}M after (before / at / after), median over the variant's runs "
+        "that escaped with that much curve on each side. Token cosine: the mean pairwise cosine of one "
+        "sequence's token states after the last layer (1: every token the same vector). Attention entropy: "
+        "a query's attention entropy over log T (1: uniform over the sequence), mean over all heads and "
+        "layers, and of the head lowest at that evaluation.",
+        "",
+        *markdown.table(header, rows),
+        "",
+    ]
+
+
+def _probes_around(run: ConstantRun, margin: float, offset: int) -> list[tuple[float, float, float]] | None:
+    """(cosine, mean entropy, lowest entropy) before, at and after the run's escape; None without both
+    sides."""
+    at = _escape(run, margin)
+    if at is None or not run.probes:
+        return None
+    first, last = run.probes[0].tokens, run.probes[-1].tokens
+    if at - offset < first or at + offset > last:
+        return None
+    values = []
+    for target in (at - offset, at, at + offset):
+        point = min(run.probes, key=lambda p: abs(p.tokens - target))
+        heads = [h / point.uniform_entropy for layer in point.attention_entropy for h in layer]
+        values.append((point.token_cosine[-1], statistics.mean(heads), min(heads)))
+    return values
+
+
+def refinement_section(branches: list[BranchUnit], largest: int) -> list[str]:
+    """Every variant's endpoint at its largest budget up to ``largest``, evaluated with 1, 2, 4, ... steps of
+    its scheme per block (the trained model is the first): how far the trained discrete model sits from the
+    continuous model its field defines. For a scheme of order p on a smooth field the loss differences of
+    successive halvings shrink by 2^p, so ``log2`` of their ratio is an observed order, shown where both
+    differences have one sign."""
+    rows = []
+    for variant in sorted({b.variant for b in branches}):
+        mine = [b for b in branches if b.variant == variant and b.mlm_by_ode_steps]
+        budgets = [b.budget_tokens for b in mine if b.budget_tokens <= largest]
+        if not budgets:
+            continue
+        group = [b for b in mine if b.budget_tokens == max(budgets)]
+        steps = sorted({int(s) for b in group for s in b.mlm_by_ode_steps}, key=int)
+        steps = [s for s in steps if all(str(s) in b.mlm_by_ode_steps for b in group)]
+        losses = [statistics.mean(b.mlm_by_ode_steps[str(s)]["val_loss"] for b in group) for s in steps]
+        changes = [later - earlier for earlier, later in zip(losses, losses[1:], strict=False)]
+        order = "-"
+        if len(changes) >= 2 and changes[-2] * changes[-1] > 0:
+            order = f"{math.log2(changes[-2] / changes[-1]):.2f}"
+        rows.append(
+            [
+                f"`{variant}`",
+                f"{max(budgets) / 1e6:g}M",
+                " / ".join(str(s) for s in steps),
+                " / ".join(f"{loss:.3f}" for loss in losses),
+                " / ".join(f"{c:+.3f}" for c in changes),
+                order,
+                str(len(group)),
+            ]
+        )
+    if not rows:
+        return []
+    header = ["variant", "budget", "steps per block", "validation loss", "change per halving", "order"]
+    header.append("seeds")
+    return [
+        "## Refinement: each endpoint evaluated with more steps than it was trained with",
+        "",
+        "Every model trained with one step of its scheme per block; more steps integrate the same learned "
+        "field more finely, toward the continuous model it defines (mean over seeds; the change is each "
+        "halving's, positive: worse). What this can show: how far the trained discrete model sits from that "
+        "continuous model. What it cannot: that the model is better, or a way to save compute, since no step "
+        "count below the trained one exists. The observed order (log2 of successive changes' ratio) is the "
+        "integrator's (1 for Euler, 2 for Heun) on any field smooth at the step's scale, trained or not; "
+        "below it, the steps are too coarse for the field to be in that range.",
+        "",
+        *markdown.table(header, rows),
+        "",
+    ]
+
+
+__all__ = [
+    "corpus_section",
+    "learned_section",
+    "probes_section",
+    "reference_arm",
+    "refinement_section",
+    "sensitivity_section",
+    "summary_section",
+]
