@@ -407,9 +407,13 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
     assert corpus["train_tokens"] == corpus["train_blocks"] * corpus["seq_len"] > 0
     assert "## Passes over the corpus and the train-validation gap" in report
     assert "| `bert-half-lr` | lr=0.005 | 0 |" in report and "`bert`: " in report  # read against bert
+    assert "## Refinement: each endpoint evaluated with more steps" in report  # 1, 2, 4 steps per block
+    # at the study's largest budget, not BERT's own further one
+    assert "| `bert` | 0.016384M | 1 / 2 |" in report and "| `bert` | 0.032768M | 1 / 2 |" not in report
     for plot in (
         "constant_vs_tokens.png",
         "constant_vs_flops.png",
+        "constant_by_variant.png",
         "escape_km_1nat.png",
         "cooldown_endpoints.png",
         "downstream.png",

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from scipy import stats
 
 from .escape import ESCAPE_MARGINS, EscapeSummary, MultiplierPoint, escape_tokens
 from .records import BranchUnit, ConstantRun
+
+_MILLIONS = FuncFormatter(lambda value, _: f"{value / 1e6:g}")
 
 
 def variant_colours(names: list[str]) -> dict[str, tuple]:
@@ -68,13 +71,56 @@ def plot_constant_curves(runs: list[ConstantRun], colours: dict, report_dir: Pat
         )
     if flops:
         ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_formatter(_MILLIONS)
     _unigram_lines(ax, next((r.unigram_entropy for r in runs if r.unigram_entropy), None))
-    ax.set_xlabel("training FLOPs (forward + backward, counted)" if flops else "training tokens")
+    ax.set_xlabel("training FLOPs (forward + backward, counted)" if flops else "training tokens (millions)")
     ax.set_ylabel("validation MLM loss")
     ax.set_title("Constant-rate runs, one line per seed")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, report_dir, f"constant_vs_{'flops' if flops else 'tokens'}.png")
+
+
+def plot_constant_panels(
+    runs: list[ConstantRun], colours: dict, baseline: str, report_dir: Path
+) -> str | None:
+    """One panel per variant: its seeds' constant-rate curves against tokens, each seed its own shade, over
+    the baseline's seeds in light grey, so every run's drop can be told apart and set against BERT's."""
+    present = {r.variant for r in runs}
+    names = sorted((n for n in colours if n in present), key=lambda n: n != baseline)  # the study's order
+    if not names:
+        return None
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    fig = Figure(figsize=(3.2 * columns, 2.6 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)).ravel()
+    unigram = next((r.unigram_entropy for r in runs if r.unigram_entropy), None)
+    for ax, name in zip(axes, names, strict=False):
+        for run in runs:
+            if run.variant == baseline and name != baseline:
+                tokens = [p.tokens for p in run.curve]
+                ax.plot(tokens, [p.val_loss for p in run.curve], color="0.8", linewidth=0.7)
+        mine = sorted((r for r in runs if r.variant == name), key=lambda r: r.seed)
+        for i, run in enumerate(mine):
+            shade = 0.55 + 0.45 * i / max(1, len(mine) - 1)
+            colour = tuple(c * shade for c in colours[name][:3])
+            tokens = [p.tokens for p in run.curve]
+            ax.plot(
+                tokens, [p.val_loss for p in run.curve], color=colour, linewidth=0.9, label=f"seed {run.seed}"
+            )
+        if unigram is not None:
+            ax.axhline(unigram, color="gray", linestyle="--", linewidth=0.8)
+            ax.axhline(unigram - ESCAPE_MARGINS[0], color="gray", linestyle=":", linewidth=0.8)
+        ax.set_title(name if name == baseline else f"{name} (grey: {baseline})", fontsize=8)
+        ax.xaxis.set_major_formatter(_MILLIONS)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=5, ncol=2)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    fig.supxlabel("training tokens (millions)", fontsize=9)
+    fig.supylabel("validation MLM loss (dashed: unigram; dotted: 1 nat below)", fontsize=8)
+    return _save(fig, report_dir, "constant_by_variant.png")
 
 
 def plot_kaplan_meier(summaries: dict[str, EscapeSummary], colours: dict, report_dir: Path) -> str | None:

@@ -14,6 +14,7 @@ from ..utils import markdown
 from .config import StudyConfig
 from .cooldown_plots import (
     plot_constant_curves,
+    plot_constant_panels,
     plot_cooldown_endpoints,
     plot_downstream,
     plot_kaplan_meier,
@@ -287,6 +288,7 @@ def write_cooldown_report(
     plots = [
         plot_constant_curves(runs, colours, report_dir, flops=False),
         plot_constant_curves(runs, colours, report_dir, flops=True),
+        plot_constant_panels(runs, colours, baseline, report_dir),
         *[plot_kaplan_meier(escapes[m], colours, report_dir) for m in ESCAPE_MARGINS],
         plot_multipliers(multipliers, colours, report_dir),
         plot_cooldown_endpoints(branches, colours, report_dir),
