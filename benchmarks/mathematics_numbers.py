@@ -15,7 +15,7 @@ Sections, in the chapter's order:
 5. The scalar adjoint example: gradient of the flow, of the computed Euler map, and torchdiffeq's continuous
    adjoint, for 1 to 256 steps.
 6. Binomial checkpointing: how many steps c checkpoints and r recomputations reverse.
-7. The trained models (committed figures in reports/cpu/, nothing measured again): observed orders of the
+7. The trained models (committed figures in reports/cpu-v1/, nothing measured again): observed orders of the
    Euler models, the two-term error model behind the gated RK2 ratios, Heun seed 1's shortfall from 4 and a
    linear mode's ratio from above or below, and the Richardson distance of each trained map from its limit.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-REPORTS = Path(__file__).resolve().parents[1] / "reports" / "cpu"
+REPORTS = Path(__file__).resolve().parents[1] / "reports" / "cpu-v1"
 torch.set_default_dtype(torch.float64)
 
 
@@ -420,7 +420,7 @@ def heun_ratio_on_linear_mode(lam: float, steps: int) -> float:
 
 
 def heun_seed_1_long_ratios() -> dict[int, float]:
-    """The d(n)/d(2n) row of the 512-step Heun seed-1 table in reports/cpu/elasticity_signature.md."""
+    """The d(n)/d(2n) row of the 512-step Heun seed-1 table in reports/cpu-v1/elasticity_signature.md."""
     text = (REPORTS / "elasticity_signature.md").read_text()
     table = text[text.index("## Heun, seed 1, up to 512 steps") :]
     header = next(line for line in table.splitlines() if line.startswith("| run"))
@@ -447,7 +447,7 @@ def loss_rise_one_to_four_steps() -> dict[str, float]:
 
 
 def section_trained_models() -> None:
-    print("## 7. The trained models (reports/cpu/elasticity_signature*, committed figures)\n")
+    print("## 7. The trained models (reports/cpu-v1/elasticity_signature*, committed figures)\n")
     runs = signatures()
     euler = [r for r in runs if r["ode_method"] == "euler"]
     ratios = [v for r in euler for v in r["ratio"].values()]

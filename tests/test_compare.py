@@ -133,6 +133,28 @@ def test_the_cpu_and_gpu_studies_share_the_protocol():
         assert study.warm_start is not None and study.warm_start.continue_tokens
 
 
+def test_a_variant_runs_its_own_seeds_only_in_a_cooldowns_study(tmp_path):
+    study = load_study("cpu")
+    arms = {v.name: v for v in study.variants}
+    assert [s for s in study.seeds if arms["heun-half-lr"].runs_seed(s)] == [0]
+    assert [s for s in study.seeds if arms["bert"].runs_seed(s)] == [0, 1, 2]
+    cooldowns = {"cooldowns": [8192], "escape_tokens": 4096}
+    with pytest.raises(ValueError, match=r"variant 'bert': seeds=\[5\] must name at least one of the"):
+        load_study(_write_study(tmp_path, variants=[{"name": "bert", "seeds": [5]}], **cooldowns))
+    with pytest.raises(ValueError, match="variant 'bert': cooldowns, escape and seeds need the study's"):
+        load_study(_write_study(tmp_path, variants=[{"name": "bert", "seeds": [0]}]))
+
+
+def test_the_warm_start_runs_its_own_seeds_or_the_studys(tmp_path):
+    assert load_study("cpu").warm_seeds() == [0, 1]  # the seeds that fit the cpu study's 8 hours
+    warm = {"checkpoint": "minilm", "variants": [{"name": "minilm"}]}
+    assert load_study(_write_study(tmp_path, warm_start=warm)).warm_seeds() == [0, 1]  # the study's
+    assert load_study(_write_study(tmp_path, warm_start={**warm, "seeds": [1]})).warm_seeds() == [1]
+    for seeds in ([], [0, 7]):
+        with pytest.raises(ValueError, match=r"warm_start.seeds=.* must name at least one of the study"):
+            load_study(_write_study(tmp_path, warm_start={**warm, "seeds": seeds}))
+
+
 @pytest.mark.slow
 def test_tiny_study_end_to_end_and_resume(tmp_path, capsys):
     path = _write_study(tmp_path)
@@ -399,7 +421,7 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
     assert "## Leaving the plateau: escape times" in report and "## Compute multiplier" in report
     control = [r for r in records if r["kind"] == "control"]
     assert [r["seed"] for r in control] == [0] and 0 <= control[0]["finetune"]["test"]["accuracy"] <= 1
-    assert "`random-init` (random initialisation (no pretraining))" in report
+    assert "`random-init` (random initialisation, no pretraining)" in report
     assert "tfidf-logreg (first 64 tokens) (no pretraining)" in report
     assert results["escape"]["1"]["heun"]["seeds"] == [0, 1]  # the main seed and the escape seed
     assert [g["budget_tokens"] for g in results["gaps"] if g["variant"] == "heun"] == budgets
@@ -420,10 +442,16 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
     ):
         assert (report_dir / plot).stat().st_size > 1000 and f"]({plot})" in report
 
-    # Run again: every unit is reused from its record, nothing is retrained.
+    assert "written by hand" not in report
+    # Run again: every unit is reused from its record, nothing is retrained, and a hand-written reading
+    # beside the report is included after the summary.
+    (report_dir / "reading.md").write_text("Heun escapes later.\n")
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}
     compare(path, progress=False, command="pytest")
     assert before == {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}
+    again = (report_dir / "report.md").read_text()
+    assert "## Reading the figures (written by hand)\n\nHeun escapes later.\n" in again
+    assert again.index("## Summary") < again.index("## Reading the figures") < again.index("## Leaving")
 
 
 def test_a_study_whose_units_fail_exits_non_zero_naming_each_failure(tmp_path, capsys, monkeypatch):

@@ -1,5 +1,6 @@
 """The cooldown report's extra sections against hand counts: passes over the corpus and the train-validation
-gap, the learned coefficients' order conditions, and the sensitivity arms read against their reference arm."""
+gap, the learned coefficients' order conditions, the sensitivity arms read against their reference arm, and
+the downstream change between budgets on the same seeds, and the warm start's conversions."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from bert_ode.pretrain.probes import ProbePoint
 from bert_ode.study.config import Variant
 from bert_ode.study.cooldown_sections import (
     corpus_section,
+    downstream_budgets_section,
     learned_section,
     probes_section,
     reference_arm,
     refinement_section,
     sensitivity_section,
     summary_section,
+    warm_start_section,
 )
-from bert_ode.study.records import BranchUnit, ConstantRun, CurvePoint
+from bert_ode.study.records import BranchUnit, ConstantRun, CurvePoint, FinetuneScores, WarmUnit
 
 
 def _branch(variant, seed, budget, val_loss, train_loss, learned=None):
@@ -172,6 +175,27 @@ def test_the_summary_reads_only_as_strongly_as_the_intervals_allow():
     assert strang.endswith(
         "| not shown to differ from its compute; ties with BERT at equal tokens within 3 seeds |"
     )
+    # One seed read inside BERT's curve, two bounded below 0.37 (their loss is above BERT's first point past
+    # its escape): no interval, but every seed is below 1, and the cell says how many were read.
+    multipliers = {
+        "pcformer": [
+            MultiplierPoint(
+                variant="pcformer",
+                where="cooldown",
+                tokens=16_000_000,
+                per_seed={"0": 0.31, "1": None, "2": None},
+                mean=0.31,
+                before_bert=2,
+                upper_bound=0.37,
+            )
+        ]
+    }
+    row = _row(summary_section(escapes, multipliers, [], "bert"), "| `pcformer`")
+    assert "| 0.31 at 16M (1 seed read; 2 more below 0.37) |" in row
+    assert row.endswith("| below 1 in every seed (3) |")
+    multipliers["pcformer"][0].upper_bound = 1.2  # a bound above 1 says nothing
+    row = _row(summary_section(escapes, multipliers, [], "bert"), "| `pcformer`")
+    assert row.endswith("| too few seeds to read |")
 
 
 def test_probes_are_read_before_at_and_after_each_escape_by_hand():
@@ -223,3 +247,56 @@ def test_refinement_shows_the_loss_per_step_count_and_the_observed_order():
         "| `bert` | 24M | 1 / 2 / 4 | 3.000 / 3.500 / 3.400 | +0.500 / -0.100 | - | 1 |"
     )
     assert refinement_section([], largest=24_000_000) == []
+
+
+def _tuned(variant, seed, budget, accuracy):
+    branch = _branch(variant, seed, budget, 4.0, 3.9)
+    scores = {"accuracy": accuracy}
+    branch.finetune = FinetuneScores(main_metric="accuracy", validation=scores, test=scores, by_ode_steps={})
+    return branch
+
+
+def test_downstream_changes_between_budgets_are_paired_by_seed_by_hand():
+    branches = [
+        _tuned("bert", 0, 24_000_000, 0.60),
+        _tuned("bert", 1, 24_000_000, 0.70),
+        _tuned("bert", 2, 24_000_000, 0.90),  # no 48M partner: left out of the pairs
+        _tuned("bert", 0, 48_000_000, 0.65),
+        _tuned("bert", 1, 48_000_000, 0.80),
+        _tuned("heun", 0, 24_000_000, 0.70),  # one budget only: no row
+        _branch("bert", 0, 16_000_000, 4.5, 4.4),  # not fine-tuned
+    ]
+    lines = downstream_budgets_section(branches)
+    row = _row(lines, "| `bert` |")
+    # Deltas +0.05 and +0.10: mean +0.075, s = 0.0354, t(0.975, 1) = 12.706 -> half width 0.318.
+    assert row == "| `bert` | 24M -> 48M | 0: +0.050, 1: +0.100 | +0.075 [-0.243, +0.393] |"
+    assert not any(line.startswith("| `heun`") for line in lines)
+    assert downstream_budgets_section([_tuned("heun", 0, 24_000_000, 0.7)]) == []
+
+
+def _warm(variant, seed, val_loss, accuracy):
+    scores = {"accuracy": accuracy}
+    return WarmUnit(
+        variant=variant,
+        seed=seed,
+        model_overrides={},
+        parameters=1,
+        finetune=FinetuneScores(main_metric="accuracy", validation=scores, test=scores, by_ode_steps={}),
+        source="minilm",
+        continued_tokens=200_000,
+        val_loss=val_loss,
+    )
+
+
+def test_the_warm_start_shows_each_conversions_loss_and_score_per_seed():
+    lines = warm_start_section(
+        [_warm("minilm-heun", 1, 2.5, 0.90), _warm("minilm", 1, 2.2, 0.94), _warm("minilm", 0, 2.0, 0.92)]
+    )
+    # minilm: losses 2.0 and 2.2 -> 2.100 ± 0.141; scores 0.92 and 0.94 -> 0.930 ± 0.014; seeds in order.
+    assert _row(lines, "| `minilm` |") == (
+        "| `minilm` | 0.2M | 0: 2.000, 1: 2.200 | 2.100 ± 0.141 | 0: 0.920, 1: 0.940 | 0.930 ± 0.014 |"
+    )
+    assert (
+        _row(lines, "| `minilm-heun` |") == "| `minilm-heun` | 0.2M | 1: 2.500 | 2.500 | 1: 0.900 | 0.900 |"
+    )
+    assert warm_start_section([]) == []

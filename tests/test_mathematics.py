@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-REPORTS = Path(__file__).resolve().parents[1] / "reports" / "cpu"
+REPORTS = Path(__file__).resolve().parents[1] / "reports" / "cpu-v1"
 
 
 # --- stability polynomials at h = 1

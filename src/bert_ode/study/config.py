@@ -64,6 +64,8 @@ class Variant:
         cooldowns: a ``cooldowns`` study: this variant's cooldown budgets instead of the study's (BERT's run
             goes twice as far, to be the equal-FLOPs partner of the 2-evaluation schemes).
         escape: a ``cooldowns`` study: this variant also runs the study's ``escape_seeds``.
+        seeds: a ``cooldowns`` study: this variant runs only these of the study's ``seeds`` (a sensitivity
+            arm with one or two); ``None``: all of them.
     """
 
     name: str
@@ -73,6 +75,10 @@ class Variant:
     train: dict[str, Any] = field(default_factory=dict)
     cooldowns: list[int] | None = bounded(None, low=1)
     escape: bool = False
+    seeds: list[int] | None = None
+
+    def runs_seed(self, seed: int) -> bool:
+        return self.seeds is None or seed in self.seeds
 
 
 @dataclass
@@ -90,6 +96,8 @@ class WarmStart:
         pretrain: the continued-pretraining recipe (a preset or YAML path; its ``model`` section must not set
             sizes: the checkpoint's are kept).
         pretrain_overrides: dotted ``PretrainConfig`` keys applied to the continued-pretraining recipe.
+        seeds: the seeds each conversion is fine-tuned with (``None``: the study's ``seeds``); each must be
+            one of the study's seeds.
     """
 
     checkpoint: str = "minilm"
@@ -98,6 +106,7 @@ class WarmStart:
     continue_tokens: int | None = bounded(None, low=1)
     pretrain: str = "warm"
     pretrain_overrides: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] | None = None
 
     def source(self) -> str:
         """The checkpoint path."""
@@ -239,6 +248,17 @@ class StudyConfig:
                 f"{', '.join(WARM_START_SOURCES)} nor an existing checkpoint path"
             )
         check_bounds(warm, "warm_start")
+        if warm.seeds is not None and (not warm.seeds or not set(warm.seeds) <= set(self.seeds)):
+            raise ValueError(
+                f"warm_start.seeds={warm.seeds} must name at least one of the study's seeds {self.seeds} "
+                "(or be null: all of them)"
+            )
+
+    def warm_seeds(self) -> list[int]:
+        """The seeds of the warm start: its own ``seeds``, or the study's."""
+        if self.warm_start is None:
+            return []
+        return list(self.seeds if self.warm_start.seeds is None else self.warm_start.seeds)
 
     def _check_variants(self) -> None:
         names = [variant.name for variant in self.variants]
@@ -257,8 +277,15 @@ class StudyConfig:
     def _check_cooldowns(self) -> None:
         for variant in self.variants:
             check_bounds(variant, f"variant {variant.name!r}")
-            if (variant.cooldowns or variant.escape) and not self.cooldowns:
-                raise ValueError(f"variant {variant.name!r}: cooldowns and escape need the study's cooldowns")
+            if variant.seeds is not None and (not variant.seeds or not set(variant.seeds) <= set(self.seeds)):
+                raise ValueError(
+                    f"variant {variant.name!r}: seeds={variant.seeds} must name at least one of the study's "
+                    f"seeds {self.seeds} (or be null: all of them)"
+                )
+            if (variant.cooldowns or variant.escape or variant.seeds is not None) and not self.cooldowns:
+                raise ValueError(
+                    f"variant {variant.name!r}: cooldowns, escape and seeds need the study's cooldowns"
+                )
         names = {variant.name for variant in self.variants}
         names |= {variant.name for variant in (self.warm_start.variants if self.warm_start else [])}
         names |= {"random-init"} if self.random_init_seeds else set()

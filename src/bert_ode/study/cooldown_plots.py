@@ -20,7 +20,8 @@ _MILLIONS = FuncFormatter(lambda value, _: f"{value / 1e6:g}")
 
 def variant_colours(names: list[str]) -> dict[str, tuple]:
     """One colour per variant, the same in every figure (the order of the study's variants)."""
-    palette = colormaps["tab10"].colors + colormaps["Dark2"].colors
+    # Greys are left out: grey draws the references (BERT's seeds behind each panel, unigram, baselines).
+    palette = [c for c in colormaps["tab10"].colors + colormaps["Dark2"].colors if len(set(c[:3])) > 1]
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
@@ -142,7 +143,8 @@ def plot_kaplan_meier(summaries: dict[str, EscapeSummary], colours: dict, report
         for limit in censored:
             ax.plot([limit], [survival.evaluate(limit)], marker="|", color=colours[name], markersize=10)
     margin = next(iter(summaries.values())).margin
-    ax.set_xlabel("training tokens")
+    ax.xaxis.set_major_formatter(_MILLIONS)
+    ax.set_xlabel("training tokens (millions)")
     ax.set_ylabel("share of runs still on the plateau")
     ax.set_title(f"Leaving the plateau: {margin:g} nat below unigram (Kaplan-Meier)")
     ax.grid(alpha=0.3)
@@ -155,7 +157,7 @@ def plot_multipliers(points: dict[str, list[MultiplierPoint]], colours: dict, re
     interval) and cooldown endpoints (diamonds with their interval); 1 is BERT's worth."""
     if not any(points.values()):
         return None
-    fig = Figure(figsize=(8, 4.5))
+    fig = Figure(figsize=(10, 4.5))
     ax = fig.subplots()
     for name, series in points.items():
         constant = [p for p in series if p.where == "constant" and p.mean is not None]
@@ -173,12 +175,15 @@ def plot_multipliers(points: dict[str, list[MultiplierPoint]], colours: dict, re
             )
     ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
     ax.set_yscale("log")
-    ax.set_xlabel("training tokens")
-    ax.set_ylabel("compute multiplier (BERT FLOPs to the same loss / own FLOPs)")
+    ax.xaxis.set_major_formatter(_MILLIONS)
+    ax.set_xlabel("training tokens (millions)")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.set_ylabel("compute multiplier\n(BERT FLOPs to the same loss / own FLOPs)")
     ax.set_title("Worth of a variant's compute: above 1 beats BERT at equal FLOPs")
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # beside the axes: the cooldown points sit at the right edge
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, report_dir, "compute_multiplier.png")
 
 

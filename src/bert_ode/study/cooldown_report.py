@@ -24,11 +24,13 @@ from .cooldown_plots import (
 )
 from .cooldown_sections import (
     corpus_section,
+    downstream_budgets_section,
     learned_section,
     probes_section,
     refinement_section,
     sensitivity_section,
     summary_section,
+    warm_start_section,
 )
 from .escape import (
     ESCAPE_MARGINS,
@@ -199,7 +201,7 @@ def _downstream_groups(records: list) -> dict[str, list]:
         if isinstance(record, BranchUnit) and record.finetune is not None:
             label = f"`{record.variant}` at {record.budget_tokens / 1e6:g}M tokens"
         elif isinstance(record, ControlUnit | WarmUnit):
-            kind = "random initialisation (no pretraining)"
+            kind = "random initialisation, no pretraining"
             label = f"`{record.variant}` ({kind if isinstance(record, ControlUnit) else 'warm start'})"
         else:
             continue
@@ -227,6 +229,14 @@ def _downstream_table(records: list, baselines: dict) -> list[str]:
         metric, value = _test_score(splits)
         table.append([f"{name} (no pretraining)", metric, "-", f"{value:.3f}"])
     return markdown.table(["model", "metric", "per seed", "mean ± std"], table)
+
+
+def _reading(report_dir: Path) -> list[str]:
+    # A hand-written reading kept beside the report survives regenerating it (re-running the study).
+    path = report_dir / "reading.md"
+    if not path.is_file():
+        return []
+    return ["## Reading the figures (written by hand)", "", path.read_text(encoding="utf-8").strip(), ""]
 
 
 def _downstream_plot(records: list, baselines: dict, colours: dict, report_dir: Path) -> str | None:
@@ -320,6 +330,7 @@ def write_cooldown_report(
         + ".",
         "",
         *summary_section(escapes[ESCAPE_MARGINS[0]], multipliers, all_gaps, baseline),
+        *_reading(report_dir),
         "## Leaving the plateau: escape times (constant-rate runs)",
         "",
         "Tokens until the validation loss is first 1 (then 2) nats below unigram; `> x` is a run that had "
@@ -328,7 +339,8 @@ def write_cooldown_report(
         "",
     ]
     for margin in ESCAPE_MARGINS:
-        lines += [f"### {margin:g} nat(s) below unigram", "", *_escape_table(escapes[margin]), ""]
+        heading = f"### {margin:g} nat{'' if margin == 1 else 's'} below unigram"
+        lines += [heading, "", *_escape_table(escapes[margin]), ""]
     lines += [
         "## Compute multiplier",
         "",
@@ -356,6 +368,8 @@ def write_cooldown_report(
         "",
         *_downstream_table(records, downstream_baselines or {}),
         "",
+        *downstream_budgets_section(branches),
+        *warm_start_section(warm),
         "## Cooldown endpoints: validation loss per seed",
         "",
         *markdown.table(

@@ -1,9 +1,9 @@
 """Sections of a ``cooldowns`` study's report beyond the escape, the multiplier and the gaps: how many passes
 over the training corpus each budget means and how far training and validation loss part there, the learned
 scheme coefficients as trained, the sensitivity and ablation arms' escapes against their reference arm
-(same seed), the probes around each run's escape, and every endpoint evaluated with more integration steps
-than it was trained with. Each function returns markdown lines; an empty list where the study has nothing to
-show.
+(same seed), the probes around each run's escape, every endpoint evaluated with more integration steps than it
+was trained with, the downstream change between budgets on the same seeds, and the warm start. Each function
+returns markdown lines; an empty list where the study has nothing to show.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import statistics
 from collections.abc import Sequence
 
 from ..utils import markdown
+from ..utils.metrics import confidence_interval
 from .config import StudyConfig, Variant
 from .escape import EscapeSummary, Gap, MultiplierPoint, escape_tokens
-from .records import BranchUnit, ConstantRun
+from .records import BranchUnit, ConstantRun, WarmUnit
 
 
 def corpus_section(branches: list[BranchUnit], corpus: dict | None) -> list[str]:
@@ -163,7 +164,14 @@ def _multiplier_cell(point: MultiplierPoint | None) -> str:
     if point is None:
         return "-"
     interval = f" [{point.low:.2f}, {point.high:.2f}]" if point.low is not None else ""
-    return f"{point.mean:.2f}{interval} at {point.tokens / 1e6:g}M"
+    read = sum(v is not None for v in point.per_seed.values())
+    notes = [f"{_seeds(read)} read"] if point.before_bert or point.beyond_bert else []
+    if point.before_bert:
+        notes.append(f"{point.before_bert} more below {point.upper_bound:.2f}")
+    if point.beyond_bert:
+        notes.append(f"{point.beyond_bert} more beyond BERT's curve")
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return f"{point.mean:.2f}{interval} at {point.tokens / 1e6:g}M{note}"
 
 
 def _gap_cell(gap: Gap | None) -> str:
@@ -172,7 +180,7 @@ def _gap_cell(gap: Gap | None) -> str:
     mean = statistics.mean(gap.equal_tokens)
     interval = gap.equal_tokens_interval
     bounds = f" [{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else ""
-    return f"{mean:+.3f}{bounds} at {gap.budget_tokens / 1e6:g}M ({len(gap.equal_tokens)} seeds)"
+    return f"{mean:+.3f}{bounds} at {gap.budget_tokens / 1e6:g}M ({_seeds(len(gap.equal_tokens))})"
 
 
 def _reading(multiplier: MultiplierPoint | None, gap: Gap | None) -> str:
@@ -184,6 +192,9 @@ def _reading(multiplier: MultiplierPoint | None, gap: Gap | None) -> str:
             parts.append("worth more than its compute")
         else:
             parts.append("not shown to differ from its compute")
+    elif multiplier is not None and _below_one_in_every_seed(multiplier):
+        # Too few seeds inside BERT's curve for an interval, but every seed, read or bounded, is below 1.
+        parts.append(f"below 1 in every seed ({len(multiplier.per_seed)})")
     if gap is not None and gap.equal_tokens_interval is not None:
         low, high = gap.equal_tokens_interval
         n = len(gap.equal_tokens)
@@ -194,6 +205,12 @@ def _reading(multiplier: MultiplierPoint | None, gap: Gap | None) -> str:
         else:
             parts.append(f"ties with BERT at equal tokens within {n} seeds")
     return "; ".join(parts) or "too few seeds to read"
+
+
+def _below_one_in_every_seed(point: MultiplierPoint, least: int = 3) -> bool:
+    values = [v for v in point.per_seed.values() if v is not None]
+    bounded = point.upper_bound is None or point.upper_bound < 1
+    return len(point.per_seed) >= least and not point.beyond_bert and bounded and max(values, default=1) < 1
 
 
 def reference_arm(arm: Variant, variants: list[Variant]) -> Variant | None:
@@ -381,3 +398,85 @@ __all__ = [
     "sensitivity_section",
     "summary_section",
 ]
+
+
+def _seeds(count: int) -> str:
+    return f"{count} seed" if count == 1 else f"{count} seeds"
+
+
+def downstream_budgets_section(branches: list[BranchUnit]) -> list[str]:
+    """Each variant fine-tuned at more than one budget: the later budget's test score minus the earlier one's,
+    paired by seed, over the seeds fine-tuned at both (a mean over other seeds would mix seed spread in)."""
+    tuned: dict[str, dict[int, dict[int, float]]] = {}
+    for branch in branches:
+        if branch.finetune is not None:
+            score = branch.finetune.test[branch.finetune.main_metric]
+            tuned.setdefault(branch.variant, {}).setdefault(branch.budget_tokens, {})[branch.seed] = score
+    rows = []
+    for variant, by_budget in sorted(tuned.items()):
+        budgets = sorted(by_budget)
+        for early, late in zip(budgets, budgets[1:], strict=False):
+            seeds = sorted(set(by_budget[early]) & set(by_budget[late]))
+            if not seeds:
+                continue
+            deltas = [by_budget[late][s] - by_budget[early][s] for s in seeds]
+            low, high = confidence_interval(deltas)
+            interval = f" [{low:+.3f}, {high:+.3f}]" if len(deltas) > 1 else ""
+            per_seed = ", ".join(f"{s}: {d:+.3f}" for s, d in zip(seeds, deltas, strict=True))
+            change = f"{early / 1e6:g}M -> {late / 1e6:g}M"
+            rows.append([f"`{variant}`", change, per_seed, f"{statistics.mean(deltas):+.3f}{interval}"])
+    if not rows:
+        return []
+    return [
+        "### Between budgets, on the same seeds",
+        "",
+        "The later budget's test score minus the earlier one's, per seed, with the mean and its 95% paired-t "
+        "interval (positive: the longer pretraining fine-tunes better).",
+        "",
+        *markdown.table(["variant", "budgets", "per seed", "mean change"], rows),
+        "",
+    ]
+
+
+def warm_start_section(warm: list[WarmUnit]) -> list[str]:
+    """Each conversion of the pretrained checkpoint: its validation MLM loss after the continued pretraining
+    and its fine-tuned test score, per seed (the same tokens, order and MLM-head initialisation for each)."""
+    if not warm:
+        return []
+    grouped: dict[str, list[WarmUnit]] = {}
+    for unit in sorted(warm, key=lambda u: (u.variant, u.seed)):
+        grouped.setdefault(unit.variant, []).append(unit)
+    rows = []
+    for variant, units in grouped.items():
+        losses = [u.val_loss for u in units if u.val_loss is not None]
+        metric = units[0].finetune.main_metric
+        scores = [u.finetune.test[metric] for u in units]
+        rows.append(
+            [
+                f"`{variant}`",
+                f"{units[0].continued_tokens / 1e6:g}M" if units[0].continued_tokens else "none",
+                ", ".join(f"{u.seed}: {u.val_loss:.3f}" for u in units if u.val_loss is not None) or "-",
+                _mean_std(losses),
+                ", ".join(f"{u.seed}: {u.finetune.test[metric]:.3f}" for u in units),
+                _mean_std(scores),
+            ]
+        )
+    source = warm[0].source
+    header = ["conversion", "continued", "validation MLM loss", "mean ± std", "test score", "mean ± std"]
+    return [
+        "## Warm start: the pretrained checkpoint converted",
+        "",
+        f"`{source}` converted to each scheme (the Euler conversion is the checkpoint itself), pretrained "
+        "further on the study's corpus and fine-tuned on its task, per seed. It keeps the checkpoint's "
+        "tokenizer, so these losses are not comparable with the from-scratch runs'.",
+        "",
+        *markdown.table(header, rows),
+        "",
+    ]
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.3f}{spread}"

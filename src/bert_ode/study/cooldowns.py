@@ -45,14 +45,15 @@ class CooldownStudy(Study):
         self.share_tokenizer_and_data()
         config, units = self.config, []
         for seed in config.seeds:
-            units += [(self.constant_unit, variant, (seed,)) for variant in self._running(config.variants)]
+            running = [v for v in self._running(config.variants) if v.runs_seed(seed)]
+            units += [(self.constant_unit, variant, (seed,)) for variant in running]
         for seed in config.escape_seeds:
             escaping = [v for v in config.variants if v.escape]
             units += [(self.constant_unit, variant, (seed, True)) for variant in self._running(escaping)]
         if not config.only or "random-init" in config.only:
             units += [(self.control_unit, _CONTROL, (seed,)) for seed in config.random_init_seeds]
         if config.warm_start is not None:
-            for seed in config.seeds:
+            for seed in config.warm_seeds():
                 warm = self._running(config.warm_start.variants)
                 units += [(self.warm_start_unit, variant, (seed,)) for variant in warm]
         self._run_units([unit for unit in units if self._selected_seed(unit[2][0])])

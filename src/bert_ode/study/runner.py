@@ -341,7 +341,7 @@ class Study:
         for budget in budgets:
             for seed in self.config.seeds_for(budget):
                 units = [(self.pretrain_unit, variant, (seed, budget)) for variant in self.config.variants]
-                if self.config.warm_start is not None and budget == budgets[-1]:
+                if budget == budgets[-1] and seed in self.config.warm_seeds():  # [] without a warm start
                     units += [(self.warm_start_unit, v, (seed,)) for v in self.config.warm_start.variants]
                 records += self._run_units(units)
         return records
