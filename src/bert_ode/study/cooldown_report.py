@@ -32,6 +32,9 @@ from .cooldown_sections import (
     summary_section,
     warm_start_section,
 )
+from .cooldown_sections import (
+    seeds as _seeds,
+)
 from .escape import (
     ESCAPE_MARGINS,
     EscapeSummary,
@@ -117,10 +120,10 @@ def _multiplier_cell(point: MultiplierPoint) -> str:
     notes = []
     if point.beyond_bert:
         notes.append(
-            f"{point.beyond_bert} seed(s) below anything BERT's curve reaches: larger than it can say"
+            f"{_seeds(point.beyond_bert)} below anything BERT's curve reaches: larger than it can say"
         )
     if point.before_bert:
-        notes.append(f"{point.before_bert} seed(s) above BERT's first point: below {point.upper_bound:.2f}")
+        notes.append(f"{_seeds(point.before_bert)} above BERT's first point: below {point.upper_bound:.2f}")
     if point.mean is None:
         return "; ".join(notes)
     interval = f" [{point.low:.2f}, {point.high:.2f}]" if point.low is not None else ""

@@ -165,7 +165,7 @@ def _multiplier_cell(point: MultiplierPoint | None) -> str:
         return "-"
     interval = f" [{point.low:.2f}, {point.high:.2f}]" if point.low is not None else ""
     read = sum(v is not None for v in point.per_seed.values())
-    notes = [f"{_seeds(read)} read"] if point.before_bert or point.beyond_bert else []
+    notes = [f"{seeds(read)} read"] if point.before_bert or point.beyond_bert else []
     if point.before_bert:
         notes.append(f"{point.before_bert} more below {point.upper_bound:.2f}")
     if point.beyond_bert:
@@ -180,7 +180,7 @@ def _gap_cell(gap: Gap | None) -> str:
     mean = statistics.mean(gap.equal_tokens)
     interval = gap.equal_tokens_interval
     bounds = f" [{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else ""
-    return f"{mean:+.3f}{bounds} at {gap.budget_tokens / 1e6:g}M ({_seeds(len(gap.equal_tokens))})"
+    return f"{mean:+.3f}{bounds} at {gap.budget_tokens / 1e6:g}M ({seeds(len(gap.equal_tokens))})"
 
 
 def _reading(multiplier: MultiplierPoint | None, gap: Gap | None) -> str:
@@ -400,7 +400,8 @@ __all__ = [
 ]
 
 
-def _seeds(count: int) -> str:
+def seeds(count: int) -> str:
+    """'1 seed', '3 seeds'."""
     return f"{count} seed" if count == 1 else f"{count} seeds"
 
 
