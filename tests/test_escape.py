@@ -8,7 +8,6 @@ import math
 import pytest
 
 from bert_ode.study.escape import (
-    bootstrap_interval,
     constant_multipliers,
     cooldown_multipliers,
     escape_summaries,
@@ -16,8 +15,8 @@ from bert_ode.study.escape import (
     flops_to_reach,
     gaps,
     km_median,
-    logrank_p,
     loss_at,
+    pooled_endpoints,
 )
 from bert_ode.study.records import BranchUnit, ConstantRun, CurvePoint
 
@@ -54,15 +53,11 @@ def test_escape_is_the_first_evaluation_a_margin_below_unigram():
     assert escape_tokens(curve, 6.0, 3.0) is None
 
 
-def test_kaplan_meier_median_and_log_rank_by_hand():
+def test_kaplan_meier_median_by_hand():
     # 3, 5, 7 escape; one run stops at 10 without: survival 3/4, 1/2, 1/4 -> the median is 5
     assert km_median([3, 5, 7, None], [10, 10, 10, 10]) == 5
     assert km_median([3, None, None, None], [10, 10, 10, 10]) is None  # fewer than half escaped
     assert km_median([None, None], [10, 10]) is None
-    same = ([3, 5, 7, None], [10, 10, 10, 10])
-    assert logrank_p(same, same) == pytest.approx(1.0)
-    early, late = ([1, 2, 2, 3, 3, 4], [9] * 6), ([6, 7, 8, None, None, None], [9] * 6)
-    assert logrank_p(early, late) < 0.01
 
 
 def test_escape_summaries_compare_in_tokens_and_in_flops():
@@ -73,7 +68,10 @@ def test_escape_summaries_compare_in_tokens_and_in_flops():
     assert summaries["bert"].tokens == [300, 300, 300] and summaries["bert"].median_tokens == 300
     heun = summaries["heun"]
     assert heun.tokens == [400, 400, 400] and heun.escaped == 3
-    assert heun.logrank_p_tokens < 0.05 and heun.logrank_p_flops < heun.logrank_p_tokens + 1e-12
+    # complete separation of 3 against 3: the exact p is the smallest the sample allows, 2 of C(6, 3) = 20
+    assert heun.logrank_tokens.p == pytest.approx(2 / 20) and heun.logrank_tokens.min_p == pytest.approx(0.1)
+    assert heun.logrank_tokens.method == "exact permutation" and heun.logrank_flops.p == pytest.approx(0.1)
+    assert heun.logrank_tokens.statistic < 0  # fewer escapes than expected early: later
 
 
 def test_flops_to_reach_interpolates_log_linearly_and_never_extrapolates():
@@ -90,11 +88,15 @@ def test_a_variant_that_is_bert_at_twice_the_cost_is_worth_half_its_compute():
     runs = [_run("bert", s, losses) for s in range(3)] + [_run("twice", s, losses, 2.0) for s in range(3)]
     points = constant_multipliers(runs, "twice", "bert", after_tokens=200)
     assert [p.tokens for p in points] == [300, 400, 500, 600]
-    assert all(p.mean == pytest.approx(0.5) and p.beyond_bert == 0 for p in points)
-    # A variant better than anything BERT reaches gets no multiplier there (beyond BERT's range), not a guess.
+    assert all(p.mean == pytest.approx(0.5) and not p.lower_bounds for p in points)
+    pooled = constant_multipliers(runs, "twice", "bert", after_tokens=200, pooled=True)
+    assert [p.mean for p in pooled] == pytest.approx([0.5] * 4) and pooled[0].reference == "pooled"
+    # A variant better than anything BERT reaches gets no multiplier there, but a lower bound: BERT needs
+    # more than its last point's FLOPs (600) for a loss it never reaches, over the variant's 600.
     runs += [_run("better", s, [6.0, 5.5, 4.5, 4.0, 3.8, 3.0]) for s in range(3)]
     last = constant_multipliers(runs, "better", "bert", after_tokens=500)[-1]
-    assert last.mean is None and last.beyond_bert == 3
+    assert last.mean is None and last.lower_bounds == pytest.approx({"0": 1.0, "1": 1.0, "2": 1.0})
+    assert last.mean_range == (pytest.approx(1.0), math.inf) and last.interval is None
 
 
 def _branch(variant, seed, budget, loss, flops_per_token=1.0):
@@ -120,25 +122,46 @@ def test_cooldown_multipliers_and_gaps_at_equal_tokens_and_equal_flops():
     assert at8.equal_tokens == pytest.approx([-0.5] * 3) and at16.equal_tokens == pytest.approx([-0.5] * 3)
     # at equal FLOPs heun's 8M-token point (16 units of FLOPs) meets BERT's 16M point: 4.5 - 4.0
     assert at8.equal_flops == pytest.approx([0.5] * 3) and at16.equal_flops == pytest.approx([0.0] * 3)
-    low, high = at8.equal_tokens_interval
-    assert low == pytest.approx(-0.5) and high == pytest.approx(-0.5)
+    interval = at8.equal_tokens_interval
+    assert interval.low == pytest.approx(-0.5) and interval.high == pytest.approx(-0.5)
+    assert interval.method == "t" and interval.n == 3
+    # unpaired: heun's mean 4.5 against BERT's 5.0 over the same three seeds
+    assert at8.unpaired == pytest.approx(-0.5) and at8.unpaired_interval.method == "Welch t"
     multipliers = cooldown_multipliers(branches, "heun", "bert")
     # heun's 4.5 at 16 FLOPs; BERT reaches 4.5 at sqrt(8 * 16) ~ 11.3 FLOPs (log-linear): 0.707
     assert multipliers[0].mean == pytest.approx(math.sqrt(8 * 16) / 16)
     assert multipliers[1].mean == pytest.approx(32 / 32)  # heun's 3.5 is BERT's at 32
+    assert multipliers[0].interval.method == "t on logs" and multipliers[0].bootstrap is None  # 3 seeds
 
 
-def test_the_bootstrap_interval_holds_the_geometric_mean():
-    low, high = bootstrap_interval([0.5, 1.0, 2.0, 1.0])
-    assert low < 1.0 < high
-    assert bootstrap_interval([2.0, 2.0]) == pytest.approx((2.0, 2.0))
+def test_multipliers_against_berts_curve_pooled_over_its_seeds_by_hand():
+    # BERT's seeds 0 and 1 at 8 and 16 FLOPs: 5.2/4.2 and 4.8/3.8 -> pooled 5.0 and 4.0
+    branches = [_branch("bert", 0, 8, 5.2), _branch("bert", 0, 16, 4.2)]
+    branches += [_branch("bert", 1, 8, 4.8), _branch("bert", 1, 16, 3.8)]
+    branches += [_branch("heun", 0, 8, 4.5, 2.0), _branch("heun", 1, 8, 4.5, 2.0)]
+    assert pooled_endpoints(branches, "bert", [0, 1]) == ([8.0, 16.0], [5.0, 4.0])
+    # seed 1 escaped at 10: its 8-FLOPs endpoint is on the plateau, so the pooled curve starts at 16
+    assert pooled_endpoints(branches, "bert", [0, 1], {0: 0, 1: 10}) == ([16.0], [4.0])
+    (point,) = cooldown_multipliers(branches, "heun", "bert", pooled=True)
+    # 4.5 is halfway between 5.0 and 4.0: sqrt(8 * 16) FLOPs of BERT's, over heun's 16
+    assert point.per_seed == pytest.approx({"0": math.sqrt(128) / 16, "1": math.sqrt(128) / 16})
+    assert point.reference == "pooled"
+    (same,) = cooldown_multipliers(branches, "heun", "bert")
+    # against its own seed: seed 0's 4.5 is 0.7 of the way from 5.2 to 4.2, seed 1's 4.5 0.3 of 4.8-3.8
+    assert same.per_seed["0"] == pytest.approx(8 * 2**0.7 / 16)
+    assert same.per_seed["1"] == pytest.approx(8 * 2**0.3 / 16)
 
 
-def test_a_loss_bert_already_beats_at_its_first_point_bounds_the_multiplier_from_above():
-    branches = [_branch("bert", 0, 8, 5.0), _branch("bert", 0, 16, 4.0), _branch("worse", 0, 8, 5.5, 2.0)]
+def test_a_censored_seed_is_kept_as_a_bound_never_dropped():
+    branches = [_branch("bert", s, b, loss) for s in range(3) for b, loss in ((8, 5.0), (16, 4.0))]
+    branches += [_branch("worse", 0, 8, 4.5, 2.0), _branch("worse", 1, 8, 4.0, 2.0)]
+    branches += [_branch("worse", 2, 8, 5.5, 2.0)]  # above BERT's first point: <= 8 / 16
     (point,) = cooldown_multipliers(branches, "worse", "bert")
-    assert point.mean is None and point.before_bert == 1 and point.beyond_bert == 0
-    assert point.upper_bound == pytest.approx(8 / 16)  # BERT's first point (8 FLOPs) over the variant's 16
+    assert point.per_seed["2"] is None and point.upper_bounds == pytest.approx({"2": 0.5})
+    # no mean over the two seeds read: the range of three-seed geometric means the bound allows
+    read = [math.sqrt(128) / 16, 16 / 16]
+    assert point.mean is None and point.interval is None
+    assert point.mean_range == (0.0, pytest.approx((read[0] * read[1] * 0.5) ** (1 / 3)))
 
 
 def test_nothing_is_read_across_berts_drop():
@@ -152,7 +175,7 @@ def test_nothing_is_read_across_berts_drop():
     # its 16-token endpoint (24 FLOPs) lies between BERT's 16 and 32, both past the drop: read
     assert at16.equal_flops == pytest.approx([3.6 - (4.0 - 0.5 * math.log(24 / 16) / math.log(2))])
     first, second = cooldown_multipliers(branches, "heun", "bert", escaped)
-    assert first.mean is None and first.before_bert == 1  # 4.5 is above BERT's first point past the drop
+    assert first.mean is None and len(first.upper_bounds) == 1  # 4.5: above BERT's first point past the drop
     assert second.mean == pytest.approx(2 ** ((4.0 - 3.6) / 0.5) * 16 / 24)
     # without the escape the plateau endpoint is used, as before
     assert gaps(branches, "heun", "bert")[0].equal_flops

@@ -256,6 +256,12 @@ def _add_compare(parser) -> None:
         "--set pretrain_overrides.train.budget_tokens=4000000 --set finetune.epochs=2",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run no unit: rewrite the report from the finished records (the study's records folder, or the "
+        "records kept in the report's results.json)",
+    )
     parser.set_defaults(handler=_run_compare)
 
 
@@ -263,8 +269,13 @@ def _run_compare(args) -> None:
     from .study import compare
 
     command = "bert-ode compare --preset " + args.preset + "".join(f" --set {o}" for o in args.overrides)
+    command += " --report-only" if args.report_only else ""
     report_dir = compare(
-        args.preset, parse_assignments(args.overrides), progress=not args.no_progress, command=command
+        args.preset,
+        parse_assignments(args.overrides),
+        progress=not args.no_progress,
+        command=command,
+        report_only=args.report_only,
     )
     print(f"report: {report_dir / 'report.md'}")
 

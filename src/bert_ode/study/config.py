@@ -122,6 +122,23 @@ class WarmStart:
 
 
 @dataclass
+class Equivalence:
+    """The margins a ``cooldowns`` study's equivalence tests (TOST) use: fixed with the study, before its
+    data are read, so that "equivalent" means what was decided to be negligible, not what the data allow.
+
+    Args:
+        multiplier: ``[low, high]`` around 1: a compute multiplier inside it is worth its compute.
+        loss: nats: an equal-token loss difference within ``+-loss`` is negligible.
+        post_hoc: the margins were set after the data were read (a study whose config lacked them): the
+            report says its equivalence tests are post hoc.
+    """
+
+    multiplier: list[float] = field(default_factory=lambda: [0.9, 1.11])
+    loss: float = bounded(0.1, low=0, low_open=True)
+    post_hoc: bool = False
+
+
+@dataclass
 class StudyConfig:
     """A comparison study. See ``configs/compare-smoke.yaml`` for a commented example.
 
@@ -162,6 +179,8 @@ class StudyConfig:
             own): ``auto`` (bf16 where the hardware multiplies it natively, else fp32), ``bf16`` or ``fp32``.
             Resolved once, when the study starts, and pinned in ``records/study.json``: a later part on a
             machine where it resolves otherwise is refused, so that one study never mixes precisions.
+        equivalence: a ``cooldowns`` study: the margins of its equivalence tests (``Equivalence``);
+            "equivalent" is read only from them, anything else is "not shown to differ".
         runs_dir: pretraining runs and per-unit records go to ``runs_dir/<name>/``.
         report_dir: the report goes to ``report_dir/<name>/``.
     """
@@ -188,6 +207,7 @@ class StudyConfig:
     random_init_seeds: list[int] = field(default_factory=list)
     only: list[str] = field(default_factory=list)
     only_seeds: list[int] = field(default_factory=list)
+    equivalence: Equivalence = field(default_factory=Equivalence)
     runs_dir: str = "runs/compare"
     report_dir: str = "reports"
 
@@ -228,6 +248,7 @@ class StudyConfig:
         self._check_cooldowns()
         self._check_finetune_sections()
         self._check_warm_start()
+        self._check_equivalence()
         recipes = self.recipes  # the recipes and the downstream protocol: unknown keys, types, values
         for variant in self.variants:  # every variant's model on the recipe (BertOdeConfig checks it)
             recipes.pretrain_run(variant, self.seeds[0], self.root / "pretrain")
@@ -252,6 +273,15 @@ class StudyConfig:
             raise ValueError(
                 f"warm_start.seeds={warm.seeds} must name at least one of the study's seeds {self.seeds} "
                 "(or be null: all of them)"
+            )
+
+    def _check_equivalence(self) -> None:
+        check_bounds(self.equivalence, "equivalence")
+        margin = self.equivalence.multiplier
+        if len(margin) != 2 or not 0 < margin[0] < 1 < margin[1]:
+            raise ValueError(
+                f"equivalence.multiplier={margin} must be [low, high] with 0 < low < 1 < high "
+                "(e.g. [0.9, 1.11])"
             )
 
     def warm_seeds(self) -> list[int]:

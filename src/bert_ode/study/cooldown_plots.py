@@ -153,22 +153,25 @@ def plot_kaplan_meier(summaries: dict[str, EscapeSummary], colours: dict, report
 
 
 def plot_multipliers(points: dict[str, list[MultiplierPoint]], colours: dict, report_dir: Path) -> str | None:
-    """Each variant's compute multiplier against tokens: constant-rate evaluations (line, band: bootstrap
-    interval) and cooldown endpoints (diamonds with their interval); 1 is BERT's worth."""
+    """Each variant's compute multiplier against BERT's pooled curve, against tokens: constant-rate
+    evaluations (line, band: 95% t on logs) and cooldown endpoints (diamonds with theirs); 1 is BERT's worth.
+    Points with a censored seed have no mean, and are left out."""
     if not any(points.values()):
         return None
     fig = Figure(figsize=(10, 4.5))
     ax = fig.subplots()
     for name, series in points.items():
-        constant = [p for p in series if p.where == "constant" and p.mean is not None]
+        pooled = [p for p in series if p.reference == "pooled" and p.mean is not None]
+        constant = [p for p in pooled if p.where == "constant"]
         if constant:
             xs = [p.tokens for p in constant]
             ax.plot(xs, [p.mean for p in constant], color=colours[name], linewidth=1, label=name)
-            lows = [p.low if p.low is not None else p.mean for p in constant]
-            highs = [p.high if p.high is not None else p.mean for p in constant]
+            lows = [p.interval.low if p.interval else p.mean for p in constant]
+            highs = [p.interval.high if p.interval else p.mean for p in constant]
             ax.fill_between(xs, lows, highs, color=colours[name], alpha=0.15)
-        for i, p in enumerate(p for p in series if p.where == "cooldown" and p.mean is not None):
-            error = [[p.mean - (p.low or p.mean)], [(p.high or p.mean) - p.mean]]
+        for i, p in enumerate(p for p in pooled if p.where == "cooldown"):
+            low, high = (p.interval.low, p.interval.high) if p.interval else (p.mean, p.mean)
+            error = [[p.mean - low], [high - p.mean]]
             label = f"{name} (cooldowns)" if i == 0 else None
             ax.errorbar(
                 [p.tokens], [p.mean], yerr=error, fmt="D", color=colours[name], capsize=3, label=label
@@ -179,7 +182,7 @@ def plot_multipliers(points: dict[str, list[MultiplierPoint]], colours: dict, re
     ax.set_xlabel("training tokens (millions)")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.set_ylabel("compute multiplier\n(BERT FLOPs to the same loss / own FLOPs)")
+    ax.set_ylabel("compute multiplier, pooled BERT\n(BERT FLOPs to the same loss / own FLOPs)")
     ax.set_title("Worth of a variant's compute: above 1 beats BERT at equal FLOPs")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # beside the axes: the cooldown points sit at the right edge

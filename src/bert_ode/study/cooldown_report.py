@@ -11,7 +11,20 @@ import statistics
 from pathlib import Path
 
 from ..utils import markdown
+from ..utils.config_io import to_dict
 from .config import StudyConfig
+from .cooldown_inference import (
+    delay_section,
+    escape_note,
+    escape_table,
+    gap_table,
+    margins_line,
+    matched_section,
+    multiplier_note,
+    multiplier_table,
+    summary_section,
+    with_equivalence,
+)
 from .cooldown_plots import (
     plot_constant_curves,
     plot_constant_panels,
@@ -29,17 +42,11 @@ from .cooldown_sections import (
     probes_section,
     refinement_section,
     sensitivity_section,
-    summary_section,
     warm_start_section,
 )
-from .cooldown_sections import (
-    seeds as _seeds,
-)
+from .delay import delay_summary
 from .escape import (
     ESCAPE_MARGINS,
-    EscapeSummary,
-    Gap,
-    MultiplierPoint,
     constant_multipliers,
     cooldown_multipliers,
     escape_summaries,
@@ -47,105 +54,6 @@ from .escape import (
     gaps,
 )
 from .records import BranchUnit, ConstantRun, ControlUnit, WarmUnit
-
-
-def _tokens(value: float | None, limit: int | None = None) -> str:
-    if value is None:
-        return f"> {limit / 1e6:.1f}M" if limit else "-"
-    return f"{value / 1e6:.2f}M"
-
-
-def _p(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
-def _escape_table(summaries: dict[str, EscapeSummary]) -> list[str]:
-    rows = []
-    for name, s in summaries.items():
-        per_seed = ", ".join(
-            f"{seed}: {_tokens(t, limit)}"
-            for seed, t, limit in zip(s.seeds, s.tokens, s.run_tokens, strict=True)
-        )
-        median = _tokens(s.median_tokens) if s.median_tokens is not None else "not reached"
-        median_flops = f"{s.median_tokens * s.flops_per_token:.3g}" if s.median_tokens is not None else "-"
-        rows.append(
-            [
-                f"`{name}`",
-                f"{s.escaped}/{len(s.tokens)}",
-                median,
-                median_flops,
-                _p(s.logrank_p_tokens),
-                _p(s.logrank_p_flops),
-                per_seed,
-            ]
-        )
-    header = [
-        "variant",
-        "escaped",
-        "median tokens (KM)",
-        "median FLOPs",
-        "log-rank p (tokens)",
-        "(FLOPs)",
-        "per seed",
-    ]
-    return markdown.table(header, rows)
-
-
-def _interval(values: tuple[float, float] | None) -> str:
-    return "" if values is None else f" [{values[0]:+.3f}, {values[1]:+.3f}]"
-
-
-def _gap_table(all_gaps: list[Gap]) -> list[str]:
-    rows = []
-    for gap in all_gaps:
-        tokens = (
-            f"{statistics.mean(gap.equal_tokens):+.3f}{_interval(gap.equal_tokens_interval)}"
-            if gap.equal_tokens
-            else "-"
-        )
-        flops = (
-            f"{statistics.mean(gap.equal_flops):+.3f}{_interval(gap.equal_flops_interval)}"
-            if gap.equal_flops
-            else "-"
-        )
-        rows.append(
-            [f"`{gap.variant}`", f"{gap.budget_tokens / 1e6:g}M", tokens, flops, str(len(gap.equal_tokens))]
-        )
-    return markdown.table(
-        ["variant", "budget", "Δ loss at equal tokens", "Δ loss at equal FLOPs", "seeds"], rows
-    )
-
-
-def _multiplier_cell(point: MultiplierPoint) -> str:
-    notes = []
-    if point.beyond_bert:
-        notes.append(
-            f"{_seeds(point.beyond_bert)} below anything BERT's curve reaches: larger than it can say"
-        )
-    if point.before_bert:
-        notes.append(f"{_seeds(point.before_bert)} above BERT's first point: below {point.upper_bound:.2f}")
-    if point.mean is None:
-        return "; ".join(notes)
-    interval = f" [{point.low:.2f}, {point.high:.2f}]" if point.low is not None else ""
-    return f"{point.mean:.2f}{interval}" + (f" ({'; '.join(notes)})" if notes else "")
-
-
-def _multiplier_table(points: dict[str, list[MultiplierPoint]]) -> list[str]:
-    rows = []
-    for name, series in points.items():
-        for point in (p for p in series if p.where == "cooldown"):
-            rows.append([f"`{name}`", f"{point.tokens / 1e6:g}M (cooldown)", _multiplier_cell(point)])
-        constant = [p for p in series if p.where == "constant" and p.mean is not None]
-        if constant:
-            last = constant[-1]
-            rows.append(
-                [
-                    f"`{name}`",
-                    f"{last.tokens / 1e6:.1f}M (last constant-rate evaluation)",
-                    _multiplier_cell(last),
-                ]
-            )
-    return markdown.table(["variant", "where", "compute multiplier [95% bootstrap]"], rows)
 
 
 def _branch_rows(branches: list[BranchUnit]) -> list[list[str]]:
@@ -178,6 +86,12 @@ def _noise_floor(branches: list[BranchUnit], baseline: str) -> list[str]:
         if len(losses) > 1:
             lines.append(f"{budget / 1e6:g}M: {statistics.stdev(losses):.3f} over {len(losses)} seeds")
     return lines
+
+
+def _parameters(runs: list[ConstantRun]) -> str:
+    """``bert 0.96M (958,848)`` per arm, from its constant-rate runs' records."""
+    counts = {r.variant: r.parameters for r in sorted(runs, key=lambda r: r.variant)}
+    return "; ".join(f"`{name}` {n / 1e6:.2f}M ({n:,})" for name, n in counts.items()) or "no run yet"
 
 
 def _census(records: list) -> dict[str, int]:
@@ -251,6 +165,38 @@ def _downstream_plot(records: list, baselines: dict, colours: dict, report_dir: 
     return plot_downstream(groups, references, colours, report_dir)
 
 
+def _statistics(runs: list[ConstantRun], branches: list[BranchUnit], config: StudyConfig) -> dict:
+    """Every statistic the report reads: escapes (exact tests), the primary arms' delays, multipliers
+    (pooled and same-seed, with their equivalence tests) and gaps, and the compute-matched pairs."""
+    baseline, names = config.baseline, [v.name for v in config.variants]
+    escapes = {margin: escape_summaries(runs, baseline, margin) for margin in ESCAPE_MARGINS}
+    bert_escape = escapes[ESCAPE_MARGINS[0]].get(baseline)
+    after = max((t for t in (bert_escape.tokens if bert_escape else []) if t is not None), default=None)
+    # The primary arms; the sensitivity and ablation arms (own rate, or no cooldowns) have their section.
+    arms = {v.name for v in config.variants if not v.train and not (v.cooldowns == [] and config.cooldowns)}
+    others = [n for n in names if n != baseline and n in arms]
+    # BERT's endpoints on its plateau are not read against: no interpolation across its drop.
+    escaped_at = {
+        run.seed: escape_tokens(run.curve, run.unigram_entropy, ESCAPE_MARGINS[0]) or run.tokens
+        for run in runs
+        if run.variant == baseline and run.unigram_entropy is not None
+    }
+    multipliers = {
+        name: [
+            *cooldown_multipliers(branches, name, baseline, escaped_at, pooled=True),
+            *cooldown_multipliers(branches, name, baseline, escaped_at),
+            *(constant_multipliers(runs, name, baseline, after, pooled=True) if after is not None else []),
+            *(constant_multipliers(runs, name, baseline, after) if after is not None else []),
+        ]
+        for name in others
+    }
+    all_gaps = [gap for name in others for gap in gaps(branches, name, baseline, escaped_at)]
+    with_equivalence(multipliers, all_gaps, config.equivalence)
+    delays = {name: d for name in others if (d := delay_summary(runs, name, baseline)) is not None}
+    pairs = [(v.name, v.compute_match) for v in config.variants if v.compute_match]
+    return dict(escapes=escapes, multipliers=multipliers, gaps=all_gaps, delays=delays, pairs=pairs)
+
+
 def write_cooldown_report(
     records: list,
     config: StudyConfig,
@@ -270,32 +216,17 @@ def write_cooldown_report(
     colours = variant_colours(
         names + [v.name for v in (config.warm_start.variants if config.warm_start else [])]
     )
-    escapes = {margin: escape_summaries(runs, baseline, margin) for margin in ESCAPE_MARGINS}
-    bert_escape = escapes[ESCAPE_MARGINS[0]].get(baseline)
-    after = max((t for t in (bert_escape.tokens if bert_escape else []) if t is not None), default=None)
-    # The primary arms; the sensitivity and ablation arms (own rate, or no cooldowns) have their section.
-    arms = {v.name for v in config.variants if not v.train and not (v.cooldowns == [] and config.cooldowns)}
-    others = [n for n in names if n != baseline and n in arms]
-    # BERT's endpoints on its plateau are not read against: no interpolation across its drop.
-    escaped_at = {
-        run.seed: escape_tokens(run.curve, run.unigram_entropy, ESCAPE_MARGINS[0]) or run.tokens
-        for run in runs
-        if run.variant == baseline and run.unigram_entropy is not None
-    }
-    multipliers = {
-        name: [
-            *cooldown_multipliers(branches, name, baseline, escaped_at),
-            *(constant_multipliers(runs, name, baseline, after) if after is not None else []),
-        ]
-        for name in others
-    }
-    all_gaps = [gap for name in others for gap in gaps(branches, name, baseline, escaped_at)]
+    found = _statistics(runs, branches, config)
+    escapes, multipliers, all_gaps, delays = (found[k] for k in ("escapes", "multipliers", "gaps", "delays"))
     results = {
         "records": [r.to_dict() for r in records],
         "escape": {f"{m:g}": {n: s.to_dict() for n, s in by.items()} for m, by in escapes.items()},
         "compute_multiplier": {n: [p.to_dict() for p in series] for n, series in multipliers.items()},
         "gaps": [gap.to_dict() for gap in all_gaps],
+        "delay": {n: d.to_dict() for n, d in delays.items()},
+        "equivalence": to_dict(config.equivalence),
         "corpus": corpus,
+        "downstream_baselines": downstream_baselines,
     }
     (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     plots = [
@@ -327,40 +258,45 @@ def write_cooldown_report(
         + ("; ".join(f"{where} ({count})" for where, count in _census(records).items()) or "no unit yet")
         + ".",
         "",
+        "Parameters: " + _parameters(runs) + ".",
+        "",
         f"The unigram entropy of the validation blocks (the loss of word frequencies alone): "
         f"{markdown.fmt(unigram)} nats. BERT's seed spread at each cooldown budget (the noise floor): "
         + ("; ".join(_noise_floor(branches, baseline)) or "not yet (fewer than two seeds)")
         + ".",
         "",
-        *summary_section(escapes[ESCAPE_MARGINS[0]], multipliers, all_gaps, baseline),
+        *summary_section(
+            escapes[ESCAPE_MARGINS[0]], multipliers, all_gaps, delays, baseline, config.equivalence
+        ),
         *_reading(report_dir),
         "## Leaving the plateau: escape times (constant-rate runs)",
         "",
-        "Tokens until the validation loss is first 1 (then 2) nats below unigram; `> x` is a run that had "
-        "not got there when it stopped (censored). Medians are Kaplan-Meier estimates; the log-rank test "
-        f"compares each variant with `{baseline}`, in tokens and in FLOPs.",
+        escape_note(baseline),
         "",
     ]
     for margin in ESCAPE_MARGINS:
         heading = f"### {margin:g} nat{'' if margin == 1 else 's'} below unigram"
-        lines += [heading, "", *_escape_table(escapes[margin]), ""]
+        lines += [heading, "", *escape_table(escapes[margin]), ""]
     lines += [
+        *matched_section(escapes, found["pairs"]),
+        *delay_section(delays, multipliers),
         "## Compute multiplier",
         "",
-        "The BERT FLOPs that reach a variant's loss on BERT's own curve (same seed), divided by the "
-        "variant's FLOPs: above 1, the variant is worth more than its compute. Read inside BERT's measured "
-        "curve only, and at the cooldown endpoints between BERT's endpoints past its escape (same seed): "
-        "nothing is read across the drop. Geometric mean over seeds with a 95% bootstrap interval.",
+        multiplier_note(),
         "",
-        *_multiplier_table(multipliers),
+        margins_line(config.equivalence),
+        "",
+        *multiplier_table(multipliers, delays),
         "",
         "## Gaps to BERT at the cooldown endpoints",
         "",
-        "Paired per-seed differences of validation loss (positive: behind BERT), mean and 95% paired-t "
-        "interval. At equal FLOPs BERT's loss is read between its endpoints past its escape only: `-` where "
-        "the variant's FLOPs fall before them.",
+        "Differences of validation loss (positive: behind BERT). At equal tokens: paired by seed (95% t; "
+        "primary: one budget, one data order and one set of masks per pair), and unpaired, the difference "
+        "of the two arms' means over all their seeds at that budget (95% Welch t); TOST against the loss "
+        "margin on the paired differences. At equal FLOPs, paired: BERT's loss read between its endpoints "
+        "past its escape only (`-` where the variant's FLOPs fall before them).",
         "",
-        *_gap_table(all_gaps),
+        *gap_table(all_gaps),
         "",
         *sensitivity_section(runs, config, ESCAPE_MARGINS[0]),
         *corpus_section(branches, corpus),

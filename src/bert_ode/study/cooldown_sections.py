@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ..utils import markdown
 from ..utils.metrics import confidence_interval
 from .config import StudyConfig, Variant
-from .escape import EscapeSummary, Gap, MultiplierPoint, escape_tokens
+from .escape import escape_tokens
 from .records import BranchUnit, ConstantRun, WarmUnit
 
 
@@ -73,7 +73,7 @@ def learned_section(branches: list[BranchUnit]) -> list[str]:
             per_seed = zip(*(b.learned[name] for b in group), strict=True)
             values = [statistics.mean(seed_values) for seed_values in per_seed]
             where = [f"`{variant}`", f"{budget / 1e6:g}M", _block(name)]
-            rows.append([*where, _coefficients(values), str(len(group))])
+            rows.append([*where, _coefficients(values, _first_block(name)), str(len(group))])
     if not rows:
         return []
     return [
@@ -84,7 +84,8 @@ def learned_section(branches: list[BranchUnit]) -> list[str]:
         "the block's interval, so first order; below 1, a shorter step, as `ode_interval` < 1 would make); "
         "`beta_1 / beta_0` is its shape (0: Euler, -1/3: Adams-Bashforth 2, second order at sum 1). In the "
         "first block of a stream (layer 0) there is no earlier evaluation: both coefficients multiply the "
-        "same one, so only their sum acts there. PCformer's `alpha` weighs its predictor's stages.",
+        "same one and get the same gradient, so only their sum is learned there; their difference stays at "
+        "its initial value and no shape is read. PCformer's `alpha` weighs its predictor's stages.",
         "",
         *markdown.table(["variant", "budget", "block", "coefficients", "seeds"], rows),
         "",
@@ -101,116 +102,23 @@ def _block(parameter: str) -> str:
     return f"layer {parts[index]} {stream.removesuffix('_ode')}".strip()
 
 
-def _coefficients(values: Sequence[float]) -> str:
+def _first_block(parameter: str) -> bool:
+    """A stream's first block (layer 0): its multistep coefficients multiply one evaluation."""
+    return ".layer.0." in parameter
+
+
+def _coefficients(values: Sequence[float], first: bool = False) -> str:
     """The values; for two multistep coefficients also their sum (the step's scale: 1 is a consistent step of
-    the block's interval) and ``beta_1 / beta_0`` (the shape: 0 for Euler, -1/3 for Adams-Bashforth 2)."""
+    the block's interval) and ``beta_1 / beta_0`` (the shape: 0 for Euler, -1/3 for Adams-Bashforth 2). In a
+    stream's ``first`` block both multiply the same evaluation, so both get the same gradient: only the sum
+    is learned, the difference stays where initialisation put it, and no shape is read."""
     text = "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
-    if len(values) == 2:
+    if len(values) == 2 and first:
+        text += f", sum {sum(values):.3f}; beta_0 - beta_1 {values[0] - values[1]:.3f} (not identifiable)"
+    elif len(values) == 2:
         ratio = f"{values[1] / values[0]:+.3f}" if values[0] else "-"
         text += f", sum {sum(values):.3f}, beta_1/beta_0 {ratio}"
     return text
-
-
-def summary_section(
-    escapes: dict[str, EscapeSummary],
-    multipliers: dict[str, list[MultiplierPoint]],
-    all_gaps: list[Gap],
-    baseline: str,
-) -> list[str]:
-    """One row per primary variant: when it left the plateau against BERT, what its compute is worth at its
-    largest cooldown, its equal-token gap there, and a reading worded as strongly as the intervals allow."""
-    rows = []
-    for name, series in multipliers.items():
-        escape = escapes.get(name)
-        multiplier = next((p for p in reversed(series) if p.where == "cooldown" and p.mean is not None), None)
-        gap = next((g for g in reversed(all_gaps) if g.variant == name and g.equal_tokens), None)
-        rows.append(
-            [
-                f"`{name}`",
-                _escape_cell(escape, escapes.get(baseline)),
-                _multiplier_cell(multiplier),
-                _gap_cell(gap),
-                _reading(multiplier, gap),
-            ]
-        )
-    if not rows:
-        return []
-    header = ["variant", "escape (1 nat), median vs BERT", "multiplier", "Δ loss at equal tokens", "reading"]
-    return [
-        "## Summary",
-        "",
-        "Each variant against BERT: the Kaplan-Meier median of the tokens to 1 nat below unigram (log-rank "
-        "p in tokens), the compute multiplier at its largest cooldown (95% bootstrap interval; above 1: "
-        "worth more than its compute), and the paired equal-token gap there (95% t interval; positive: "
-        'behind BERT). A reading is only as strong as its interval: "not shown" where it covers the null.',
-        "",
-        *markdown.table(header, rows),
-        "",
-    ]
-
-
-def _escape_cell(escape: EscapeSummary | None, bert: EscapeSummary | None) -> str:
-    if escape is None or bert is None:
-        return "-"
-
-    def median(summary: EscapeSummary) -> str:
-        return f"{summary.median_tokens / 1e6:.2f}M" if summary.median_tokens is not None else "not reached"
-
-    p = f", p = {escape.logrank_p_tokens:.3g}" if escape.logrank_p_tokens is not None else ""
-    return f"{median(escape)} vs {median(bert)} ({len(escape.tokens)} vs {len(bert.tokens)} seeds{p})"
-
-
-def _multiplier_cell(point: MultiplierPoint | None) -> str:
-    if point is None:
-        return "-"
-    interval = f" [{point.low:.2f}, {point.high:.2f}]" if point.low is not None else ""
-    read = sum(v is not None for v in point.per_seed.values())
-    notes = [f"{seeds(read)} read"] if point.before_bert or point.beyond_bert else []
-    if point.before_bert:
-        notes.append(f"{point.before_bert} more below {point.upper_bound:.2f}")
-    if point.beyond_bert:
-        notes.append(f"{point.beyond_bert} more beyond BERT's curve")
-    note = f" ({'; '.join(notes)})" if notes else ""
-    return f"{point.mean:.2f}{interval} at {point.tokens / 1e6:g}M{note}"
-
-
-def _gap_cell(gap: Gap | None) -> str:
-    if gap is None:
-        return "-"
-    mean = statistics.mean(gap.equal_tokens)
-    interval = gap.equal_tokens_interval
-    bounds = f" [{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else ""
-    return f"{mean:+.3f}{bounds} at {gap.budget_tokens / 1e6:g}M ({seeds(len(gap.equal_tokens))})"
-
-
-def _reading(multiplier: MultiplierPoint | None, gap: Gap | None) -> str:
-    parts = []
-    if multiplier is not None and multiplier.low is not None:
-        if multiplier.high < 1:
-            parts.append("worth less than its compute")
-        elif multiplier.low > 1:
-            parts.append("worth more than its compute")
-        else:
-            parts.append("not shown to differ from its compute")
-    elif multiplier is not None and _below_one_in_every_seed(multiplier):
-        # Too few seeds inside BERT's curve for an interval, but every seed, read or bounded, is below 1.
-        parts.append(f"below 1 in every seed ({len(multiplier.per_seed)})")
-    if gap is not None and gap.equal_tokens_interval is not None:
-        low, high = gap.equal_tokens_interval
-        n = len(gap.equal_tokens)
-        if low > 0:
-            parts.append("behind BERT at equal tokens")
-        elif high < 0:
-            parts.append("ahead of BERT at equal tokens")
-        else:
-            parts.append(f"ties with BERT at equal tokens within {n} seeds")
-    return "; ".join(parts) or "too few seeds to read"
-
-
-def _below_one_in_every_seed(point: MultiplierPoint, least: int = 3) -> bool:
-    values = [v for v in point.per_seed.values() if v is not None]
-    bounded = point.upper_bound is None or point.upper_bound < 1
-    return len(point.per_seed) >= least and not point.beyond_bert and bounded and max(values, default=1) < 1
 
 
 def reference_arm(arm: Variant, variants: list[Variant]) -> Variant | None:
@@ -396,13 +304,7 @@ __all__ = [
     "reference_arm",
     "refinement_section",
     "sensitivity_section",
-    "summary_section",
 ]
-
-
-def seeds(count: int) -> str:
-    """'1 seed', '3 seeds'."""
-    return f"{count} seed" if count == 1 else f"{count} seeds"
 
 
 def downstream_budgets_section(branches: list[BranchUnit]) -> list[str]:

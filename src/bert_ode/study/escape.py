@@ -1,17 +1,18 @@
 """The statistics of a ``cooldowns`` study: when runs leave the plateau, and what a variant's compute is
-worth.
+worth. The small-sample machinery (exact tests, intervals, equivalence, censored means) is ``small_sample``.
 
 * **Escape time** (the drop's endpoint): the tokens (and FLOPs) until a constant-rate run's validation loss
   is first ``margin`` nats below the unigram entropy. A run that has not got there when it stops is a censored
   observation, so escape times are compared as survival data: Kaplan-Meier curves and medians
-  (``scipy.stats.ecdf`` on ``CensoredData``) and the log-rank test (``scipy.stats.logrank``).
+  (``scipy.stats.ecdf`` on ``CensoredData``) and the log-rank test, exact by permutation of the seeds.
 * **Compute multiplier** (as MUDDFormer reports it): at a variant's point (its loss ``L`` after ``C``
-  training FLOPs), the FLOPs BERT needs to reach ``L`` on its own curve, divided by ``C``. Above 1, the
-  variant is worth more than its compute. Read per seed against the same seed's BERT (same data order and
-  masks), only inside BERT's measured curve (never extrapolated: a loss BERT does not reach within its run
-  gives no multiplier), with a bootstrap interval over seeds.
-* **Gaps**: at each cooldown budget, the paired per-seed difference to BERT at equal tokens, and at equal
-  FLOPs (BERT read off its cooldown endpoints, log-linearly between them, inside their range only).
+  training FLOPs), the FLOPs BERT needs to reach ``L`` on its curve, divided by ``C``. Above 1, the variant is
+  worth more than its compute. Read against BERT's curve averaged over its seeds (``pooled``) or the same
+  seed's, only inside BERT's measured curve: a loss outside it is a bound on that seed's multiplier, kept as
+  one. The geometric mean over seeds gets a t interval on logs.
+* **Gaps**: at each cooldown budget, the difference to BERT at equal tokens (paired by seed, and Welch's
+  unpaired), and at equal FLOPs (BERT read off its cooldown endpoints, log-linearly between them, inside
+  their range only).
 """
 
 from __future__ import annotations
@@ -23,9 +24,22 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from ..utils.metrics import confidence_interval
 from ..utils.records import Record
+from .delay import pooled_curve
 from .records import BranchUnit, ConstantRun, CurvePoint
+from .small_sample import (
+    ExactTest,
+    Interval,
+    Tost,
+    censored_geometric_range,
+    geometric_mean,
+    log_t_interval,
+    paired_bootstrap,
+    permutation_logrank,
+    t_interval,
+    unpaired_bootstrap,
+    welch_interval,
+)
 
 # The thresholds the escape is read at: 1 nat below unigram (the plateau left), and 2 (well past the drop).
 ESCAPE_MARGINS = (1.0, 2.0)
@@ -48,8 +62,8 @@ class EscapeSummary(Record):
     flops_per_token: float
     escaped: int  # how many runs escaped
     median_tokens: float | None  # Kaplan-Meier median; None while fewer than half have escaped
-    logrank_p_tokens: float | None = None  # against the baseline
-    logrank_p_flops: float | None = None
+    logrank_tokens: ExactTest | None = None  # against the reference arm (the baseline unless said)
+    logrank_flops: ExactTest | None = None
 
 
 def _censored(times: Sequence[float | None], limits: Sequence[float]) -> stats.CensoredData:
@@ -65,13 +79,6 @@ def km_median(times: Sequence[float | None], limits: Sequence[float]) -> float |
     survival = stats.ecdf(_censored(times, limits)).sf
     below = np.nonzero(survival.probabilities <= 0.5)[0]
     return float(survival.quantiles[below[0]]) if below.size else None
-
-
-def logrank_p(a: tuple[list, list], b: tuple[list, list]) -> float | None:
-    """Log-rank p-value of two samples of (times, limits); ``None`` where neither has an observed time."""
-    if not any(t is not None for t in a[0] + b[0]):
-        return None
-    return float(stats.logrank(_censored(*a), _censored(*b)).pvalue)
 
 
 def escape_summaries(runs: list[ConstantRun], baseline: str, margin: float) -> dict[str, EscapeSummary]:
@@ -98,13 +105,17 @@ def escape_summaries(runs: list[ConstantRun], baseline: str, margin: float) -> d
         )
     reference = summaries.get(baseline)
     for summary in summaries.values():
-        if reference is None or summary is reference:
-            continue
-        summary.logrank_p_tokens = logrank_p(
-            (summary.tokens, summary.run_tokens), (reference.tokens, reference.run_tokens)
-        )
-        summary.logrank_p_flops = logrank_p(_in_flops(summary), _in_flops(reference))
+        if reference is not None and summary is not reference:
+            summary.logrank_tokens, summary.logrank_flops = escape_tests(summary, reference)
     return summaries
+
+
+def escape_tests(a: EscapeSummary, b: EscapeSummary) -> tuple[ExactTest | None, ExactTest | None]:
+    """The permutation log-rank test of two arms' escape times, in tokens and in FLOPs."""
+    return (
+        permutation_logrank((a.tokens, a.run_tokens), (b.tokens, b.run_tokens)),
+        permutation_logrank(_in_flops(a), _in_flops(b)),
+    )
 
 
 def _in_flops(summary: EscapeSummary) -> tuple[list, list]:
@@ -142,68 +153,105 @@ def loss_at(target: float, flops: Sequence[float], losses: Sequence[float]) -> f
 
 @dataclass
 class MultiplierPoint(Record):
-    """A variant's compute multiplier at one point, over the seeds that have both it and BERT's curve."""
+    """A variant's compute multiplier at one point, one value or bound per seed.
+
+    ``reference``: against the same seed's BERT curve (``"same seed"``: shared data order and masks, but
+    each ratio carries one BERT seed's noise) or against BERT's curve averaged over its seeds (``"pooled"``).
+    A seed whose loss lies outside BERT's curve is censored and kept as a bound: the geometric mean over
+    every seed then has a range (``mean_range``), and no interval.
+    """
 
     variant: str
     where: str  # "constant" (a constant-rate evaluation) or "cooldown"
     tokens: int
-    per_seed: dict[str, float | None]  # seed -> multiplier; None: BERT's curve does not reach the loss
-    mean: float | None = None  # geometric mean over the seeds with a multiplier
-    low: float | None = None  # 95% bootstrap interval of the geometric mean
-    high: float | None = None
-    beyond_bert: int = 0  # seeds whose loss BERT's curve does not reach: the multiplier exceeds its range
-    # seeds whose loss BERT's first point already beats: the multiplier is below first-point FLOPs / own FLOPs
-    before_bert: int = 0
-    upper_bound: float | None = None  # the largest such bound
+    per_seed: dict[str, float | None]  # seed -> multiplier; None: censored (a bound below)
+    reference: str = "same seed"
+    upper_bounds: dict[str, float] = field(default_factory=dict)  # BERT's first point beats it: <= bound
+    lower_bounds: dict[str, float] = field(default_factory=dict)  # beyond BERT's lowest loss: >= bound
+    mean: float | None = None  # geometric mean over every seed; None where a seed is censored
+    mean_range: tuple[float, float] | None = None  # censored: the geometric means the bounds allow
+    interval: Interval | None = None  # 95% t on logs (no censored seed)
+    bootstrap: Interval | None = None  # percentile bootstrap, only with BOOTSTRAP_MIN_SEEDS seeds
+    tost: Tost | None = None  # equivalence against the study's margin (set by the report)
+
+    @property
+    def read(self) -> list[float]:
+        return [v for v in self.per_seed.values() if v is not None]
+
+    @property
+    def censored(self) -> int:
+        return len(self.upper_bounds) + len(self.lower_bounds)
 
 
-def bootstrap_interval(values: Sequence[float], rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the geometric mean of ``values`` (resampled over seeds)."""
-    logs = np.log(np.asarray(values, dtype=float))
-    rng = np.random.default_rng(seed)
-    means = logs[rng.integers(0, logs.size, size=(rounds, logs.size))].mean(axis=1)
-    return float(np.exp(np.percentile(means, 2.5))), float(np.exp(np.percentile(means, 97.5)))
+def _ratio(loss: float, flops: Sequence[float], losses: Sequence[float], spent: float) -> tuple[str, float]:
+    """BERT's FLOPs to ``loss`` over ``spent``: ``("read", value)``; outside BERT's curve a bound,
+    ``("below", first-point FLOPs / spent)`` where its first point already beats the loss and ``("above",
+    last-point FLOPs / spent)`` where it never reaches it."""
+    needed = flops_to_reach(loss, flops, losses)
+    if needed is not None:
+        return "read", needed / spent
+    if loss > losses[0]:
+        return "below", flops[0] / spent
+    return "above", flops[-1] / spent
 
 
 def _multiplier(
-    variant: str, where: str, tokens: int, per_seed: dict[str, float | None], bounds: list[float]
+    variant: str, where: str, tokens: int, readings: dict[str, tuple[str, float]], reference: str
 ) -> MultiplierPoint:
-    """``per_seed``: the multiplier, or None where BERT's curve does not bracket the loss; ``bounds``: for the
-    seeds whose loss BERT's first point already beats, first-point FLOPs / own FLOPs (upper bounds)."""
-    point = MultiplierPoint(variant=variant, where=where, tokens=tokens, per_seed=per_seed)
-    values = [v for v in per_seed.values() if v is not None]
-    point.before_bert = len(bounds)
-    point.upper_bound = max(bounds) if bounds else None
-    point.beyond_bert = sum(v is None for v in per_seed.values()) - len(bounds)
-    if values:
-        point.mean = float(np.exp(np.mean(np.log(values))))
-        point.low, point.high = bootstrap_interval(values) if len(values) > 1 else (None, None)
+    point = MultiplierPoint(variant=variant, where=where, tokens=tokens, per_seed={}, reference=reference)
+    for seed, (kind, value) in readings.items():
+        point.per_seed[seed] = value if kind == "read" else None
+        if kind == "below":
+            point.upper_bounds[seed] = value
+        elif kind == "above":
+            point.lower_bounds[seed] = value
+    if point.censored:
+        point.mean_range = censored_geometric_range(
+            point.read, list(point.upper_bounds.values()), list(point.lower_bounds.values())
+        )
+    else:
+        point.mean = geometric_mean(point.read)
+        point.interval = log_t_interval(point.read)
+        point.bootstrap = paired_bootstrap(point.read) if reference == "same seed" else None
     return point
 
 
 def constant_multipliers(
-    runs: list[ConstantRun], variant: str, baseline: str, after_tokens: int, every: int = 1
+    runs: list[ConstantRun],
+    variant: str,
+    baseline: str,
+    after_tokens: int,
+    every: int = 1,
+    pooled: bool = False,
 ) -> list[MultiplierPoint]:
     """The multiplier at every ``every``-th constant-rate evaluation of ``variant`` past ``after_tokens``
-    (BERT's escape), each seed against the same seed's BERT constant-rate curve."""
+    (BERT's escape), each seed against the same seed's BERT constant-rate curve, or with ``pooled`` against
+    BERT's curve averaged over its seeds (every seed of the variant then counts)."""
     bert = {r.seed: r for r in runs if r.variant == baseline and not r.escape_only}
-    mine = {r.seed: r for r in runs if r.variant == variant and not r.escape_only and r.seed in bert}
-    if not mine:
+    mine = {
+        r.seed: r for r in runs if r.variant == variant and not r.escape_only and (pooled or r.seed in bert)
+    }
+    if not mine or not bert:
         return []
+    pooled_tokens, pooled_losses = pooled_curve(list(bert.values()))
+    cost = next(iter(bert.values())).train_flops_per_token
     length = min(len(r.curve) for r in mine.values())
     points = []
     for i in range(0, length, every):
         tokens = next(iter(mine.values())).curve[i].tokens
         if tokens <= after_tokens:
             continue
-        per_seed, bounds = {}, []
+        readings = {}
         for seed, run in mine.items():
-            reference = bert[seed]
-            flops = [p.tokens * reference.train_flops_per_token for p in reference.curve]
-            losses = [p.val_loss for p in reference.curve]
+            if pooled:
+                flops, losses = [t * cost for t in pooled_tokens], pooled_losses
+            else:
+                reference = bert[seed]
+                flops = [p.tokens * reference.train_flops_per_token for p in reference.curve]
+                losses = [p.val_loss for p in reference.curve]
             spent = run.curve[i].tokens * run.train_flops_per_token
-            per_seed[str(seed)] = _ratio(run.curve[i].val_loss, flops, losses, spent, bounds)
-        points.append(_multiplier(variant, "constant", tokens, per_seed, bounds))
+            readings[str(seed)] = _ratio(run.curve[i].val_loss, flops, losses, spent)
+        points.append(_multiplier(variant, "constant", tokens, readings, "pooled" if pooled else "same seed"))
     return points
 
 
@@ -221,31 +269,69 @@ def _endpoints(
     return [b.train_flops for b in mine], [b.val_loss for b in mine]
 
 
-def _ratio(loss: float, flops: list[float], losses: list[float], spent: float, bounds: list) -> float | None:
-    """BERT's FLOPs to ``loss`` over ``spent``; None outside BERT's curve, where a loss its first point
-    already beats adds the upper bound first-point FLOPs / ``spent`` to ``bounds``."""
-    needed = flops_to_reach(loss, flops, losses)
-    if needed is None and loss > losses[0]:
-        bounds.append(flops[0] / spent)
-    return None if needed is None else needed / spent
+def pooled_endpoints(
+    branches: list[BranchUnit], baseline: str, seeds: Sequence[int], escaped_at: dict[int, int] | None = None
+) -> tuple[list[float], list[float]]:
+    """BERT's cooldown endpoints averaged over ``seeds`` (a seed drawn twice counts twice), at the budgets
+    every one of them has and is past its escape at (no reading across any seed's drop)."""
+    after = max(((escaped_at or {}).get(seed, 0) for seed in seeds), default=0)
+    by_budget: dict[int, dict[int, BranchUnit]] = {}
+    for branch in branches:
+        if branch.variant == baseline and branch.budget_tokens >= after:
+            by_budget.setdefault(branch.budget_tokens, {})[branch.seed] = branch
+    flops, losses = [], []
+    for budget in sorted(by_budget):
+        if all(seed in by_budget[budget] for seed in seeds):
+            group = [by_budget[budget][seed] for seed in seeds]
+            flops.append(float(np.mean([b.train_flops for b in group])))
+            losses.append(float(np.mean([b.val_loss for b in group])))
+    return flops, losses
+
+
+def _pooled_multiplier(branches: list[BranchUnit], baseline: str, escaped_at: dict[int, int] | None):
+    """The geometric-mean multiplier of some of a variant's endpoints against BERT's endpoints pooled over
+    some of its seeds (either drawn with repeats): the statistic of the unpaired bootstrap."""
+
+    def statistic(endpoints: list[BranchUnit], seeds: list[int]) -> float | None:
+        flops, losses = pooled_endpoints(branches, baseline, seeds, escaped_at)
+        if not flops:
+            return None
+        found = [_ratio(b.val_loss, flops, losses, b.train_flops) for b in endpoints]
+        return geometric_mean([v for _, v in found]) if all(k == "read" for k, _ in found) else None
+
+    return statistic
 
 
 def cooldown_multipliers(
-    branches: list[BranchUnit], variant: str, baseline: str, escaped_at: dict[int, int] | None = None
+    branches: list[BranchUnit],
+    variant: str,
+    baseline: str,
+    escaped_at: dict[int, int] | None = None,
+    pooled: bool = False,
 ) -> list[MultiplierPoint]:
-    """The multiplier at each of ``variant``'s cooldown endpoints, against BERT's cooldown endpoints (those
-    past BERT's escape, with ``escaped_at``: see ``_endpoints``)."""
+    """The multiplier at each of ``variant``'s cooldown endpoints, against the same seed's BERT endpoints,
+    or with ``pooled`` against BERT's endpoints averaged over its seeds (``pooled_endpoints``); only BERT's
+    endpoints past its escape with ``escaped_at`` (see ``_endpoints``). A pooled point also gets the
+    unpaired bootstrap (both arms' seeds resampled) where each arm has enough seeds for one."""
+    bert_seeds = sorted({b.seed for b in branches if b.variant == baseline})
+    reference = pooled_endpoints(branches, baseline, bert_seeds, escaped_at) if pooled else None
     points = []
     for budget in sorted({b.budget_tokens for b in branches if b.variant == variant}):
-        per_seed, bounds = {}, []
-        for branch in (b for b in branches if b.variant == variant and b.budget_tokens == budget):
-            flops, losses = _endpoints(branches, baseline, branch.seed, escaped_at)
+        mine = sorted(
+            (b for b in branches if b.variant == variant and b.budget_tokens == budget), key=lambda b: b.seed
+        )
+        readings = {}
+        for branch in mine:
+            flops, losses = reference or _endpoints(branches, baseline, branch.seed, escaped_at)
             if flops:
-                per_seed[str(branch.seed)] = _ratio(
-                    branch.val_loss, flops, losses, branch.train_flops, bounds
-                )
-        if per_seed:
-            points.append(_multiplier(variant, "cooldown", budget, per_seed, bounds))
+                readings[str(branch.seed)] = _ratio(branch.val_loss, flops, losses, branch.train_flops)
+        if not readings:
+            continue
+        point = _multiplier(variant, "cooldown", budget, readings, "pooled" if pooled else "same seed")
+        if pooled and point.mean is not None:
+            statistic = _pooled_multiplier(branches, baseline, escaped_at)
+            point.bootstrap = unpaired_bootstrap(statistic, mine, bert_seeds)
+        points.append(point)
     return points
 
 
@@ -256,27 +342,46 @@ def cooldown_multipliers(
 
 @dataclass
 class Gap(Record):
-    """A variant's paired per-seed difference to BERT at one cooldown budget (positive: behind BERT)."""
+    """A variant's difference to BERT at one cooldown budget (positive: behind BERT)."""
 
     variant: str
     budget_tokens: int
-    equal_tokens: list[float] = field(default_factory=list)  # per seed: loss - BERT's loss at the same tokens
+    equal_tokens: list[float] = field(default_factory=list)  # per seed: loss - the same seed's BERT loss
     equal_flops: list[float] = field(default_factory=list)  # per seed: loss - BERT's loss at the same FLOPs
-    equal_tokens_interval: tuple[float, float] | None = None  # 95% paired-t interval of the mean
-    equal_flops_interval: tuple[float, float] | None = None
+    equal_tokens_interval: Interval | None = None  # 95% paired t of the mean
+    equal_flops_interval: Interval | None = None  # 95% paired t
+    losses: list[float] = field(default_factory=list)  # the variant's losses, every seed at this budget
+    bert_losses: list[float] = field(default_factory=list)  # BERT's, every seed at this budget
+    unpaired_interval: Interval | None = None  # Welch's 95% t of the difference of the two means
+    tost: Tost | None = None  # equivalence at equal tokens against the study's loss margin (the report)
+
+    @property
+    def unpaired(self) -> float | None:
+        """The difference of the two arms' mean losses at equal tokens (every seed of each)."""
+        if not self.losses or not self.bert_losses:
+            return None
+        return float(np.mean(self.losses) - np.mean(self.bert_losses))
 
 
 def gaps(
     branches: list[BranchUnit], variant: str, baseline: str, escaped_at: dict[int, int] | None = None
 ) -> list[Gap]:
-    """Equal-token and equal-FLOPs gaps at each of ``variant``'s budgets, seed by seed; the equal-FLOPs loss
-    of BERT is read between its endpoints past its escape only, with ``escaped_at`` (see ``_endpoints``)."""
+    """Equal-token gaps (paired by seed, and unpaired) and equal-FLOPs gaps (paired) at each of
+    ``variant``'s budgets; the equal-FLOPs loss of BERT is read between its endpoints past its escape only,
+    with ``escaped_at`` (see ``_endpoints``)."""
     result = []
     for budget in sorted({b.budget_tokens for b in branches if b.variant == variant}):
         gap = Gap(variant=variant, budget_tokens=budget)
-        for branch in sorted(
+        mine = sorted(
             (b for b in branches if b.variant == variant and b.budget_tokens == budget), key=lambda b: b.seed
-        ):
+        )
+        gap.losses = [b.val_loss for b in mine]
+        gap.bert_losses = [
+            b.val_loss
+            for b in sorted(branches, key=lambda b: b.seed)
+            if b.variant == baseline and b.budget_tokens == budget
+        ]
+        for branch in mine:
             same = [b for b in branches if b.variant == baseline and b.seed == branch.seed]
             at_tokens = next((b.val_loss for b in same if b.budget_tokens == budget), None)
             if at_tokens is not None:
@@ -284,10 +389,9 @@ def gaps(
             at_flops = loss_at(branch.train_flops, *_endpoints(branches, baseline, branch.seed, escaped_at))
             if at_flops is not None:
                 gap.equal_flops.append(branch.val_loss - at_flops)
-        if len(gap.equal_tokens) > 1:
-            gap.equal_tokens_interval = confidence_interval(gap.equal_tokens)
-        if len(gap.equal_flops) > 1:
-            gap.equal_flops_interval = confidence_interval(gap.equal_flops)
+        gap.equal_tokens_interval = t_interval(gap.equal_tokens)
+        gap.equal_flops_interval = t_interval(gap.equal_flops)
+        gap.unpaired_interval = welch_interval(gap.losses, gap.bert_losses)
         result.append(gap)
     return result
 
@@ -297,14 +401,14 @@ __all__ = [
     "EscapeSummary",
     "Gap",
     "MultiplierPoint",
-    "bootstrap_interval",
     "constant_multipliers",
     "cooldown_multipliers",
     "escape_summaries",
+    "escape_tests",
     "escape_tokens",
     "flops_to_reach",
     "gaps",
     "km_median",
-    "logrank_p",
     "loss_at",
+    "pooled_endpoints",
 ]

@@ -326,7 +326,11 @@ class StudySummary(Record):
         }
 
 
+# Every kind of unit record a study writes (its ``kind`` field names it in the JSON files).
+RECORD_TYPES = (PretrainUnit, WarmUnit, ConstantRun, BranchUnit, ControlUnit)
+
 __all__ = [
+    "RECORD_TYPES",
     "BranchUnit",
     "ConstantRun",
     "ControlUnit",

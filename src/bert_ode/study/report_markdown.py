@@ -238,11 +238,11 @@ def _header(
         f"`{ft.get('task', 'bbc-news')}` with one hyperparameter set (`{ft}`), model selection on the "
         "validation split, test scored once. Figures are mean ± standard deviation over seeds. "
         "**Decision rule**: a difference is a win or a loss only when the difference of means exceeds the "
-        "sum of the two standard deviations; otherwise it is a tie. The paired Δ columns give the per-seed "
-        "difference to BERT (same seed: same data order and masks), mean ± std over seeds and, in brackets, "
-        "the 95% paired-t confidence interval of its mean. **No verdict** is given while BERT's validation "
-        f"loss is less than {TRAINED_MARGIN:g} nat below the validation set's unigram entropy (the loss of "
-        "knowing word frequencies alone): such models have not learned language.",
+        "sum of the two standard deviations; otherwise it is not shown to differ. The paired Δ columns give "
+        "the per-seed difference to BERT (same seed: same data order and masks), mean ± std over seeds and, "
+        "in brackets, the 95% paired-t confidence interval of its mean. **No verdict** is given while BERT's "
+        f"validation loss is less than {TRAINED_MARGIN:g} nat below the validation set's unigram entropy "
+        "(the loss of knowing word frequencies alone): such models have not learned language.",
     ]
 
 

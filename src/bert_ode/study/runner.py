@@ -346,6 +346,15 @@ class Study:
                 records += self._run_units(units)
         return records
 
+    def records(self) -> list[UnitRecord]:
+        """Every finished pretraining and warm-start unit's record on disk (the report covers all)."""
+        kinds = (PretrainUnit, WarmUnit)
+        return [
+            kind.read_json(path)
+            for kind in kinds
+            for path in sorted(self.records_dir.glob(f"{kind.kind}--*.json"))
+        ]
+
     def sweep_records(self) -> list[SweepUnit]:
         """The finished sweep units (run by ``pretrain_unit`` through ``best_lr``)."""
         return [SweepUnit.read_json(path) for path in sorted(self.records_dir.glob("sweep--*.json"))]

@@ -2,8 +2,8 @@
 to the baseline and their intervals, the scaling summary and the verdicts (``StudySummary``). ``report.py``
 writes them out.
 
-The decision rules (win / tie / loss, and no verdict for models that have not learned language) are in
-``verdicts.py``.
+The decision rules (win / loss / not shown to differ, and no verdict for models that have not learned
+language) are in ``verdicts.py``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""The study's decision rules: when a variant wins, ties or loses against the baseline, and when no verdict
-is given at all.
+"""The study's decision rules: when a variant wins or loses against the baseline, when it is not shown to
+differ, and when no verdict is given at all.
 
 A variant *wins* (or *loses*) only when the difference of the seed means exceeds the sum of the two seed
-standard deviations; otherwise it is a *tie*. No verdict at all is given while the baseline's validation loss
+standard deviations; otherwise it is *not shown to differ* (never "a tie": equal is not what a small
+difference over a few seeds shows). No verdict at all is given while the baseline's validation loss
 is less than ``TRAINED_MARGIN`` nats below the validation set's unigram entropy (the loss of knowing word
 frequencies alone): such models have not learned language, so their differences say nothing about ODE-BERT.
 """
@@ -13,18 +14,19 @@ from .records import PretrainSummary, Stats
 
 TRAINED_MARGIN = 1.0  # nats below the unigram entropy the baseline must reach before any verdict
 INCONCLUSIVE = "inconclusive: not trained beyond word frequencies"
+NOT_SHOWN = "not shown to differ"
 
 
 def verdict(candidate: Stats, baseline: Stats, lower_is_better: bool) -> str:
-    """``win`` / ``loss`` / ``tie`` of ``candidate`` against ``baseline`` (``SeedStats``, or mappings with
-    ``mean``, ``std`` and ``n``) by the seed spread; ``(1 seed)``: no spread to judge by."""
+    """``win`` / ``loss`` / ``not shown to differ`` of ``candidate`` against ``baseline`` (``SeedStats``, or
+    mappings with ``mean``, ``std`` and ``n``) by the seed spread; ``(1 seed)``: no spread to judge by."""
     if candidate is None or baseline is None or candidate["mean"] is None or baseline["mean"] is None:
         return "n/a"
     difference = candidate["mean"] - baseline["mean"]
     if lower_is_better:
         difference = -difference
     spread = (candidate["std"] or 0.0) + (baseline["std"] or 0.0)
-    outcome = "tie" if abs(difference) <= spread else ("win" if difference > 0 else "loss")
+    outcome = NOT_SHOWN if abs(difference) <= spread else ("win" if difference > 0 else "loss")
     return outcome if candidate["n"] >= 2 and baseline["n"] >= 2 else f"{outcome} (1 seed)"
 
 
