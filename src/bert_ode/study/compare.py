@@ -44,8 +44,10 @@ def compare(
             records = study.run()
     report_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(study.root / "study.yaml", report_dir / "study.yaml")
-    recipe = yaml.safe_dump(study.recipes.pretrain.to_dict(), sort_keys=False)
-    (report_dir / "pretrain_config.yaml").write_text(recipe)
+    recipe_path = report_dir / "pretrain_config.yaml"
+    # A report-only run resolves neither the pinned precision nor the tokenizer: it keeps the recipe written.
+    if not (report_only and recipe_path.is_file()):
+        recipe_path.write_text(yaml.safe_dump(study.recipes.pretrain.to_dict(), sort_keys=False))
     context = dict(
         command=command or "bert-ode compare " + " ".join(sys.argv[2:]),
         machine=machine_description(),
