@@ -224,11 +224,21 @@ def _millions_interval(interval: Interval | None) -> str:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def multiplier_value(point: MultiplierPoint | None) -> str:
+def multiplier_value(point: MultiplierPoint | None, per_seed: bool = False) -> str:
     """``0.56 [0.40, 0.79]``; with censored seeds the range of means they allow, ``<= 0.84 (2 read, 1
-    <= 0.67)``; a bootstrap interval only where it has the seeds for one."""
+    <= 0.67)``; a bootstrap interval only where it has the seeds for one; with ``per_seed`` each seed's value
+    (or bound) after it."""
     if point is None:
         return "-"
+    if per_seed:
+        values = [
+            f"{seed}: {value:.2f}"
+            if value is not None
+            else f"{seed}: {'<=' if seed in point.upper_bounds else '>='} "
+            f"{point.upper_bounds.get(seed, point.lower_bounds.get(seed)):.2f}"
+            for seed, value in point.per_seed.items()
+        ]
+        return f"{multiplier_value(point)}; {', '.join(values)}"
     if point.mean is None:
         low, high = point.mean_range
         bound = f"<= {high:.2f}" if high < math.inf else (f">= {low:.2f}" if low > 0 else "unbounded")
@@ -303,8 +313,22 @@ def multiplier_table(
                 )
                 tost_cell = _tost_cell(p.tost if p else None, exp=True)
                 wall = _wall(p, delays.get(name))
-                rows.append([f"`{name}`", label, multiplier_value(p), multiplier_value(s), wall, tost_cell])
-    header = ["variant", "where", "pooled BERT [95% t on logs]", "same-seed BERT [95% t on logs]"]
+                rows.append(
+                    [
+                        f"`{name}`",
+                        label,
+                        multiplier_value(p, True),
+                        multiplier_value(s, True),
+                        wall,
+                        tost_cell,
+                    ]
+                )
+    header = [
+        "variant",
+        "where",
+        "pooled BERT [95% t on logs]; per seed",
+        "same-seed BERT [95% t on logs]; per seed",
+    ]
     return markdown.table([*header, "wall-clock (pooled)", "TOST (pooled)"], rows)
 
 
