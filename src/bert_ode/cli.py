@@ -280,9 +280,46 @@ def _run_compare(args) -> None:
     print(f"report: {report_dir / 'report.md'}")
 
 
+def _add_corpus(parser) -> None:
+    parser.add_argument("action", choices=["build"], help="build: fetch, clean, deduplicate, split, write")
+    parser.add_argument("output_dir", help="where the shards, the tokenizer and manifest.json go")
+    parser.add_argument(
+        "--cache", default=None, help="where downloaded packages are kept (default ~/.cache/bert-ode/corpus)"
+    )
+    parser.add_argument("--vocab-size", type=int, default=4096, help="the WordPiece tokenizer trained on it")
+    parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    parser.set_defaults(handler=_run_corpus)
+
+
+def _run_corpus(args) -> None:
+    from .data.build import build_corpus
+    from .data.build.held_out import task_texts
+
+    if args.vocab_size < 8:
+        raise ValueError(f"--vocab-size={args.vocab_size} must be at least 8")
+    manifest = build_corpus(
+        args.output_dir,
+        cache=args.cache,
+        held_out=task_texts(),
+        vocab_size=args.vocab_size,
+        progress=not args.no_progress,
+    )
+    totals = manifest["totals"]
+    print(
+        f"corpus: {totals['train_tokens']:,} training and {totals['validation_tokens']:,} validation tokens "
+        f"from {len(manifest['sources'])} sources; manifest: {args.output_dir}/manifest.json"
+    )
+
+
 # command -> the package it runs, imported before its parser is built: a missing training extra is then one
 # clear line, whatever the command imports first
-STACKS = {"finetune": "finetune", "evaluate": "finetune", "pretrain": "pretrain", "compare": "study"}
+STACKS = {
+    "finetune": "finetune",
+    "evaluate": "finetune",
+    "pretrain": "pretrain",
+    "compare": "study",
+    "corpus": "data",
+}
 
 # name -> what declares its arguments (help lines and descriptions: bert_ode_cli.COMMANDS)
 ARGUMENTS = {
@@ -291,6 +328,7 @@ ARGUMENTS = {
     "evaluate": _add_evaluate,
     "pretrain": _add_pretrain,
     "compare": _add_compare,
+    "corpus": _add_corpus,
 }
 
 

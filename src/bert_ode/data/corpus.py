@@ -229,14 +229,26 @@ def load_corpus(
     builtin: str = "all",
     max_documents: int | None = None,
     validation_fraction: float = 0.02,
+    validation_files: str | os.PathLike | list | None = None,
 ) -> Corpus:
-    """Loads one source (``files``, else ``dataset``, else the built-in corpus) and splits it.
+    """Loads one source (``files``, else ``dataset``, else the built-in corpus) and splits it; with
+    ``validation_files`` (a corpus already split by document, as ``bert-ode corpus build`` writes it) every
+    document of ``files`` trains and the validation chunks are those files'.
 
     Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for an unreadable, empty or unknown
     source.
     """
     if files and dataset:
         raise ValueError("give either data.files or data.dataset, not both")
+    if validation_files and not files:
+        raise ValueError("data.validation_files needs data.files: the training half of the same corpus")
+    if validation_files:
+        train = [c for d in load_files(files, text_field)[:max_documents] for c in chunk_document(d)]
+        validation = [c for d in load_files(validation_files, text_field) for c in chunk_document(d)]
+        if not train or not validation:
+            which = "data.files" if not train else "data.validation_files"
+            raise ValueError(f"the corpus is empty: {which} holds no text")
+        return Corpus(train, validation, f"files {files}, validation files {validation_files}")
     if files:
         documents, description = load_files(files, text_field), f"files {files}"
     elif dataset:

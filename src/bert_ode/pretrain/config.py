@@ -59,6 +59,8 @@ class DataConfig:
     validation_documents: int = bounded(1000, low=1)
     tokenizer_documents: int = bounded(10_000, low=1)
     validation_fraction: float = bounded(0.02, low=0, high=1, high_open=True)
+    # With files: these files are the validation split as given (a corpus split by document), files all train.
+    validation_files: list[str] | str | None = None
     seq_len: int = bounded(128, low=3)  # [CLS], at least one token, [SEP]
     mlm_probability: float = bounded(0.15, low=0, high=1, low_open=True, high_open=True)
     whole_word_mask: bool = False

