@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bert_ode.data import load_corpus
-from bert_ode.data.build import MissingClient, Package, Source, build_corpus
+from bert_ode.data.build import MissingClient, Package, Source, build_corpus, formats
 from bert_ode.data.build.assemble import _Document, apply_caps, is_validation_document
 from bert_ode.data.build.clean import clean, why_not_prose
 from bert_ode.data.build.dedup import HeldOut, NearDuplicates, ParagraphFilter
@@ -262,3 +262,139 @@ def test_without_a_package_client_the_build_is_one_line_naming_it(monkeypatch, t
 def test_validation_files_need_files():
     with pytest.raises(ValueError, match="data.validation_files needs data.files"):
         load_corpus(validation_files=["x"])
+
+
+RST = """.. _tut-intro:
+
+An Informal Introduction
+========================
+
+In the following examples, input and output are distinguished by the presence or absence of prompts: see
+:func:`print` and `the tutorial <https://docs.python.org/>`_. For example::
+
+   >>> print("this line is code")
+   this line is code
+
+.. note::
+
+   A directive's body is markup the reader leaves out, however much it reads like prose to the cleaner.
+
++------+------+
+| cell | cell |
++------+------+
+
+Numbers are the ``int`` kind of thing that the interpreter acts on, and it is **simple** to use them.
+"""
+
+
+def test_an_rst_page_keeps_headings_and_text_and_leaves_out_code_directives_and_tables(tmp_path):
+    page = tmp_path / "introduction.rst.txt"
+    page.write_text(RST)
+    ((name, text),) = formats.rst_page(page)
+    assert name == "introduction.rst"
+    assert text.split("\n\n") == [
+        "An Informal Introduction",
+        "In the following examples, input and output are distinguished by the presence or absence of "
+        "prompts: see print and the tutorial. For example:",
+        "Numbers are the int kind of thing that the interpreter acts on, and it is simple to use them.",
+    ]
+
+
+def _dictd_number(value: int) -> str:
+    digits = ""
+    while True:
+        digits = formats._DICTD_DIGITS[value % 64] + digits
+        value //= 64
+        if not value:
+            return digits
+
+
+def test_a_dictd_dictionary_gives_one_document_per_letter_without_its_metadata(tmp_path):
+    import gzip
+
+    entries = [
+        ("00-database-info", "00-database-info\n   This file was converted by dictfmt; not prose.\n"),
+        ("abacus", "abacus\n   <hardware> A frame of {beads} on wires.\n\n   (1994-11-08)\n"),
+        ("acme", 'acme\n /ak\'mee/, n.\n\n   The supplier of gadgets.\n\n   ["A citation", 1988].\n'),
+        ("bee", "bee\n   An insect that makes honey\n   and lives in a hive.\n"),
+    ]
+    data, index = b"", []
+    for word, body in entries:
+        raw = body.encode()
+        index.append(f"{word}\t{_dictd_number(len(data))}\t{_dictd_number(len(raw))}")
+        data += raw
+    (tmp_path / "test.dict.dz").write_bytes(gzip.compress(data))
+    (tmp_path / "test.index").write_text("\n".join(index) + "\n")
+    assert formats.dictd(tmp_path / "test.dict.dz") == []  # read through its index only
+    assert formats.dictd(tmp_path / "test.index") == [
+        ("test-a", "A frame of beads on wires.\n\nThe supplier of gadgets."),
+        ("test-b", "An insect that makes honey and lives in a hive."),
+    ]
+
+
+def test_wordnet_glosses_are_grouped_by_lexicographer_file_without_the_licence(tmp_path):
+    lines = [
+        "  1 This software and database is being provided to you, the LICENSEE, by Princeton University",
+        "00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived or known  ",
+        "01234567 05 n 02 dog 0 domestic_dog 0 001 @ 00001740 n 0000 | a member of the genus Canis; "
+        '"the dog barked all night"  ',
+        "00001930 03 n 01 physical_entity 0 001 @ 00001740 n 0000 | an entity that has physical existence  ",
+    ]
+    (tmp_path / "data.noun").write_text("\n".join(lines) + "\n")
+    assert formats.wordnet_glosses(tmp_path / "index.noun") == []
+    assert formats.wordnet_glosses(tmp_path / "data.noun") == [
+        (
+            "noun-03",
+            "entity: that which is perceived or known. "
+            "physical entity: an entity that has physical existence.",
+        ),
+        ("noun-05", 'dog: a member of the genus Canis; "the dog barked all night".'),
+    ]
+
+
+def test_a_plain_text_file_keeps_its_paragraphs_and_cuts_a_speech_on_one_line_at_sentence_ends(tmp_path):
+    sentence = "The state of the union is strong, and the work before us is greater than the work behind us. "
+    speech = sentence * 40  # 19 words a sentence, 760 words on one line
+    page = tmp_path / "1850_speech.txt"
+    page.write_text("A short first paragraph\nwrapped over two lines.\n\n" + speech + "\n")
+    ((name, text),) = formats.plain(page)
+    paragraphs = text.split("\n\n")
+    assert name == "1850_speech.txt" and paragraphs[0] == "A short first paragraph wrapped over two lines."
+    pieces = paragraphs[1:]
+    assert " ".join(pieces) == speech.strip()  # nothing lost, cut only between sentences
+    assert all(piece.endswith("us.") for piece in pieces)
+    # 8 sentences (152 words) reach PIECE_WORDS: 40 sentences are 5 pieces of 8
+    assert [len(piece.split()) for piece in pieces] == [152] * 5
+
+
+MAIL = """From someone@example.org  Thu Aug 22 14:44:26 2002
+Return-Path: <someone@example.org>
+Subject: Re: [list] Nothing like mama used to make
+Content-Type: text/plain; charset=US-ASCII
+
+On Thu, 22 Aug 2002, Somebody Else wrote:
+>  in adding cream to spaghetti carbonara, which has the same effect on pasta as
+>  making a pizza a deep-pie;
+
+I just had to jump in here as Carbonara is one of my favourites to make and ask
+what you are supposed to use instead of cream.
+
+Stew
+--
+Stewart, of the Scottish Microelectronics Centre
+"""
+
+
+def test_an_email_keeps_its_own_words_without_headers_quotes_attribution_or_signature(tmp_path):
+    message = tmp_path / "00930.txt"
+    message.write_text(MAIL)
+    assert formats.mail(message) == [
+        (
+            "00930.txt",
+            "I just had to jump in here as Carbonara is one of my favourites to make and ask what you are "
+            "supposed to use instead of cream.\n\nStew",
+        )
+    ]
+    html_only = tmp_path / "html.txt"
+    html_only.write_text("Subject: offer\nContent-Type: text/html\n\n<p>Buy now</p>\n")
+    assert formats.mail(html_only) == []

@@ -231,3 +231,45 @@ def test_whole_word_masking_masks_words_together(tokenizer, blocks):
     chosen_words = (selected & ~continuation).sum().item()
     assert abs(chosen_words / words - 0.15) < 0.015
     assert (batch["labels"][selected] == blocks[selected]).all()
+
+
+def test_max_train_tokens_is_one_fixed_sample_of_whole_blocks_whatever_the_seed():
+    import torch
+
+    from bert_ode.pretrain.data import BlockStream, sample_blocks
+
+    blocks = torch.arange(100 * 8).reshape(100, 8)  # 100 blocks of 8 tokens, each block's ids distinct
+    sample = sample_blocks(blocks, 8 * 25 + 5)  # rounded down to 25 whole blocks
+    assert sample.shape == (25, 8)
+    assert torch.equal(sample, sample_blocks(blocks, 8 * 25))  # the same blocks every time
+    rows = {tuple(row.tolist()) for row in sample}
+    assert rows <= {tuple(row.tolist()) for row in blocks} and len(rows) == 25
+    assert sample[:, 0].tolist() != list(range(0, 200, 8))  # drawn from all of the corpus, not its start
+    # every seed's stream goes over the same 25 blocks: 4 passes in 100 samples
+    for seed in (0, 1):
+        seen = BlockStream(sample, seed).take(0, 100)
+        assert {tuple(row.tolist()) for row in seen} == rows
+    for bad in (7, 100 * 8 + 8):
+        with pytest.raises(ValueError, match="data.max_train_tokens=.* must hold between one block"):
+            sample_blocks(blocks, bad)
+
+
+def test_max_train_tokens_cannot_apply_to_a_streamed_dataset():
+    from bert_ode.pretrain.config import load_config
+
+    streamed = {"data.dataset": "x", "data.streaming": True, "data.max_train_tokens": 1000}
+    with pytest.raises(ValueError, match="data.max_train_tokens samples the packed corpus"):
+        load_config("smoke", streamed)
+
+
+def test_spread_evaluation_blocks_cover_the_whole_validation_split():
+    from bert_ode.pretrain.config import TrainConfig
+    from bert_ode.pretrain.loop import evaluation_blocks
+
+    blocks = torch.arange(100).reshape(100, 1)  # block i holds token i: in source order, as a built corpus
+    first = TrainConfig(eval_blocks=5)
+    spread = TrainConfig(eval_blocks=5, eval_selection="spread")
+    assert evaluation_blocks(blocks, first).flatten().tolist() == [0, 1, 2, 3, 4]
+    assert evaluation_blocks(blocks, spread).flatten().tolist() == [0, 25, 50, 74, 99]
+    assert evaluation_blocks(blocks, spread, 3).flatten().tolist() == [0, 50, 99]
+    assert len(evaluation_blocks(blocks, TrainConfig(eval_blocks=500, eval_selection="spread"))) == 100

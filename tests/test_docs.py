@@ -71,3 +71,17 @@ def test_the_papers_and_readmes_study_figures_are_the_reports():
     assert figures
     missing = sorted(f for f in figures if f not in report)
     assert not missing, f"figures in the paper or README that the report does not print: {missing}"
+
+
+def test_the_readme_corpus_table_is_the_committed_manifest():
+    import json
+
+    from bert_ode.data.build.summary import source_table
+
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n", text.index("<!-- corpus table:")) + 1
+    end = text.index("<!-- end of corpus table -->")
+    manifest = json.loads(
+        (README.parent / "reports" / "corpus" / "manifest.json").read_text(encoding="utf-8")
+    )
+    assert text[start:end].strip() == source_table(manifest).strip()

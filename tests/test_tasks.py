@@ -140,3 +140,62 @@ def test_bad_input_gives_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="label column 'label' not found"):
         pd.DataFrame({"sentence": ["a"] * 4, "y": [0] * 4}).to_csv(tmp_path / "train.csv", index=False)
         load_task("sst2", data_dir=tmp_path)
+
+
+def _rotten_tomatoes_file(tmp_path, movies=30, reviews_per_movie=6):
+    import bz2
+
+    rows = []
+    for movie in range(movies):
+        rows.append(("plot", f"The plot of film {movie}: a hero leaves home.", f"Film {movie}", True))
+        for review in range(reviews_per_movie):
+            fresh = (movie + review) % 3 != 0
+            word = "wonderful" if fresh else "tedious"
+            rows.append(
+                (
+                    "fresh" if fresh else "rotten",
+                    f"A {word} film, take {movie}-{review}.",
+                    f"Film {movie}",
+                    True,
+                )
+            )
+    rows.append(("fresh", "A wonderful film, take 0-1.", "Film 0", True))  # a repeat: one copy is kept
+    rows.append(("fresh", "Both ways.", "Film 1", True))  # the same text with both labels: dropped
+    rows.append(("rotten", "Both ways.", "Film 2", True))
+    frame = pd.DataFrame(rows, columns=["category", "text", "movie_name", "has_plot_and_reviews"])
+    path = tmp_path / "rotten_tomatoes_corpus_full.csv.bz2"
+    with bz2.open(path, "wt", encoding="utf-8") as handle:
+        frame.to_csv(handle, index=False)
+    return path
+
+
+def test_rotten_tomatoes_is_split_by_movie_without_plots_repeats_or_ambiguous_texts(tmp_path):
+    from bert_ode.data.sentiment import read_reviews
+
+    path = _rotten_tomatoes_file(tmp_path)
+    task = load_task("rotten-tomatoes", data_dir=tmp_path)
+    assert task.spec.name == "rotten-tomatoes" and task.spec.label_names == ("rotten", "fresh")
+    assert task.spec.metrics == ("accuracy", "macro_f1")
+    assert sum(task.sizes().values()) == 30 * 6  # 30 plots, the repeat and both "Both ways." out
+    reviews = read_reviews(path)
+    movie_of = dict(zip(reviews["text"], reviews["movie"], strict=True))
+    movies = {split: {movie_of[text] for text in task[split]["text"]} for split in task.sizes()}
+    assert len(movies["test"]) == 3 and len(movies["validation"]) == 3 and len(movies["train"]) == 24
+    assert not movies["train"] & movies["test"] and not movies["train"] & movies["validation"]
+    for split in task.sizes():  # labels as the file has them: fresh 1, rotten 0
+        for text, label in zip(task[split]["text"], task[split]["label"], strict=True):
+            assert label == int("wonderful" in text)
+    again = load_task("rotten-tomatoes", data_dir=path)  # the file itself is accepted too
+    assert again["test"]["text"] == task["test"]["text"]
+    other = load_task("rotten-tomatoes", data_dir=tmp_path, split_seed=1)
+    assert {movie_of[t] for t in other["test"]["text"]} != movies["test"]
+
+
+def test_rotten_tomatoes_without_its_file_names_what_to_pass(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"no rotten_tomatoes_corpus_full.csv.bz2 at .*; data_dir= must name"
+    ):
+        load_task("rotten-tomatoes", data_dir=tmp_path)
+    (tmp_path / "rotten_tomatoes_corpus_full.csv.bz2").write_bytes(b"not bz2")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_task("rotten-tomatoes", data_dir=tmp_path)

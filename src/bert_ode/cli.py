@@ -280,6 +280,35 @@ def _run_compare(args) -> None:
     print(f"report: {report_dir / 'report.md'}")
 
 
+def _add_testbed(parser) -> None:
+    parser.add_argument(
+        "--preset",
+        default="testbed",
+        metavar="NAME_OR_YAML",
+        help="the testbed study (a preset or YAML file)",
+    )
+    _add_set_option(parser, '--set "only=[bert-L6-lr*]" --set only_seeds=[0]')
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--report-only", action="store_true", help="run no unit: rewrite the report from the records"
+    )
+    parser.set_defaults(handler=_run_testbed)
+
+
+def _run_testbed(args) -> None:
+    from .study.testbed import run_testbed
+
+    command = "bert-ode testbed" + ("" if args.preset == "testbed" else f" --preset {args.preset}")
+    report = run_testbed(
+        args.preset,
+        parse_assignments(args.overrides),
+        report_only=args.report_only,
+        progress=not args.no_progress,
+        command=command + " --report-only",
+    )
+    print(f"report: {report}")
+
+
 def _add_corpus(parser) -> None:
     parser.add_argument("action", choices=["build"], help="build: fetch, clean, deduplicate, split, write")
     parser.add_argument("output_dir", help="where the shards, the tokenizer and manifest.json go")
@@ -318,6 +347,7 @@ STACKS = {
     "evaluate": "finetune",
     "pretrain": "pretrain",
     "compare": "study",
+    "testbed": "study",
     "corpus": "data",
 }
 
@@ -328,6 +358,7 @@ ARGUMENTS = {
     "evaluate": _add_evaluate,
     "pretrain": _add_pretrain,
     "compare": _add_compare,
+    "testbed": _add_testbed,
     "corpus": _add_corpus,
 }
 

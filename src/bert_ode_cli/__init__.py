@@ -53,6 +53,13 @@ COMMANDS = {
         "tables and plots. Finished runs are reused when the same study is run again, so an interrupted "
         "study resumes.",
     ),
+    "testbed": (
+        "the testbed's positive controls: learning-rate sweeps and known gains, then a verdict",
+        "Runs (or resumes) the testbed (configs/compare-testbed.yaml, on the corpus of bert-ode corpus build "
+        "runs/corpus): learning-rate sweeps and the depth, width, data and downstream controls, and writes "
+        "reports/testbed/report.md with each control's interval, pass or fail, and the next study's setting. "
+        "Records are kept in reports/testbed/records, so a later part on another machine resumes.",
+    ),
 }
 
 

@@ -1,5 +1,5 @@
-"""Downstream tasks for fine-tuning: GLUE by name, local CSV/JSONL/Parquet files, and the built-in BBC News
-task.
+"""Downstream tasks for fine-tuning: GLUE by name, local CSV/JSONL/Parquet files, and two built-in offline
+tasks: BBC News topics and Rotten Tomatoes sentiment.
 
 Every task comes back as a :class:`TaskData`: a :class:`TaskSpec` (text columns, number of labels, metrics)
 and three splits, ``train`` / ``validation`` / ``test``, each a ``datasets.Dataset`` with the columns
@@ -30,6 +30,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 BUILTIN_TASK = "bbc-news"
+SENTIMENT_TASK = "rotten-tomatoes"
+BUILTIN_TASKS = (BUILTIN_TASK, SENTIMENT_TASK)
 SPLITS = ("train", "validation", "test")
 
 
@@ -137,7 +139,7 @@ _FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".p
 
 
 def task_names() -> list[str]:
-    return [BUILTIN_TASK, *GLUE_TASKS]
+    return [*BUILTIN_TASKS, *GLUE_TASKS]
 
 
 def _canonical(name: str) -> str:
@@ -162,7 +164,9 @@ def load_task(
     """Loads a task by name or path.
 
     Args:
-        task: ``"bbc-news"`` (the default, offline), a GLUE task name (``cola``, ``sst2``, ``mrpc``, ``stsb``,
+        task: ``"bbc-news"`` (the default, offline), ``"rotten-tomatoes"`` (movie-review sentiment, split by
+            movie; ``data_dir``: a folder holding ``rotten_tomatoes_corpus_full.csv.bz2``), a GLUE task name
+            (``cola``, ``sst2``, ``mrpc``, ``stsb``,
             ``qqp``, ``mnli``, ``qnli``, ``rte``; ``SST-2`` style spellings accepted), or a path to a local
             CSV / TSV / JSON(L) / Parquet file or directory. ``None`` means the default.
         data_dir: for a GLUE task, a local directory with GLUE-shaped files (``train.*`` and ``validation.*``,
@@ -231,6 +235,10 @@ def _load_splits(name: str, data_dir, data_files, local: _LocalColumns, split: _
     """``(splits, spec, source)`` of the built-in task, a GLUE task or a local one."""
     if name == BUILTIN_TASK and data_dir is None and data_files is None:
         return _load_bbc_news(split.seed, split.validation_fraction, split.test_fraction)
+    if name == SENTIMENT_TASK and data_files is None:
+        from .sentiment import load_rotten_tomatoes
+
+        return load_rotten_tomatoes(data_dir, split.seed, split.validation_fraction, split.test_fraction)
     if _canonical(name) in GLUE_TASKS:
         return _load_glue(GLUE_TASKS[_canonical(name)], data_dir, split.seed, split.validation_fraction)
     if data_files is not None or data_dir is not None or Path(name).exists():
@@ -650,4 +658,14 @@ def _subsample(splits: dict, max_train: int | None, max_eval: int | None, seed: 
     return result
 
 
-__all__ = ["BUILTIN_TASK", "GLUE_TASKS", "TaskData", "TaskSpec", "bbc_news_dir", "load_task", "task_names"]
+__all__ = [
+    "BUILTIN_TASK",
+    "BUILTIN_TASKS",
+    "GLUE_TASKS",
+    "SENTIMENT_TASK",
+    "TaskData",
+    "TaskSpec",
+    "bbc_news_dir",
+    "load_task",
+    "task_names",
+]

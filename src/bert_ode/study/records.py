@@ -47,6 +47,11 @@ class FinetuneScores(Record):
     compute: ComputeInfo | None = (
         None  # how the fine-tuning computed (None: a record from before it was kept)
     )
+    # the step of the model kept, of how many, and the validation score at each evaluation (None / []: a
+    # record from before they were kept): whether the protocol converged is read from these
+    best_step: int | None = None
+    max_steps: int | None = None
+    selection_history: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
     def of(cls, results) -> FinetuneScores:
@@ -60,6 +65,9 @@ class FinetuneScores(Record):
                 "by_ode_steps": {str(steps): scores["test"] for steps, scores in run["by_ode_steps"].items()},
                 "finetune_seconds": run["train_seconds"],
                 "compute": results["compute"],
+                "best_step": run.get("best_step"),
+                "max_steps": run.get("max_steps"),
+                "selection_history": run.get("selection_history", []),
             }
         )
 

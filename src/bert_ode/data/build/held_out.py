@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..tasks import load_task
 
-HELD_OUT_TASKS = ("bbc-news",)
+HELD_OUT_TASKS = ("bbc-news", "rotten-tomatoes")
 
 
 def task_texts(tasks=HELD_OUT_TASKS) -> dict[str, list[str]]:

