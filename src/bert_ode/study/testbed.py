@@ -45,6 +45,8 @@ class SweepRow(Record):
     rate: float
     losses: dict[str, float]  # seed -> loss
     mean: float | None
+    means_by_budget: dict[str, float] = field(default_factory=dict)  # every cooldown budget -> mean loss
+    escape_tokens: dict[str, float | None] = field(default_factory=dict)  # seed -> tokens to 1 nat below
 
 
 @dataclass
@@ -119,6 +121,10 @@ class Losses:
         self.loss: dict[tuple[str, int], dict[int, float]] = {}
         self.score: dict[tuple[str, int | None], dict[int, dict]] = {}
         self.speed: dict[str, list[float]] = {}
+        self.escape: dict[str, dict[int, float | None]] = {}  # variant -> seed -> tokens to 1 nat below
+        self.curves: dict[
+            str, dict[int, tuple[list, float | None]]
+        ] = {}  # variant -> seed -> (curve, unigram)
         for record in records:
             if isinstance(record, BranchUnit):
                 self.loss.setdefault((record.variant, record.budget_tokens), {})[record.seed] = (
@@ -132,6 +138,23 @@ class Losses:
                 self.score.setdefault((record.variant, None), {})[record.seed] = record.finetune
             elif isinstance(record, ConstantRun):
                 self.speed.setdefault(record.variant, []).append(record.tokens_per_second)
+                self.curves.setdefault(record.variant, {})[record.seed] = (
+                    record.curve,
+                    record.unigram_entropy,
+                )
+                self.escape.setdefault(record.variant, {})[record.seed] = escape_tokens(record)
+
+
+ESCAPE_NATS = 1.0  # the plateau is left when the validation loss is this far below the unigram entropy
+
+
+def escape_tokens(run: ConstantRun) -> float | None:
+    """The tokens of the first evaluation at least ``ESCAPE_NATS`` below the unigram entropy; ``None``: the
+    run never got there (it ended on the plateau)."""
+    if run.unigram_entropy is None:
+        return None
+    bar = run.unigram_entropy - ESCAPE_NATS
+    return next((float(point.tokens) for point in run.curve if point.val_loss <= bar), None)
 
 
 def _variant(config: StudyConfig, name: str) -> Variant:
@@ -166,13 +189,17 @@ def arm_values(config: StudyConfig, losses: Losses, name: str, budget: int) -> d
 def arm_sweep(config: StudyConfig, losses: Losses, arm: str) -> ArmSweep:
     budget = config.sweep_budget_of(arm)
     rows = []
+    budgets = config.cooldowns_of(_variant(config, arm))
     for rate, swept in config.swept_variants()[arm]:
         values = losses.loss.get((swept, budget), {})
+        by_budget = {b: losses.loss.get((swept, b), {}) for b in budgets}
         rows.append(
             SweepRow(
                 rate=rate,
                 losses={str(s): v for s, v in sorted(values.items())},
                 mean=statistics.fmean(values.values()) if values else None,
+                means_by_budget={f"{b:,}": statistics.fmean(v.values()) for b, v in by_budget.items() if v},
+                escape_tokens={str(s): t for s, t in sorted(losses.escape.get(swept, {}).items())},
             )
         )
     common = set.intersection(*(set(row.losses) for row in rows)) if rows else set()
@@ -405,6 +432,10 @@ def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _escape(tokens: float | None) -> str:
+    return "not by its end" if tokens is None else f"{tokens / 1e6:.1f}M"
+
+
 def _interval(gain: Interval | None) -> str:
     return "-" if gain is None else f"[{gain.low:+.3f}, {gain.high:+.3f}]"
 
@@ -415,19 +446,27 @@ def sweep_section(results: TestbedResults) -> list[str]:
         "",
         "Validation loss after the cooldown at the sweep's budget, each seed (`seed: loss`) and the mean; "
         "the chosen rate has the lowest mean over the seeds every rate has. A rate at the edge of the grid "
-        "means the optimum may lie beyond it.",
+        "means the optimum may lie beyond it. The means at every cooldown budget, and where each seed's "
+        f"constant-rate run first came {ESCAPE_NATS:g} nat below the unigram entropy (left the "
+        "word-frequency plateau), show whether the sweep reads rates past the plateau.",
         "",
     ]
     for sweep in results.sweeps:
+        budgets = sorted(
+            {b for row in sweep.rows for b in row.means_by_budget}, key=lambda b: int(b.replace(",", ""))
+        )
         rows = [
             [
                 f"{row.rate:g}",
                 ", ".join(f"{s}: {v:.3f}" for s, v in row.losses.items()) or "-",
                 _loss(row.mean),
+                *(_loss(row.means_by_budget.get(b)) for b in budgets),
+                ", ".join(_escape(t) for t in row.escape_tokens.values()) or "-",
                 "**chosen**" if row.rate == sweep.best_rate else "",
             ]
             for row in sweep.rows
         ]
+        header = ["rate", "per seed", "mean", *(f"mean at {b}" for b in budgets), "left the plateau at", ""]
         chosen = "not yet (rates missing)" if sweep.best_rate is None else f"{sweep.best_rate:g}"
         agrees = sweep.best_rate is None or math.isclose(sweep.best_rate, sweep.preset_rate)
         note = (
@@ -439,7 +478,7 @@ def sweep_section(results: TestbedResults) -> list[str]:
         lines += [
             f"`{sweep.arm}` at {sweep.budget:,} tokens: chosen {chosen}{edge}.{note}",
             "",
-            *markdown.table(["rate", "per seed", "mean", ""], rows),
+            *markdown.table(header, rows),
             "",
         ]
     return lines
@@ -583,9 +622,8 @@ def report_markdown(results: TestbedResults, command: str, plots: list[str]) -> 
         "",
         *results.decision,
         "",
-        f"Unique training tokens: {results.train_tokens:,}." if results.train_tokens else "",
-        f"Passes over the data per budget: {passes}." if passes else "",
-        "",
+        *([f"Unique training tokens: {results.train_tokens:,}.", ""] if results.train_tokens else []),
+        *([f"Passes over the data per budget: {passes}.", ""] if passes else []),
         *control_section(results),
         *sweep_section(results),
         *downstream_section(results),
@@ -647,6 +685,33 @@ def sweep_plot(results: TestbedResults, out_dir: Path) -> str | None:
     return _save(fig, out_dir, "learning_rates.png")
 
 
+def curves_plot(losses: Losses, out_dir: Path) -> str | None:
+    """Every constant-rate run's validation curve, with the unigram entropy and the plateau's exit bar."""
+    from matplotlib.figure import Figure
+
+    if not losses.curves:
+        return None
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    unigrams = []
+    for variant, runs in sorted(losses.curves.items()):
+        for index, (_, (curve, unigram)) in enumerate(sorted(runs.items())):
+            xs, ys = [p.tokens / 1e6 for p in curve], [p.val_loss for p in curve]
+            ax.plot(xs, ys, linewidth=1, label=variant if index == 0 else None)
+            unigrams += [unigram] if unigram is not None else []
+    if unigrams:
+        unigram = statistics.fmean(unigrams)
+        ax.axhline(unigram, color="grey", linestyle="--", linewidth=0.8)
+        ax.axhline(unigram - ESCAPE_NATS, color="grey", linestyle=":", linewidth=0.8)
+        ax.text(0, unigram, " unigram", va="bottom", fontsize=8, color="grey")
+        ax.text(
+            0, unigram - ESCAPE_NATS, f" {ESCAPE_NATS:g} nat below", va="bottom", fontsize=8, color="grey"
+        )
+    ax.set(xlabel="training tokens (millions)", ylabel="validation MLM loss", title="Constant-rate runs")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, out_dir, "constant_runs.png")
+
+
 def control_plot(results: TestbedResults, out_dir: Path) -> str | None:
     from matplotlib.figure import Figure
 
@@ -671,10 +736,13 @@ def control_plot(results: TestbedResults, out_dir: Path) -> str | None:
     return _save(fig, out_dir, "controls.png")
 
 
-def write_testbed_report(results: TestbedResults, out_dir: Path, command: str) -> Path:
+def write_testbed_report(
+    results: TestbedResults, out_dir: Path, command: str, losses: Losses | None = None
+) -> Path:
     """``report.md``, ``results.json`` and the figures into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots = [
+    plots = [curves_plot(losses, out_dir)] if losses is not None else []
+    plots += [
         p
         for p in (
             control_plot(results, out_dir),
@@ -751,11 +819,12 @@ def run_testbed(
     train_tokens = json.loads(corpus.read_text())["train_tokens"] if corpus.is_file() else None
     throughput_file = out_dir / "throughput.json"
     throughput = json.loads(throughput_file.read_text()) if throughput_file.is_file() else None
-    results = testbed_results(config, read_records(folder), train_tokens, throughput)
+    records = read_records(folder)
+    results = testbed_results(config, records, train_tokens, throughput)
     baselines, protocol = folder / "downstream-baselines.json", out_dir / "finetune_protocol.json"
     results.downstream_baselines = json.loads(baselines.read_text()) if baselines.is_file() else {}
     results.protocol = json.loads(protocol.read_text())["runs"] if protocol.is_file() else []
-    return write_testbed_report(results, out_dir, command)
+    return write_testbed_report(results, out_dir, command, Losses(records))
 
 
 __all__ = [
