@@ -118,3 +118,24 @@ def test_without_records_the_decision_says_what_is_pending(config):
     results = testbed.testbed_results(config, [], train_tokens=None)
     assert all(control.status == "pending" for control in results.controls)
     assert results.decision[0].startswith("Not decided: the controls depth 6 vs 4")
+
+
+def test_a_sweep_that_names_no_variant_or_seeds_outside_the_study_is_refused():
+    with pytest.raises(ValueError, match=r"lr_sweep needs variants .* \['nope'\] named no variant"):
+        load_study("testbed", {"lr_sweep.variants": ["nope"]})
+    with pytest.raises(ValueError, match=r"lr_sweep.seeds=\[7\] must be some of the study's seeds"):
+        load_study("testbed", {"lr_sweep.seeds": [7]})
+    with pytest.raises(ValueError, match=r"lr_sweep.budget=5 is not a cooldown"):
+        load_study("testbed", {"lr_sweep.budget": 5})
+    with pytest.raises(
+        ValueError, match=r"seeds=\[\] must name at least one .* only for a variant the lr_sweep"
+    ):
+        load_study("testbed", {"lr_sweep.variants": ["bert-L6"]})  # strang-L6 keeps seeds: [] unswept
+
+
+def test_a_variants_data_overrides_reach_its_runs(config):
+    variant = next(v for v in config.variants if v.name == "bert-L6-16-passes")
+    run = config.recipes.pretrain_run(variant, 0, "runs/x")
+    assert run.data.max_train_tokens == 500_000 and run.model["num_hidden_layers"] == 6
+    other = next(v for v in config.variants if v.name == "bert-L6")
+    assert config.recipes.pretrain_run(other, 0, "runs/x").data.max_train_tokens is None

@@ -306,6 +306,7 @@ class StudyConfig:
     def validate(self) -> None:
         """Raises ``ValueError`` naming the key, before hours are spent on the first run."""
         self._check_variants()
+        self._check_lr_sweep()
         check_output_dir(self.root, "runs_dir")
         check_output_dir(Path(self.report_dir) / self.name, "report_dir")
         check_bounds(self)
@@ -314,7 +315,6 @@ class StudyConfig:
         self._check_finetune_sections()
         self._check_warm_start()
         self._check_equivalence()
-        self._check_lr_sweep()
         recipes = self.recipes  # the recipes and the downstream protocol: unknown keys, types, values
         for variant in self.variants:  # every variant's model on the recipe (BertOdeConfig checks it)
             recipes.pretrain_run(variant, self.seeds[0], self.root / "pretrain")

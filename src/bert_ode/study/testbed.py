@@ -396,6 +396,14 @@ def decision(config: StudyConfig, results: TestbedResults) -> list[str]:
     pending = [c.name for c in results.controls if c.status == "pending"]
     failed = [c.name for c in results.controls if c.status == "fail"]
     lines = []
+    runs = [t for sweep in results.sweeps for row in sweep.rows for t in row.escape_tokens.values()]
+    if runs and all(t is None for t in runs):
+        lines.append(
+            f"None of the {len(runs)} swept constant-rate runs so far left the word-frequency plateau (came "
+            f"{ESCAPE_NATS:g} nat below the unigram entropy): the sweep compares rates on the plateau, where "
+            "they cannot be told apart for what comes after it, and no control read there says what the next "
+            "study needs ([plateau.md](plateau.md))."
+        )
     if pending:
         lines.append(f"Not decided: the controls {', '.join(pending)} are pending (seeds still missing).")
     if failed:
@@ -620,8 +628,7 @@ def report_markdown(results: TestbedResults, command: str, plots: list[str]) -> 
         "",
         "## The decision",
         "",
-        *results.decision,
-        "",
+        *[part for line in results.decision for part in (line, "")],
         *([f"Unique training tokens: {results.train_tokens:,}.", ""] if results.train_tokens else []),
         *([f"Passes over the data per budget: {passes}.", ""] if passes else []),
         *control_section(results),
