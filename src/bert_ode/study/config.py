@@ -431,7 +431,9 @@ class StudyConfig:
         if not set(self.finetune_at) <= every:
             raise ValueError(f"finetune_at={self.finetune_at} must be cooldown budgets ({sorted(every)})")
         for variant in self.variants:
-            if not set(self.finetune_at_of(variant)) <= set(self.cooldowns_of(variant)):
+            if variant.finetune_at is not None and not set(variant.finetune_at) <= set(
+                self.cooldowns_of(variant)
+            ):
                 raise ValueError(
                     f"variant {variant.name!r}: finetune_at={variant.finetune_at} must be among its cooldown "
                     f"budgets {self.cooldowns_of(variant)}"

@@ -65,9 +65,9 @@ class FinetuneScores(Record):
                 "by_ode_steps": {str(steps): scores["test"] for steps, scores in run["by_ode_steps"].items()},
                 "finetune_seconds": run["train_seconds"],
                 "compute": results["compute"],
-                "best_step": run.get("best_step"),
-                "max_steps": run.get("max_steps"),
-                "selection_history": run.get("selection_history", []),
+                "best_step": run["best_step"],
+                "max_steps": run["max_steps"],
+                "selection_history": run["selection_history"],
             }
         )
 
