@@ -4,7 +4,7 @@ each, and records where each run's best validation step fell (a best step in the
 means it had not converged) and its validation curve. The testbed report shows the table and the curves.
 
 Usage: python benchmarks/testbed_finetune_protocol.py [--rates 3e-5,1e-4,3e-4,1e-3] [--epochs 3,8]
-       [--pretrained runs/compare/testbed/branch/bert-L6-lr0.004/seed-0/tokens-8000000/final]
+       [--pretrained runs/plateau/L2-lr2e-3-48M/final]
        [--out reports/testbed/finetune_protocol.json]
 Resumable: settings already in ``--out`` are kept. fp32, 2 threads, as the testbed.
 """
@@ -18,23 +18,21 @@ from pathlib import Path
 
 import torch
 
+from bert_ode.configuration_bert_ode import BertOdeConfig
 from bert_ode.data.tasks import load_task
 from bert_ode.data.tokenizer import load_tokenizer
 from bert_ode.finetune import FinetuneConfig, finetune
 from bert_ode.modeling_bert_ode import BertOdeForMaskedLM
-from bert_ode.pretrain.config import load_config, model_config
 from bert_ode.pretrain.data import seed_for
 from bert_ode.utils.device import cpu_capability
 
 
-def random_encoder(folder: Path) -> str:
-    """The testbed recipe's encoder, randomly initialised as the testbed's random-init control is."""
-    recipe = load_config("testbed")
-    tokenizer = load_tokenizer(recipe.tokenizer.path)
+def random_encoder(pretrained: str, folder: Path) -> str:
+    """The pretrained encoder's architecture and tokenizer, randomly initialised as the testbed's
+    random-init control is: the same encoder without its pretraining."""
     torch.manual_seed(seed_for(0, "init"))
-    config = model_config(recipe, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
-    BertOdeForMaskedLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    BertOdeForMaskedLM(BertOdeConfig.from_pretrained(pretrained)).save_pretrained(folder)
+    load_tokenizer(pretrained).save_pretrained(folder)
     return str(folder)
 
 
@@ -42,9 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="3e-5,1e-4,3e-4,1e-3")
     parser.add_argument("--epochs", default="3,8")
-    parser.add_argument(
-        "--pretrained", default="runs/compare/testbed/branch/bert-L6-lr0.004/seed-0/tokens-8000000/final"
-    )
+    parser.add_argument("--pretrained", default="runs/plateau/L2-lr2e-3-48M/final")
     parser.add_argument("--out", default="reports/testbed/finetune_protocol.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -54,7 +50,7 @@ def main() -> None:
     done = {(r["model"], r["learning_rate"], r["epochs"]) for r in record["runs"]}
     task = load_task("rotten-tomatoes")
     with tempfile.TemporaryDirectory() as folder:
-        models = {"pretrained": args.pretrained, "random-init": random_encoder(Path(folder))}
+        models = {"pretrained": args.pretrained, "random-init": random_encoder(args.pretrained, Path(folder))}
         for epochs in [float(e) for e in args.epochs.split(",")]:
             for rate in [float(r) for r in args.rates.split(",")]:
                 for name, checkpoint in models.items():
@@ -62,6 +58,7 @@ def main() -> None:
                         continue
                     config = FinetuneConfig(
                         checkpoint=checkpoint,
+                        output_dir=None,  # the record below is the output
                         task="rotten-tomatoes",
                         seeds=[0],
                         learning_rate=rate,

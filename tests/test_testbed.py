@@ -32,10 +32,10 @@ def _losses(values: dict[tuple[str, int], dict[int, float]]) -> Losses:
     return losses
 
 
-def test_the_sweep_variants_are_the_arms_at_each_rate_with_two_seeds_and_no_finetuning(config):
+def test_the_sweep_variants_are_the_arms_at_each_rate_with_the_sweeps_seeds_and_no_finetuning(config):
     names = {variant.name: variant for variant in config.variants}
     swept = names["bert-L6-lr0.004"]
-    assert swept.train == {"lr": 0.004} and swept.seeds == [0, 1] and swept.finetune_at == []
+    assert swept.train == {"lr": 0.004} and swept.seeds == [0] and swept.finetune_at == []
     assert swept.model == names["bert-L6"].model
     assert [name for _, name in config.swept_variants()["strang-L6"]] == [
         "strang-L6-lr0.001",
@@ -43,7 +43,7 @@ def test_the_sweep_variants_are_the_arms_at_each_rate_with_two_seeds_and_no_fine
         "strang-L6-lr0.004",
         "strang-L6-lr0.008",
     ]
-    assert config.sweep_budget_of("bert-L6") == 8_000_000
+    assert config.sweep_budget_of("bert-L6") == 48_000_000  # past the plateau (plateau.md)
     only = load_study("testbed", {"only": ["bert-L2-lr*"]})
     assert [v.name for v in only.variants if only.selects(v.name)] == [
         f"bert-L2-lr{r}" for r in ("0.001", "0.002", "0.004", "0.008")
@@ -53,7 +53,7 @@ def test_the_sweep_variants_are_the_arms_at_each_rate_with_two_seeds_and_no_fine
 
 
 def test_a_sweep_chooses_the_lowest_mean_and_says_when_it_is_at_the_grids_edge(config):
-    budget = 8_000_000
+    budget = config.sweep_budget_of("bert-L6")
     table = {0.001: (3.9, 3.8), 0.002: (3.5, 3.6), 0.004: (3.6, 3.7), 0.008: (4.4, 4.0)}
     losses = _losses({(f"bert-L6-lr{r:g}", budget): dict(enumerate(v)) for r, v in table.items()})
     sweep = arm_sweep(config, losses, "bert-L6")
@@ -67,7 +67,7 @@ def test_a_sweep_chooses_the_lowest_mean_and_says_when_it_is_at_the_grids_edge(c
 
 
 def test_an_arm_pools_its_own_seeds_with_the_sweeps_runs_at_its_rate(config):
-    budget = 8_000_000
+    budget = config.sweep_budget_of("bert-L6")
     rate = config.recipes.pretrain.train.lr  # bert-L6 trains at the recipe's rate until the sweep sets it
     losses = _losses(
         {
@@ -80,7 +80,7 @@ def test_an_arm_pools_its_own_seeds_with_the_sweeps_runs_at_its_rate(config):
 
 
 def test_a_control_passes_only_when_its_whole_interval_is_a_gain(config):
-    budget = 8_000_000
+    budget = config.sweep_budget_of("bert-L6")
     better, worse = [3.50, 3.52, 3.48], [3.70, 3.69, 3.72]
     losses = _losses(
         {("bert-L6", budget): dict(enumerate(better)), ("bert-L4", budget): dict(enumerate(worse))}
@@ -110,8 +110,8 @@ def test_seeds_needed_is_the_smallest_n_whose_half_width_is_within_ten_percent()
 
 def test_passes_are_stated_for_every_budget_and_for_the_sampled_arm(config):
     passes = passes_over_data(config, 32_000_000)
-    assert passes["4,000,000"] == pytest.approx(0.125) and passes["8,000,000"] == pytest.approx(0.25)
-    assert passes["8,000,000 (bert-L6-16-passes)"] == pytest.approx(16.0)
+    assert passes["40,000,000"] == pytest.approx(1.25) and passes["48,000,000"] == pytest.approx(1.5)
+    assert passes["48,000,000 (bert-L6-16-passes)"] == pytest.approx(16.0)
 
 
 def test_without_records_the_decision_says_what_is_pending(config):
@@ -136,6 +136,31 @@ def test_a_sweep_that_names_no_variant_or_seeds_outside_the_study_is_refused():
 def test_a_variants_data_overrides_reach_its_runs(config):
     variant = next(v for v in config.variants if v.name == "bert-L6-16-passes")
     run = config.recipes.pretrain_run(variant, 0, "runs/x")
-    assert run.data.max_train_tokens == 500_000 and run.model["num_hidden_layers"] == 6
+    assert run.data.max_train_tokens == 3_000_000 and run.model["num_hidden_layers"] == 6
     other = next(v for v in config.variants if v.name == "bert-L6")
     assert config.recipes.pretrain_run(other, 0, "runs/x").data.max_train_tokens is None
+
+
+def test_the_protocol_check_counts_best_steps_in_the_last_fifth_and_names_the_checkpoint(config):
+    results = testbed.testbed_results(config, [], train_tokens=None)
+
+    def run(model: str, best_step: int) -> dict:
+        scores = {"accuracy": 0.75}
+        checkpoint = "runs/x/final" if model == "pretrained" else "random init (seed 0)"
+        return {
+            "model": model,
+            "checkpoint": checkpoint,
+            "learning_rate": 1e-4,
+            "epochs": 3.0,
+            "best_step": best_step,
+            "max_steps": 100,
+            "validation": scores,
+            "test": scores,
+        }
+
+    # 80 of 100 is the last fifth's edge (not in it); 81 is in it
+    results.protocol = [run("pretrained", 80), run("random-init", 81)]
+    text = "\n".join(testbed.downstream_section(results))
+    assert "in the last fifth of training in 1 of 2 settings" in text
+    assert "`runs/x/final`" in text
+    assert "| random-init | 0.0001 | 3 | 81 / 100 | yes |" in text

@@ -606,8 +606,10 @@ def downstream_section(results: TestbedResults) -> list[str]:
             ]
             for run in results.protocol
         ]
+        checkpoints = sorted({run["checkpoint"] for run in results.protocol if run["model"] == "pretrained"})
         lines += [
-            "The protocol's convergence (`python benchmarks/testbed_finetune_protocol.py`, one seed each): "
+            "The protocol's convergence (`python benchmarks/testbed_finetune_protocol.py`, one seed each; "
+            f"pretrained encoder {', '.join(f'`{c}`' for c in checkpoints)}, random init its architecture): "
             f"the best validation step fell in the last fifth of training in {len(late)} of "
             f"{len(results.protocol)} settings.",
             "",
