@@ -15,6 +15,18 @@ CASES = {
         "norm_position": "pre",
         "ode_steps": 2,
     },
+    # issue 36: the all-history multistep (its history across layers and steps) with a learned step size
+    "ab-learned-learned-step-per-channel-2-steps": {
+        "ode_method": "ab-learned",
+        "ode_learned_step": "channel",
+        "ode_steps": 2,
+    },
+    "rk4-learned-step-restarted-history": {
+        "ode_method": "rk4",
+        "ode_learned_step": "block",
+        "ode_history": "restart",
+    },
+    "ab3-restart": {"ode_method": "ab3", "ode_history": "restart", "ode_steps": 3},
 }
 
 

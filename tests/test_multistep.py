@@ -523,7 +523,7 @@ def _perturb_coefficients(model) -> int:
     changed = 0
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if name.endswith(("coefficients.weight", "ema.alpha")):
+            if name.endswith(("coefficients.weight", "ema.alpha", "step_size.weight")):
                 parameter.add_(
                     torch.randn(parameter.shape, generator=torch.Generator().manual_seed(changed)) * 0.2
                 )
@@ -562,10 +562,19 @@ REMOTE_SCRIPT = """
 """
 
 
+REMOTE_CASES = {
+    "ab2-learned": dict(ode_method="ab2-learned"),
+    "pcformer-rk2": dict(ode_method="pcformer-rk2"),
+    "ab-learned-learned-step-restart": dict(
+        ode_method="ab-learned", ode_learned_step="channel", ode_history="restart", ode_steps=2
+    ),
+}
+
+
 def test_trust_remote_code_runs_the_learned_multistep_and_pcformer_blocks(tmp_path):
-    for method in ("ab2-learned", "pcformer-rk2"):
-        directory = tmp_path / method
-        model = _model(bert_ode.BertOdeForMaskedLM, ode_method=method, splitting="strang")
+    for case, overrides in REMOTE_CASES.items():
+        directory = tmp_path / case
+        model = _model(bert_ode.BertOdeForMaskedLM, splitting="strang", **overrides)
         _perturb_coefficients(model)
         model.save_pretrained(directory)
         batch = random_batch()
@@ -599,7 +608,7 @@ def _gradients(model, batch):
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("method", ["ab2-learned", "pcformer-rk2", "ab3"])
+@pytest.mark.parametrize("method", ["ab2-learned", "ab-learned", "pcformer-rk2", "ab3"])
 def test_checkpointing_keeps_the_gradients(method):
     overrides = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, ode_steps=2)
     model = _model(ode_method=method, **overrides).train()

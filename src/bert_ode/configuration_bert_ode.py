@@ -20,6 +20,8 @@ OdeScope = Literal["sublayer", "layer"]
 NormPosition = Literal["post", "pre"]
 Splitting = Literal["lie", "strang"]
 Checkpointing = Literal["none", "block", "stage"]
+OdeHistory = Literal["carry", "restart"]
+LearnedStep = Literal["none", "block", "channel"]
 # Methods and backends are typed `str`: their values are the keys of the tables that define them
 # (``tableaux``, ``methods.BACKEND_TABLE``), so adding a scheme or a backend stays one entry there.
 
@@ -90,6 +92,8 @@ _FIELD_CHECKS = {
     "ode_max_nfe": _positive_int_or_none,
     "ode_checkpointing": _one_of(*get_args(Checkpointing)),
     "continuous_depth": _boolean,
+    "ode_history": _one_of(*get_args(OdeHistory)),
+    "ode_learned_step": _one_of(*get_args(LearnedStep)),
 }
 
 
@@ -110,10 +114,14 @@ class BertOdeConfig(BertConfig):
             evaluation per step, the earlier steps' evaluations reused across blocks (per sublayer stream in
             the sublayer scope, across layers in the layer scope, across ``ode_steps`` within a block):
             ``"ab2"``, ``"ab3"`` (Adams-Bashforth, starting with Euler), ``"ab2-learned"`` (learned
-            coefficients per block, starting as Euler: a converted BERT is exactly BERT). Predictor-corrector
+            coefficients per block, starting as Euler: a converted BERT is exactly BERT), ``"ab-learned"``
+            (every earlier block of the stream: the block of layer ``l`` owns ``l + 1`` learned coefficients,
+            newest evaluation first, starting as Euler; DenseFormer's learned cross-layer weights read as a
+            multistep method; not with ``continuous_depth``). Predictor-corrector
             (PCformer): ``"pcformer"`` (RK4 predictor with a learned EMA coefficient per block, one
             Adams-Moulton corrector evaluation: 5 evaluations per step), ``"pcformer-rk2"`` (RK2 predictor:
-            3). The learned methods (``"rk2-gated"``, ``"ab2-learned"``, ``"pcformer"``, ``"pcformer-rk2"``)
+            3). The learned methods (``"rk2-gated"``, ``"ab2-learned"``, ``"ab-learned"``, ``"pcformer"``,
+            ``"pcformer-rk2"``)
             own parameters and cannot be swapped in after construction. Adaptive: ``"dopri5"``, ``"bosh3"``,
             ``"tsit5"``, ``"adaptive_heun"`` (need a library ``ode_backend``). Multistep and
             predictor-corrector methods run on ``ode_backend="native"`` only.
@@ -159,6 +167,21 @@ class BertOdeConfig(BertConfig):
             One weight-tied layer as a time-conditioned field ``F(t, y) = F_layer(y + tau(t))`` integrated
             over ``t`` in ``[0, num_hidden_layers]`` (``ode_steps`` per unit). Needs ``ode_scope="layer"`` and
             ``norm_position="pre"``.
+        ode_history (`Literal["carry", "restart"]`, *optional*, defaults to `"carry"`):
+            Multistep and predictor-corrector methods: ``"carry"`` starts a block's solve with the
+            evaluations its stream's earlier blocks left (what a cross-layer multistep block means at
+            ``ode_steps=1``); ``"restart"`` starts every block afresh (its first step is the scheme's
+            start-up), so that refining ``ode_steps`` in a model whose layers differ keeps the scheme's order
+            (with ``"carry"`` a history taken on another layer's field makes it first order). Read at every
+            forward.
+        ode_learned_step (`Literal["none", "block", "channel"]`, *optional*, defaults to `"none"`):
+            A learned step size ``h`` per ODE block (``"block"``: one scalar) or per block and channel
+            (``"channel"``: ``hidden_size`` of them), starting at 1, that scales the block's vector field:
+            integrating ``h F`` over the interval, which for an autonomous field is integrating ``F`` over
+            ``h`` times it. With Euler it is ReZero / SkipInit / LayerScale started at 1, exactly BERT at
+            initialisation; with any scheme, the control that tells a learned scheme's gain from a learned
+            residual scale. Owns parameters (``step_size``), so it is set at construction; ``"none"`` after
+            construction runs the blocks without them.
     """
 
     model_type = "bert_ode"
@@ -178,6 +201,8 @@ class BertOdeConfig(BertConfig):
     ode_max_nfe: int | None = None
     ode_checkpointing: Checkpointing = "none"
     continuous_depth: bool = False
+    ode_history: OdeHistory = "carry"
+    ode_learned_step: LearnedStep = "none"
 
     def __setattr__(self, name: str, value: Any) -> None:
         self.check_field(name, value)
@@ -233,19 +258,25 @@ class BertOdeConfig(BertConfig):
     def validate_solver(self) -> None:
         """The solver fields together (call it after changing several of them)."""
         check_backend(self.ode_backend, self.ode_method, self.ode_adjoint)
-        dropout = {"hidden_dropout_prob": self.hidden_dropout_prob}
-        dropout["attention_probs_dropout_prob"] = self.attention_probs_dropout_prob
-        if self.ode_adjoint and any(dropout.values()):
-            # The backward solve re-evaluates the field; a new dropout mask there differentiates another one.
-            raise ValueError(
-                "ode_adjoint=True needs a deterministic vector field: set the dropout probabilities to 0 "
-                f"(got {', '.join(f'{key}={value}' for key, value in dropout.items())})"
-            )
+        if self.ode_adjoint:
+            self.validate_adjoint_field()
         if self.ode_adjoint and self.ode_checkpointing != "none":
             raise ValueError(
                 f"ode_checkpointing={self.ode_checkpointing!r} cannot be combined with ode_adjoint=True: the "
                 "adjoint "
                 "already keeps no activations; use ode_checkpointing='none'"
+            )
+
+    def validate_adjoint_field(self) -> None:
+        """The adjoint's field is deterministic: checked on construction and, where ``ode_adjoint`` is
+        switched on later, at every training forward."""
+        dropout = {"hidden_dropout_prob": self.hidden_dropout_prob}
+        dropout["attention_probs_dropout_prob"] = self.attention_probs_dropout_prob
+        if any(dropout.values()):
+            # The backward solve re-evaluates the field; a new dropout mask there differentiates another one.
+            raise ValueError(
+                "ode_adjoint=True needs a deterministic vector field: set the dropout probabilities to 0 "
+                f"(got {', '.join(f'{key}={value}' for key, value in dropout.items())})"
             )
 
     def validate_continuous_depth(self) -> None:
@@ -256,6 +287,12 @@ class BertOdeConfig(BertConfig):
                 "continuous_depth=True integrates one whole-layer vector field over depth: it needs "
                 f"ode_scope='layer' and norm_position='pre' (got ode_scope={self.ode_scope!r}, "
                 f"norm_position={self.norm_position!r})"
+            )
+        if self.ode_method == "ab-learned":
+            raise ValueError(
+                "ode_method='ab-learned' learns one coefficient per earlier block of a stream, and the "
+                "continuous-depth model has one block: use ode_method='ab2-learned' (or 'ab2', 'ab3') with "
+                "continuous_depth=True"
             )
         if self.ode_backend == "torchdyn" and self.ode_method == "rk4":
             raise ValueError(

@@ -233,6 +233,7 @@ _NEW_PARTS = {
     "gate": "the RK2 gates",
     "coefficients": "the learned multistep coefficients",
     "ema.": "the PCformer EMA coefficients",
+    "step_size.": "the learned step sizes",
     "encoder.LayerNorm": "the pre-norm final LayerNorm",
     "time_embedding": "the continuous-depth time embedding",
 }
@@ -241,6 +242,7 @@ _EXPECTED_NEW = {
     "the RK2 gates",
     "the learned multistep coefficients",
     "the PCformer EMA coefficients",
+    "the learned step sizes",
     "the continuous-depth time embedding",
 }
 

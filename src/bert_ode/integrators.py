@@ -171,7 +171,7 @@ class RungeKuttaStep:
 @dataclass(frozen=True)
 class AdamsBashforthStep:
     """``dt * sum_j beta_j F_{n-j}`` with ``F_n = f(t_n, y_n)``, the step's one evaluation. ``coefficients``:
-    learned ``beta`` (a tensor of ``scheme.memory + 1`` entries) in place of the scheme's rows."""
+    learned ``beta`` (a tensor of ``memory + 1`` entries) in place of the scheme's rows."""
 
     scheme: AdamsBashforth
     coefficients: torch.Tensor | None = None
@@ -182,6 +182,9 @@ class AdamsBashforthStep:
 
     @property
     def memory(self) -> int:
+        if self.scheme.all_history and self.coefficients is not None:
+            # Keep one more than this block reads: the next block of the stream reads one more.
+            return len(self.coefficients)
         return self.scheme.memory
 
     def increment(self, field, t, y, dt, past):

@@ -87,6 +87,13 @@ def describe(config) -> str:
     ]
     if config.ode_interval != 1.0:
         parts.append(f"each block over an interval of {config.ode_interval:g}")
+    learned_step = getattr(config, "ode_learned_step", "none")
+    if learned_step != "none":
+        parts.append(
+            f"a learned step size per {'block and channel' if learned_step == 'channel' else 'block'}"
+        )
+    if getattr(config, "ode_history", "carry") == "restart":
+        parts.append("multistep history restarted in every block")
     if config.ode_backend != "native":
         parts.append(f"integrated by {config.ode_backend}")
     if config.continuous_depth:

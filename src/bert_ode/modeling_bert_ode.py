@@ -329,6 +329,27 @@ class MultistepCoefficients(nn.Module):
         self.weight = nn.Parameter(torch.tensor(initial))
 
 
+class LearnedStepSize(nn.Module):
+    """A block's learned step size ``h`` (``ode_learned_step``): one scalar (``"block"``) or one per channel
+    (``"channel"``), initialised to 1 (``weight``, as LayerScale's)."""
+
+    def __init__(self, config: BertOdeConfig):
+        super().__init__()
+        size = config.hidden_size if config.ode_learned_step == "channel" else 1
+        self.weight = nn.Parameter(torch.ones(size))
+
+
+class _ScaledField(nn.Module):
+    """``h * F(t, y)``: a module, so that the adjoint differentiates ``h`` with the field's parameters."""
+
+    def __init__(self, field: VectorField, step_size: nn.Parameter):
+        super().__init__()
+        self.field, self.step_size = field, step_size
+
+    def forward(self, t, y: torch.Tensor) -> torch.Tensor:
+        return self.step_size * self.field(t, y)
+
+
 class EmaCoefficient(nn.Module):
     """PCformer's learned EMA coefficient ``alpha`` of a block's predictor weights."""
 
@@ -380,7 +401,12 @@ class OdeBlock(nn.Module):
         method = config.ode_method
         self.gate = RungeKuttaGate(config.hidden_size) if method in GATED_METHODS else None
         learned_multistep = method in MULTISTEP and MULTISTEP[method].learned
-        self.coefficients = MultistepCoefficients(MULTISTEP[method].rows[-1]) if learned_multistep else None
+        self.coefficients = (
+            MultistepCoefficients(MULTISTEP[method].initial_coefficients(layer_index))
+            if learned_multistep
+            else None
+        )
+        self.step_size = LearnedStepSize(config) if config.ode_learned_step != "none" else None
         self.ema = (
             EmaCoefficient(PREDICTOR_CORRECTORS[method].alpha) if method in PREDICTOR_CORRECTORS else None
         )
@@ -400,11 +426,15 @@ class OdeBlock(nn.Module):
         layers' mask, from which torchode learns where the padding is."""
         settings = SolverSettings.from_config(self.config, self.depth_units)
         method = settings.method
+        if settings.adjoint and self.training and torch.is_grad_enabled():
+            # ode_adjoint may have been switched on after a model with dropout was built
+            self.config.validate_adjoint_field()
         multistep = method in MULTISTEP or method in PREDICTOR_CORRECTORS
-        reads_history = multistep and histories is not None
-        history = histories.before(self.stream, self.layer_index) if reads_history else NO_HISTORY
+        records_history = multistep and histories is not None
+        carried = records_history and self.config.ode_history == "carry"
+        history = histories.before(self.stream, self.layer_index) if carried else NO_HISTORY
         problem = OdeProblem(
-            field,
+            self._scaled(field),
             y,
             duration * settings.interval,
             self.block_name,
@@ -416,12 +446,26 @@ class OdeBlock(nn.Module):
         if settings.checkpointing == "none" or not torch.is_grad_enabled():
             solution = solve(problem, settings)
         elif settings.checkpointing == "stage":
-            solution = solve(replace(problem, field=_StageCheckpointed(field)), settings)
+            solution = solve(replace(problem, field=_StageCheckpointed(problem.field)), settings)
         else:
             solution = _solve_block_checkpointed(problem, settings)
-        if reads_history:
+        if records_history:
             histories.record(self.stream, self.layer_index, solution.history)
         return solution.y, solution.stats
+
+    def _scaled(self, field: VectorField) -> VectorField:
+        """The field times the block's learned step size, where the config asks for one."""
+        if self.config.ode_learned_step == "none":
+            return field
+        size = self.config.hidden_size if self.config.ode_learned_step == "channel" else 1
+        if self.step_size is None or self.step_size.weight.numel() != size:
+            built = "without them" if self.step_size is None else "with the other ode_learned_step"
+            raise ValueError(
+                f"ode_learned_step={self.config.ode_learned_step!r} needs the learned step sizes, but this "
+                f"model was built {built}; build (or convert) the model with "
+                f"ode_learned_step={self.config.ode_learned_step!r}"
+            )
+        return _ScaledField(field, self.step_size.weight)
 
     def _stage_weights(self, method: str) -> RungeKuttaGate | None:
         if method not in GATED_METHODS:
@@ -707,6 +751,9 @@ class BertOdePreTrainedModel(PreTrainedModel):
             init.copy_(module.weight, torch.tensor(module.initial, dtype=module.weight.dtype))
         elif isinstance(module, EmaCoefficient):
             init.constant_(module.alpha, module.initial)
+        elif isinstance(module, LearnedStepSize):
+            # h = 1: the block is its scheme without a learned step (Euler: BERT's residual).
+            init.ones_(module.weight)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """``PreTrainedModel.save_pretrained``, with an ``auto_map`` naming every head (transformers writes

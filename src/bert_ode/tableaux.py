@@ -112,24 +112,35 @@ class AdamsBashforth:
     evaluations are available; the last row is the scheme itself, the shorter ones its start-up. ``learned``:
     every ODE block owns its coefficients as parameters, initialised to the last row (a model built with it
     starts as that scheme); while the history is shorter, a missing evaluation is read as the oldest one
-    available, so that every coefficient is used from the first block on. ``order``: the order of the initial
-    coefficients.
+    available, so that every coefficient is used from the first block on. ``all_history``: (learned only)
+    the block of layer ``l`` owns ``l + 1`` coefficients, for its own evaluation and each earlier block's,
+    initialised to the last row padded with zeros. ``order``: the order of the initial coefficients.
     """
 
     name: str
     order: int
     rows: tuple[tuple[float, ...], ...]
     learned: bool = False
+    all_history: bool = False
 
     def __post_init__(self):
         if not self.rows:
             raise ValueError(f"scheme {self.name!r}: no coefficients")
         _check_rows(self.name, self.rows, first_length=1)
+        if self.all_history and not self.learned:
+            raise ValueError(f"scheme {self.name!r}: an all-history scheme's coefficients are learned")
 
     @property
     def memory(self) -> int:
-        """How many earlier evaluations the scheme reads."""
+        """How many earlier evaluations the scheme reads (an all-history scheme: as many as its block's
+        coefficients say, ``AdamsBashforthStep.memory``)."""
         return len(self.rows) - 1
+
+    def initial_coefficients(self, layer_index: int) -> tuple[float, ...]:
+        """A learned block's initial coefficients in layer ``layer_index`` (newest evaluation first)."""
+        if not self.all_history:
+            return self.rows[-1]
+        return self.rows[-1] + (0.0,) * max(layer_index + 1 - len(self.rows[-1]), 0)
 
     @property
     def evaluations(self) -> int:
@@ -152,6 +163,9 @@ MULTISTEP: dict[str, AdamsBashforth] = {
         # Learned (beta_0, beta_1) per block, initialised to Euler (1, 0): a converted BERT computes exactly
         # what BERT computes. Consistent while beta_0 + beta_1 = 1; second order only at (3/2, -1/2).
         AdamsBashforth("ab2-learned", 1, _fractions(["1"], ["1", "0"]), learned=True),
+        # Learned weights on every earlier block's evaluation (DenseFormer's and MUDDFormer's cross-layer
+        # weights read as a multistep method), initialised to Euler (1, 0, ..., 0): exactly BERT at init.
+        AdamsBashforth("ab-learned", 1, _fractions(["1"]), learned=True, all_history=True),
     )
 }
 
