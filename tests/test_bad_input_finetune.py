@@ -133,3 +133,63 @@ def test_a_bad_model_override_is_refused_before_the_task_is_tokenised(capsys, mo
     assert_one_line_error(capsys, code, 2, "unknown config field(s) ['ode_stpes']")
     code = main(["finetune", "unused", "--set", "model.ode_method=rk5", "--no-progress"])
     assert_one_line_error(capsys, code, 2, "ode_method='rk5'")
+
+
+def _classifier(tmp_path):
+    """A tiny fine-tuned-looking BERT classifier with its tokenizer, and a task for it."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "example", "neg", "pos"]))
+    head = tmp_path / "head"
+    config = BertConfig(
+        vocab_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        num_labels=2,
+    )  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(head)
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(head)
+    task = _local_task(tmp_path, {"train": [0, 1] * 4, "validation": [0, 1], "test": [0, 1]})
+    return head, task
+
+
+def test_evaluate_refuses_weights_a_set_adds_unless_allowed(tmp_path, capsys):
+    head, task = _classifier(tmp_path)
+    out = tmp_path / "scores"
+    args = ["evaluate", str(head), "--task", task, "--no-progress", "--output-dir", str(out)]
+    code = main([*args, "--set", "model.ode_method=rk2-gated"])
+    assert_one_line_error(
+        capsys, code, 2, "add weights checkpoint", "the RK2 gates (4 tensors)", "--allow-new"
+    )
+    assert not out.exists()  # nothing written where it refused
+    assert main([*args, "--set", "model.ode_method=heun"]) == 0  # a fixed scheme adds nothing: scored
+    capsys.readouterr()
+    assert main([*args, "--set", "model.ode_learned_step=block", "--allow-new-weights"]) == 0
+    captured = capsys.readouterr()
+    assert "untrained: the learned step sizes (2 tensors)" in captured.err
+    assert "untrained" not in captured.out
+
+
+def test_finetune_names_the_weights_its_set_adds(tmp_path, capsys):
+    head, task = _classifier(tmp_path)
+    args = ["finetune", str(head), "--task", task, "--no-progress", "--epochs", "1", "--seeds", "0"]
+    code = main([*args, "--set", "model.ode_method=ab2-learned", "--output-dir", str(tmp_path / "ft")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = [line for line in captured.err.splitlines() if "newly initialised" in line]
+    assert lines == [
+        "finetune: newly initialised, the checkpoint has no weights for them: the learned multistep "
+        "coefficients (2 tensors) (trained from here with the rest)"
+    ]
+
+
+def test_a_csv_label_column_mixing_numbers_and_words_is_refused(tmp_path, capsys):
+    folder = tmp_path / "csv-task"
+    folder.mkdir()
+    for split in ("train", "validation", "test"):
+        (folder / f"{split}.csv").write_text("text,label\na b,0\nc d,1\ne f,pos\ng h,0\ni j,1\n")
+    out = tmp_path / "ft"
+    code = main(["finetune", "unused", "--task", str(folder), "--no-progress", "--output-dir", str(out)])
+    assert_one_line_error(
+        capsys, code, 2, "label column 'label'", "mixes numbers ['0', '1'] and words ['pos']", "0..K-1"
+    )
+    assert not out.exists()

@@ -172,3 +172,42 @@ def test_cli_errors_from_the_layers_underneath_are_one_line(tmp_path, capsys):
     tight = [part for key, value in settings.items() for part in ("--set", f"{key}={value}")]
     code = main(["pretrain", "--config", "smoke", *tight])
     assert_one_line_error(capsys, code, 2, "vector-field evaluations")
+
+
+BAD_INPUTS = {
+    "float ids": (
+        dict(input_ids=torch.rand(2, 5)),
+        r"input_ids has dtype torch.float32; it must hold integer token ids \(torch.long\)",
+    ),
+    "1-D ids": (
+        dict(input_ids=torch.ones(5, dtype=torch.long)),
+        r"input_ids has shape \(5,\); it must be \(batch, sequence\); for one sequence add the batch "
+        r"dimension: input_ids.unsqueeze\(0\)",
+    ),
+    "3-D ids": (dict(input_ids=torch.ones(2, 3, 4, dtype=torch.long)), r"shape \(2, 3, 4\); it must be"),
+    "empty batch": (
+        dict(input_ids=torch.ones(0, 5, dtype=torch.long)),
+        r"input_ids has shape \(0, 5\): empty; a batch needs at least one sequence of at least one token",
+    ),
+    "zero-length sequences": (dict(input_ids=torch.ones(2, 0, dtype=torch.long)), r"shape \(2, 0\): empty"),
+    "2-D embeddings": (
+        dict(inputs_embeds=torch.rand(2, 5)),
+        r"inputs_embeds has shape \(2, 5\); it must be \(batch, sequence, 32\)",
+    ),
+    "integer embeddings": (
+        dict(inputs_embeds=torch.ones(2, 5, 32, dtype=torch.long)),
+        "inputs_embeds has dtype torch.int64; it must be floating point",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+@pytest.mark.parametrize("model_class", [BertOdeModel, BertOdeForMaskedLM, BertOdeForSequenceClassification])
+def test_a_forward_names_bad_inputs_with_their_shape_or_dtype(case, model_class):
+    inputs, message = BAD_INPUTS[case]
+    config = BertOdeConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37
+    )
+    model = model_class(config).eval()
+    with pytest.raises(ValueError, match=message):
+        model(**inputs)

@@ -92,8 +92,9 @@ def test_convert_names_the_hub_model_a_local_source_stands_for_and_every_new_wei
     code = main(["convert", str(source), str(out), "--head", "masked-lm", "--set", "ode_method=ab2-learned"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    lines = [line for line in captured.out.splitlines() if "newly initialised" in line]
-    assert len(lines) == 1 and "the masked-LM head" in lines[0], captured.out
+    lines = [line for line in captured.err.splitlines() if "newly initialised" in line]
+    assert len(lines) == 1 and "the masked-LM head" in lines[0], captured.err
+    assert "newly initialised" not in captured.out and captured.out.startswith("saved "), captured.out
     assert "LOAD REPORT" not in captured.err + captured.out  # transformers' table, expected here
     assert_hub_ready_card(out, base_model="nreimers/MiniLM-L6-H384-uncased")
     card = ModelCard.load(out / "README.md")

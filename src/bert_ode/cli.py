@@ -132,7 +132,8 @@ def _run_convert(args) -> None:
     if random:
         print(
             f"convert: newly initialised, the source has no weights for them: {', '.join(random)} "
-            "(random until trained; the model card says so too)"
+            "(random until trained; the model card says so too)",
+            file=sys.stderr,  # a notice, not a result: `convert ... > log` keeps it on the terminal
         )
     save_converted(model, args.output_dir, tokenizer_source=args.checkpoint)
     config = model.config

@@ -840,6 +840,7 @@ class BertOdeModel(BertOdePreTrainedModel):
     ) -> BertOdeModelOutput:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        _check_inputs(input_ids, inputs_embeds, self.config.hidden_size)
         batch_size, seq_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
         if attention_mask is not None and attention_mask.dim() != 4:
             if tuple(attention_mask.shape) != (batch_size, seq_length):
@@ -870,6 +871,36 @@ class BertOdeModel(BertOdePreTrainedModel):
             pooler_output=pooled_output,
             nfe=sum(s.nfe for s in stats),
             solver_stats=stats,
+        )
+
+
+def _check_inputs(
+    input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, hidden_size: int
+) -> None:
+    """Dtype, number of dimensions and empty sizes: read from the tensors' metadata, so they cost no device
+    synchronisation and no graph break. Ids at or past ``vocab_size`` are not checked here: that reads the
+    values (a device synchronisation on a GPU, in every forward); on a CPU the embedding lookup itself refuses
+    them with "index out of range"."""
+    if input_ids is not None:
+        name, tensor, expected = "input_ids", input_ids, "(batch, sequence)"
+        if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
+            raise ValueError(
+                f"input_ids has dtype {input_ids.dtype}; it must hold integer token ids (torch.long), as "
+                "tokenizer(..., return_tensors='pt') gives them"
+            )
+        wanted_dims = 2
+    else:
+        name, tensor, expected = "inputs_embeds", inputs_embeds, f"(batch, sequence, {hidden_size})"
+        if not inputs_embeds.dtype.is_floating_point:
+            raise ValueError(f"inputs_embeds has dtype {inputs_embeds.dtype}; it must be floating point")
+        wanted_dims = 3
+    if tensor.dim() != wanted_dims:
+        hint = f"; for one sequence add the batch dimension: {name}.unsqueeze(0)" if tensor.dim() == 1 else ""
+        raise ValueError(f"{name} has shape {tuple(tensor.shape)}; it must be {expected}{hint}")
+    if tensor.shape[0] == 0 or tensor.shape[1] == 0:
+        raise ValueError(
+            f"{name} has shape {tuple(tensor.shape)}: empty; a batch needs at least one sequence of at least "
+            "one token"
         )
 
 

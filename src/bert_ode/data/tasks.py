@@ -456,6 +456,8 @@ def _infer_labels(probe: TaskSpec, raw: dict, regression, source):
             f"the labels of {source} mix kinds ({', '.join(kinds)}): use all numbers or all strings, so that "
             "e.g. 1 and '1' cannot become two classes or one by accident"
         )
+    if is_text:
+        _check_not_numbers_and_words(all_labels, probe.label_column, source)
     if regression is None:
         regression = is_number and any(float(v) != int(v) for v in all_labels)
     if regression:
@@ -491,6 +493,27 @@ def _infer_labels(probe: TaskSpec, raw: dict, regression, source):
     )
     convert = (lambda v: mapping[str(v)]) if mapping else int
     return spec, {s: {**d, "label": [convert(v) for v in d["label"]]} for s, d in raw.items()}
+
+
+def _check_not_numbers_and_words(labels, column: str, source) -> None:
+    """A text file's label column read as strings where some are numbers and some words (``0``, ``1``,
+    ``pos``): a typo or two files' conventions mixed, not a K-class task; refused rather than trained."""
+    values = sorted({str(v) for v in labels})
+    numbers = [v for v in values if _is_number(v)]
+    if numbers and len(numbers) < len(values):
+        words = [v for v in values if not _is_number(v)]
+        raise ValueError(
+            f"label column {column!r} of {source} mixes numbers {numbers[:5]} and words {words[:5]}: use "
+            "class ids 0..K-1 or class names throughout"
+        )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -162,6 +162,11 @@ class EvaluateConfig(TaskOptions):
         default_factory=dict,
         help="config fields set when the checkpoint is loaded (command line: --set ode_method=rk4)",
     )
+    allow_new_weights: bool = bounded(
+        False,
+        help="score even where --set adds weights the checkpoint lacks (RK2 gates, learned coefficients, "
+        "step sizes): they keep their scheme's initial values, untrained",
+    )
     batch_size: int = bounded(64, low=1, help="scoring batch size")
     max_seq_length: int | None = bounded(
         None,

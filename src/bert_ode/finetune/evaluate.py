@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import torch
 
@@ -13,7 +14,13 @@ from .config import EvaluateConfig
 from .inference import score_by_ode_steps
 from .report import write_results
 from .results import EvaluationResults, ModelDescription, TaskDescription
-from .task_loading import checkpoint_name, load_model_for_task, load_task_tokenizer, tokenize_splits
+from .task_loading import (
+    checkpoint_name,
+    load_model_for_task,
+    load_task_tokenizer,
+    tokenize_splits,
+    untrained_by_overrides,
+)
 
 # transformers' "no limit" is a huge model_max_length (1e30); below this, a tokenizer carries a real length.
 _NO_LIMIT = 1_000_000
@@ -48,6 +55,7 @@ def evaluate(
     config, source = _resolve(checkpoint, task, tokenizer, options)
     task_data = task if isinstance(task, TaskData) else config.load_task()
     model = load_model_for_task(source, task_data.spec, config.ode_overrides, require_head=True)
+    _check_trained(model, config)
     model.to(inference_device())
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         if config.tokenizer is None and not isinstance(source, (str, os.PathLike)):
@@ -75,6 +83,23 @@ def evaluate(
     if config.output_dir is not None:
         write_results(results, config.output_dir)
     return results
+
+
+def _check_trained(model, config: EvaluateConfig) -> None:
+    """An evaluation scores the checkpoint's trained weights: weights its ``ode_overrides`` add (a scheme's
+    gates, coefficients, step sizes) are refused, or with ``allow_new_weights`` named on standard error."""
+    untrained = untrained_by_overrides(model)
+    if not untrained:
+        return
+    what = ", ".join(untrained)
+    if not config.allow_new_weights:
+        raise ValueError(
+            f"the model settings {config.ode_overrides} add weights checkpoint {config.checkpoint!r} does "
+            f"not have: {what}; untrained, so this would not score the checkpoint. Fine-tune with these "
+            "settings, or pass --allow-new-weights (allow_new_weights=True) to score them at their initial "
+            "values"
+        )
+    print(f"evaluate: scoring weights the checkpoint does not have, untrained: {what}", file=sys.stderr)
 
 
 def _resolve(checkpoint, task, tokenizer, options: dict) -> tuple[EvaluateConfig, object]:

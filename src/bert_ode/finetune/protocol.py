@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +59,7 @@ from .task_loading import (
     load_model_for_task,
     load_task_tokenizer,
     tokenize_splits,
+    untrained_by_overrides,
 )
 
 
@@ -143,6 +145,13 @@ def _train_one_seed(
     model = load_model_for_task(
         config.checkpoint, task.spec, config.ode_overrides, reinit_head=config.reinit_head
     )
+    untrained = untrained_by_overrides(model)
+    if untrained and seed == config.seeds[0]:
+        print(
+            f"finetune: newly initialised, the checkpoint has no weights for them: {', '.join(untrained)} "
+            "(trained from here with the rest)",
+            file=sys.stderr,
+        )
     selection = BestOnValidation(task.spec.main_metric, config.early_stopping_patience)
     trainer = Trainer(
         model=model,

@@ -164,3 +164,17 @@ __all__ = [
     "load_task_tokenizer",
     "tokenize_splits",
 ]
+
+
+# What fine-tuning always adds to a pretrained encoder: not a consequence of --set.
+_TASK_HEAD = ("classifier.", "bert.pooler.")
+
+
+def untrained_by_overrides(model) -> list[str]:
+    """The weights a loaded model has that its checkpoint did not (``from_bert``'s ``new_parameters``), the
+    task head and pooler left out, each kind as ``"what (n tensors)"``."""
+    from ..convert import describe_new_parameters
+
+    names = [n for n in getattr(model, "new_parameters", []) if not n.startswith(_TASK_HEAD)]
+    random, scheme = describe_new_parameters(names)
+    return random + scheme
