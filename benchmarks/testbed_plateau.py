@@ -37,12 +37,20 @@ def plot(curves: dict[str, list[tuple[int, float]]], unigram: float, path: Path)
         "the initialisation's scale": [n for n in curves if "init" in n or n in REFERENCE],
         "other recipe changes (2 layers)": [n for n in curves if "init" not in n and n not in REFERENCE[1:]],
     }
+    colours = dict(zip(curves, plt.get_cmap("tab20").colors * 2, strict=False))  # one per run, both panels
     figure, all_axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for axes, (title, names) in zip(all_axes, panels.items(), strict=True):
         for name in names:
             curve = curves[name]
             style = "--" if name in REFERENCE else "-"
-            axes.plot([t / 1e6 for t, _ in curve], [v for _, v in curve], style, label=name, linewidth=1.2)
+            axes.plot(
+                [t / 1e6 for t, _ in curve],
+                [v for _, v in curve],
+                style,
+                label=name,
+                linewidth=1.2,
+                color=colours[name],
+            )
         axes.axhline(unigram, color="grey", linestyle=":", label="unigram entropy")
         axes.axhline(unigram - 1, color="black", linestyle="--", linewidth=0.8, label="1 nat below it")
         axes.set(xscale="log", xlabel="training tokens (millions)", title=title)

@@ -3,7 +3,7 @@
 # it? Constant-rate runs of the testbed recipe (configs/testbed.yaml, fp32, 2 threads), their validation
 # curves copied to reports/testbed/plateau/<name>.csv; reports/testbed/plateau.md is made from those files by
 #   .venv/bin/python benchmarks/testbed_plateau.py
-# About 2.5 hours on the 2-core AVX-512 machine of 2026-12-07. Resumable: a finished run is skipped.
+# About 5 hours on the 2-core AVX-512 machine of 2026-12-07. Resumable: a finished run is skipped.
 set -euo pipefail
 common=(--config testbed --set train.schedule=constant --set train.progress_bar=false --set train.save_every=400)
 run() {
@@ -31,8 +31,12 @@ run L2-lr2e-3-seed-1-48M --set model.num_hidden_layers=2 --set train.lr=2e-3 --s
 # round 3: the initialisation's scale (the query-key product starts at the square of it)
 run L2-init-0.1 "${l2[@]}" --set model.initializer_range=0.1
 run L2-init-0.05-seed-1 "${l2[@]/24000000/40000000}" --set model.initializer_range=0.05 --set train.seed=1
-run L6-lr1e-3-init-0.05 --set model.num_hidden_layers=6 --set train.lr=1e-3 --set train.budget_tokens=24000000 \
-  --set model.initializer_range=0.05
+# round 4: shorter sequences with the wider initialisation, two seeds at 2 layers and one at 6
+s64=(--set data.seq_len=64 --set train.batch_size=64 --set model.initializer_range=0.05 --set train.budget_tokens=16000000)
+run L2-seq-64-init-0.05 --set model.num_hidden_layers=2 --set train.lr=2e-3 "${s64[@]}"
+run L2-seq-64-init-0.05-seed-1 --set model.num_hidden_layers=2 --set train.lr=2e-3 "${s64[@]}" --set train.seed=1
+run L6-lr1e-3-seq-64-init-0.05 --set model.num_hidden_layers=6 --set train.lr=1e-3 "${s64[@]}"
+run L2-seq-64-seed-1 "${l2[@]}" --set data.seq_len=64 --set train.batch_size=64 --set train.seed=1
 mkdir -p reports/testbed/plateau
 for dir in runs/plateau/*/; do
   python3 -c "import csv,sys; rows=[r for r in csv.DictReader(open(sys.argv[1])) if r.get('val_loss')]; \

@@ -4,6 +4,7 @@ eager, per-parameter step; without a working compiler the run falls back to eage
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
 import torch
@@ -44,9 +45,12 @@ def _run(corpus_file, output_dir, **extra):
         return result, [float(row["train_loss"]) for row in csv.DictReader(handle)]
 
 
-def test_compiled_encoder_gives_the_eager_loss_curve(corpus_file, tmp_path):
+def test_compiled_encoder_gives_the_eager_loss_curve(corpus_file, tmp_path, capsys):
     _, eager = _run(corpus_file, tmp_path / "eager", **{"train.compile": False})
+    assert "compiling" not in capsys.readouterr().err
     _, compiled = _run(corpus_file, tmp_path / "compiled", **{"train.compile": True})
+    err = capsys.readouterr().err  # the silent minute of compiling is announced, and its end
+    assert "pretrain: compiling the encoder" in err and re.search(r"pretrain: compiled in \d+ s", err), err
     assert len(eager) == len(compiled) == 12
     torch.testing.assert_close(torch.tensor(compiled), torch.tensor(eager), rtol=1e-4, atol=1e-4)
     assert eager[-1] < eager[0] - 0.1  # it trains: the comparison is of a moving curve, not a flat one

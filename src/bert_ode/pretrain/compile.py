@@ -12,6 +12,7 @@ runs of one shape compiles once and then loads; ``TORCHINDUCTOR_CACHE_DIR`` move
 from __future__ import annotations
 
 import sys
+import time
 
 import torch
 
@@ -39,12 +40,17 @@ def compile_encoder(loss_module: SparseMlmLoss, probe_input_ids: torch.Tensor, a
     The probe's gradients are discarded; every training step re-seeds its own randomness, so the probe changes
     no training number. Returns whether the encoder runs compiled.
     """
+    # Long work shows progress: compiling takes 10-20 s on 2 cores (minutes on a slow one) with nothing else
+    # printed; the on-disk cache makes later runs of the same shape quick.
+    print("pretrain: compiling the encoder (train.compile=false skips it) ...", file=sys.stderr)
+    started = time.perf_counter()
     loss_module.compile_encoder()
     loss_module.train()  # the mode the steps run in: a probe in eval mode would leave the recompile to step 1
     try:
         with autocast():
             hidden = loss_module.encode(probe_input_ids)
         hidden.float().sum().backward()
+        print(f"pretrain: compiled in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     except Exception as error:  # noqa: BLE001 - any compiler failure (no C++ toolchain, unsupported op) means eager
         loss_module.compile_encoder(False)
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
