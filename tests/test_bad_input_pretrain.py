@@ -52,7 +52,7 @@ from bert_ode.utils.config_io import parse_assignments
         ("data.seq_len=2", r"data\.seq_len=2 is invalid; it must be >= 3"),
         ("tokenizer.vocab_size=0", r"tokenizer\.vocab_size=0 is invalid"),
         ("model.num_attention_heads=0", r"num_attention_heads=0 is invalid; it must be an integer >= 1"),
-        ("model.num_attention_heads=3", r"hidden_size=128 must be a multiple of num_attention_heads=3"),
+        ("model.num_attention_heads=3", r"hidden_size=64 must be a multiple of num_attention_heads=3"),
         ("model.hidden_size=-32", r"hidden_size=-32 is invalid; it must be an integer >= 1"),
         ("model.num_hidden_layers=-1", r"num_hidden_layers=-1 is invalid"),
         ("model.type_vocab_size=0", r"type_vocab_size=0 is invalid"),

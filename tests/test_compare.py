@@ -339,13 +339,14 @@ def test_warm_start_conversions_get_the_same_mlm_head(tmp_path):
 
 @pytest.mark.slow
 def test_warm_start_continues_pretraining_before_fine_tuning(tmp_path):
+    # A warm-start study alone (the main job's kind): nothing pretrained from scratch, no tokenizer trained.
     source = tmp_path / "source"
     overrides = yaml.safe_load(Path(_write_study(tmp_path)).read_text())["pretrain_overrides"]
     pretrain("smoke", {**overrides, "train.output_dir": str(source), "train.budget_tokens": 2048})
     path = _write_study(
         tmp_path,
-        variants=[{"name": "bert"}],
-        seeds=[0],
+        variants=[],
+        seeds=[0, 1],
         pretrain_overrides={**overrides, "train.budget_tokens": 2048},
         warm_start={
             "checkpoint": str(source / "final"),
@@ -363,13 +364,27 @@ def test_warm_start_continues_pretraining_before_fine_tuning(tmp_path):
     )
     report_dir = compare(path, progress=False, command="pytest")
     results = json.loads((report_dir / "results.json").read_text())
-    warm = {r["variant"]: r for r in results["records"] if r["kind"] == "warm"}
-    assert set(warm) == {"plain", "heun"}
+    warm = {(r["variant"], r["seed"]): r for r in results["records"] if r["kind"] == "warm"}
+    assert set(warm) == {(name, seed) for name in ("plain", "heun") for seed in (0, 1)}
+    assert not [r for r in results["records"] if r["kind"] != "warm"]
+    assert not (tmp_path / "runs" / "tiny" / "tokenizer").exists()  # the checkpoint's tokenizer is kept
     for record in warm.values():
         assert record["continued_tokens"] == 1024 and record["val_loss"] > 0
+        assert record["unigram_entropy"] > 0  # of the blocks the loss is scored on
     continued = tmp_path / "runs" / "tiny" / "warm" / "heun" / "seed-0" / "final"
     assert json.loads((continued / "config.json").read_text())["ode_method"] == "heun"
-    assert "then 1,024 tokens of MLM pretraining" in (report_dir / "report.md").read_text()
+    summary = results["summary"]["warm"]
+    plain, heun = summary["plain"], summary["heun"]
+    # 2,048 tokens leave the source on the plateau: its conversions' losses get no verdict, their scores do
+    assert plain["val_loss"]["mean"] > plain["unigram_entropy"] - 1.0
+    assert heun["verdict_val_loss"] == INCONCLUSIVE and heun["verdict_test"] in {
+        "win",
+        "loss",
+        "not shown to differ",
+    }
+    text = (report_dir / "report.md").read_text()
+    assert "then 1,024 tokens of MLM pretraining" in text
+    assert "**Finding**: none; BERT's validation loss is only" in text.splitlines()[2]
 
 
 def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_resumes(tmp_path):

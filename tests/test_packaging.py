@@ -35,7 +35,7 @@ WHEEL_SCRIPT = textwrap.dedent(
     from bert_ode.pretrain.config import load_config
     from bert_ode.study.config import load_study
 
-    assert load_config("smoke").model["hidden_size"] == 128
+    assert load_config("smoke").model["hidden_size"] == 64
     assert load_study("smoke").pretrain == "smoke"
     # A study copied elsewhere with its own recipe beside it (pretrain: recipe.yaml, relative to the study).
     folder = Path(sys.argv[2])

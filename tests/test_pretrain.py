@@ -77,7 +77,7 @@ def test_config_typos_and_bad_values_are_errors(tmp_path):
     (tmp_path / "typo2.yaml").write_text(yaml.safe_dump({"data": {"seq_length": 64}}))
     with pytest.raises(ValueError, match=r"unknown config key 'data\.seq_length'"):
         load_config(tmp_path / "typo2.yaml")
-    with pytest.raises(ValueError, match=r"data\.seq_len=256 exceeds model\.max_position_embeddings=128"):
+    with pytest.raises(ValueError, match=r"data\.seq_len=256 exceeds model\.max_position_embeddings=64"):
         load_config("smoke", {"data.seq_len": 256})
     with pytest.raises(ValueError, match="ode_method"):
         load_config("smoke", {"model.ode_method": "rk5"})

@@ -14,8 +14,8 @@ from scipy import stats
 from bert_ode.data import unigram_entropy
 from bert_ode.data.tasks import TaskData, TaskSpec
 from bert_ode.study.baselines import baseline_scores
-from bert_ode.study.config import StudyConfig, Variant
-from bert_ode.study.records import PretrainUnit
+from bert_ode.study.config import StudyConfig, Variant, WarmStart
+from bert_ode.study.records import PretrainUnit, WarmUnit
 from bert_ode.study.report_markdown import plain_summary
 from bert_ode.study.scaling import bends_down, fit_power_law, interpolate_log_linear
 from bert_ode.study.statistics import scaling_summary, summarize_study, tokens_to_trained
@@ -205,6 +205,85 @@ def test_verdicts_only_for_models_trained_beyond_word_frequencies(bert_loss, tra
     assert heun.paired_delta_val_loss_ci95 == pytest.approx([-0.5, -0.5])
     text = "\n".join(plain_summary(summary, config))
     assert ("Inconclusive: not trained beyond word frequencies" in text) is not trained
+
+
+@pytest.mark.parametrize(
+    ("bert_loss", "heun_gap", "expected"),
+    [
+        (5.40, -0.5, "**Finding**: none; BERT's validation loss is only 0.90 nats below"),
+        (
+            4.00,
+            -0.5,
+            "`heun` against BERT in MLM loss at equal tokens: **win** (3.510 ± 0.010 vs 4.010 ± 0.010)",
+        ),
+        (4.00, +0.5, "`heun` against BERT in MLM loss at equal tokens: **loss**"),
+        (4.00, 0.001, "**Finding**: no comparison was shown to differ (1 judged, over 3 seed(s) each"),
+    ],
+)
+def test_the_report_opens_with_one_sentence_saying_what_was_found(bert_loss, heun_gap, expected):
+    from bert_ode.study.report_markdown import headline
+
+    unigram = 6.31
+    records = [_unit("bert", seed, bert_loss + 0.01 * seed, unigram, 0.5) for seed in range(3)]
+    records += [_unit("heun", seed, bert_loss + heun_gap + 0.01 * seed, unigram, 0.5) for seed in range(3)]
+    config = StudyConfig(variants=[Variant("bert"), Variant("heun", {"ode_method": "heun"})])
+    sentence = headline(summarize_study(records, config), config)
+    assert expected in sentence and "\n" not in sentence
+    if bert_loss < 5.31:  # judged: it says how strong (seeds, the rule) and how far from word frequencies
+        assert (
+            "not a significance test" in sentence and "BERT is 2.30 nats below word frequencies" in sentence
+        )
+    assert (
+        headline(summarize_study([], config), config)
+        == "**Finding**: none yet; the baseline has no finished run."
+    )
+
+
+def _warm(variant: str, seed: int, val_loss: float, accuracy: float) -> WarmUnit:
+    scores = {"accuracy": accuracy}
+    return WarmUnit.from_dict(
+        {
+            "variant": variant,
+            "seed": seed,
+            "model_overrides": {},
+            "parameters": 1,
+            "source": "tiny-bert",
+            "continued_tokens": 1000,
+            "val_loss": val_loss,
+            "unigram_entropy": 6.0,
+            "finetune": {
+                "main_metric": "accuracy",
+                "validation": scores,
+                "test": scores,
+                "by_ode_steps": {},
+                "finetune_seconds": 1.0,
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize(("bert_loss", "expected"), [(5.5, INCONCLUSIVE), (4.5, "loss")])
+def test_a_warm_start_study_judges_its_conversions_against_the_bert_itself(bert_loss, expected):
+    from bert_ode.study.report_markdown import headline
+
+    records = [_warm("bert", seed, bert_loss + 0.01 * seed, 0.8) for seed in range(3)]
+    records += [_warm("heun", seed, bert_loss + 0.3 + 0.01 * seed, 0.8 + 0.001 * seed) for seed in range(3)]
+    config = StudyConfig(
+        variants=[],
+        warm_start=WarmStart(checkpoint="tiny-bert", variants=[Variant("bert"), Variant("heun")]),
+    )
+    summary = summarize_study(records[::-1], config)  # read in any order: `bert` is the reference
+    assert list(summary.warm) == ["bert", "heun"]
+    heun = summary.warm["heun"]
+    assert (heun.verdict_val_loss, heun.verdict_test) == (expected, "not shown to differ")
+    assert summary.warm["bert"].unigram_entropy == 6.0
+    sentence = headline(summary, config)
+    if expected == INCONCLUSIVE:  # 0.49 nats below word frequencies: no finding, whatever the gaps
+        assert sentence.startswith("**Finding**: none; BERT's validation loss is only 0.49 nats below")
+    else:
+        assert "`heun` against `bert` in MLM loss after equal continued tokens: **loss** (4.810" in sentence
+        assert "over 3 seed(s) each" in sentence and "BERT is 1.49 nats below word frequencies" in sentence
+        assert "the other 1 comparison(s) were not shown to differ" in sentence
 
 
 def test_the_report_flags_sweep_near_ties_and_says_how_sure_a_trend_is():

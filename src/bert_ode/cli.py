@@ -248,8 +248,9 @@ def _add_compare(parser) -> None:
         "--preset",
         default="smoke",
         metavar="NAME_OR_YAML",
-        help="smoke (a few minutes on a laptop CPU), cpu (the study on 2 cores), gpu (BERT-base "
-        "scale), or a study YAML file",
+        help="smoke (from scratch, a few minutes on a laptop CPU), warm-start (ODE conversions of the "
+        "shipped pretrained BERT: the main job), cpu (the study on 2 cores), gpu (BERT-base scale), or a "
+        "study YAML file",
     )
     _add_set_option(
         parser,

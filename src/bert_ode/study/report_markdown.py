@@ -102,10 +102,25 @@ def _warm_sentence(summary: StudySummary) -> list[str]:
         return []
     (first, bert), *others = summary.warm.items()
     conversions = "".join(f"; `{name}` {mean_std(row.test)} (**{row.verdict_test}**)" for name, row in others)
-    return [
+    lines = [
         f"- Warm start from the pretrained BERT: `{first}` (the BERT itself) reaches test "
         f"{summary.metric} {mean_std(bert.test)}{conversions}."
     ]
+    if bert.val_loss is not None and bert.continued_tokens:
+        unigram = (
+            f" ({bert.unigram_entropy - bert.val_loss.mean:.2f} nats below the unigram entropy of its "
+            f"validation blocks, {bert.unigram_entropy:.3f})"
+            if bert.unigram_entropy is not None
+            else ""
+        )
+        losses = "".join(
+            f"; `{name}` {mean_std(row.val_loss)} (**{row.verdict_val_loss}**)" for name, row in others
+        )
+        lines.append(
+            f"- Validation MLM loss after {bert.continued_tokens:,} continued tokens: `{first}` "
+            f"{mean_std(bert.val_loss)}{unigram}{losses}."
+        )
+    return lines
 
 
 def _elasticity_sentence(summary: StudySummary) -> list[str]:
@@ -194,7 +209,7 @@ def plain_summary(summary: StudySummary, config: StudyConfig) -> list[str]:
     """Sentences that say what the figures show, negative results included."""
     base = summary.pretrain.get(config.baseline)
     if base is None:
-        return ["The baseline has no finished run yet."]
+        return _warm_sentence(summary) or ["The baseline has no finished run yet."]
     return [
         *_unigram_sentence(summary, base),
         f"- Baseline `{config.baseline}`: validation MLM loss {mean_std(base.val_loss)}, "
@@ -209,6 +224,85 @@ def plain_summary(summary: StudySummary, config: StudyConfig) -> list[str]:
     ]
 
 
+def _judged(summary: StudySummary, config: StudyConfig) -> list[tuple[str, str, str]]:
+    """Every comparison the study judged: (verdict, what was compared, its figures), equal tokens first."""
+    judged = []
+    for name, row in _ode_variants(summary, config).items():
+        judged.append(
+            (
+                row.verdict_val_loss,
+                f"`{name}` against BERT in MLM loss at equal tokens",
+                f"{mean_std(row.val_loss)} vs {mean_std(summary.pretrain[config.baseline].val_loss)}",
+            )
+        )
+    for name, row in summary.pretrain.items():
+        for other_name, verdicts in row.verdicts_vs.items():
+            judged.append(
+                (
+                    verdicts.val_loss,
+                    f"`{name}` against `{other_name}` in MLM loss at equal compute",
+                    f"{mean_std(row.val_loss)} vs {mean_std(summary.pretrain[other_name].val_loss)}",
+                )
+            )
+    return [entry for entry in judged if entry[0] not in (None, "n/a")]
+
+
+def _warm_judged(summary: StudySummary) -> list[tuple[str, str, str]]:
+    """The warm start's comparisons: each conversion against the first (the BERT itself)."""
+    (reference_name, reference), *others = summary.warm.items()
+    judged = []
+    for name, row in others:
+        judged.append(
+            (
+                row.verdict_val_loss,
+                f"`{name}` against `{reference_name}` in MLM loss after equal continued tokens",
+                f"{mean_std(row.val_loss)} vs {mean_std(reference.val_loss)}",
+            )
+        )
+        judged.append(
+            (
+                row.verdict_test,
+                f"`{name}` against `{reference_name}` in test {summary.metric}",
+                f"{mean_std(row.test)} vs {mean_std(reference.test)}",
+            )
+        )
+    return [entry for entry in judged if entry[0] not in (None, "n/a")]
+
+
+def headline(summary: StudySummary, config: StudyConfig) -> str:
+    """The report's first sentence: what the study found and how strong that is."""
+    base = summary.pretrain.get(config.baseline)
+    if base is None and summary.warm:  # a warm-start study: conversions of one pretrained BERT
+        base = next(iter(summary.warm.values()))
+        unigram, judged, seeds = base.unigram_entropy, _warm_judged(summary), len(base.seeds)
+    elif base is None or base.val_loss is None:
+        return "**Finding**: none yet; the baseline has no finished run."
+    else:
+        unigram, judged, seeds = summary.unigram_entropy, _judged(summary, config), base.val_loss.n
+    below = "(unigram entropy not recorded)"
+    if base.val_loss is not None and unigram is not None:
+        below = f"{unigram - base.val_loss.mean:.2f} nats below"
+        if base.val_loss.mean > unigram - TRAINED_MARGIN:
+            return (
+                f"**Finding**: none; BERT's validation loss is only {below} the word-frequency model (a "
+                f"verdict needs {TRAINED_MARGIN:g} nat), so this run shows the pipeline, not an answer."
+            )
+    decided = [entry for entry in judged if entry[0].startswith(("win", "loss"))]
+    strength = (
+        f"over {seeds} seed(s) each, by the screening rule that a difference must exceed the sum of the two "
+        f"seed standard deviations (not a significance test); BERT is {below} word frequencies"
+    )
+    if not decided:
+        return (
+            f"**Finding**: no comparison was shown to differ ({len(judged)} judged, {strength}); this says "
+            "the differences are smaller than the seed spread here, not that the schemes are equivalent."
+        )
+    found = "; ".join(f"{what}: **{verdict}** ({figures})" for verdict, what, figures in decided)
+    rest = len(judged) - len(decided)
+    others = f"; the other {rest} comparison(s) were not shown to differ" if rest else ""
+    return f"**Finding** ({strength}): {found}{others}."
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Sections
 # ------------------------------------------------------------------------------------------------------------
@@ -217,10 +311,11 @@ def plain_summary(summary: StudySummary, config: StudyConfig) -> list[str]:
 def _header(
     config: StudyConfig, command: str, machine: dict, wall_seconds: float, summary: StudySummary
 ) -> list[str]:
-    ft = dict(config.finetune)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return [
         f"# bert-ode study `{config.name}`: does ODE-BERT beat BERT?",
+        "",
+        headline(summary, config),
         "",
         f"Generated {generated} by `{command}` ({wall_seconds / 60:.1f} min of this invocation; "
         "finished units are reused when a study is re-run).",
@@ -232,18 +327,44 @@ def _header(
         + ("; ".join(f"{where} ({count})" for where, count in summary.compute.items()) or "no unit yet")
         + ".",
         "",
-        f"Protocol: every variant is pretrained from scratch with the recipe `{config.pretrain}` "
-        f"(+ `{config.pretrain_overrides}`; full config in `pretrain_config.yaml`), the same data, "
-        f"tokenizer and token budget, for seeds {config.seeds}; then fine-tuned on "
-        f"`{ft.get('task', 'bbc-news')}` with one hyperparameter set (`{ft}`), model selection on the "
-        "validation split, test scored once. Figures are mean ± standard deviation over seeds. "
-        "**Decision rule**: a difference is a win or a loss only when the difference of means exceeds the "
-        "sum of the two standard deviations; otherwise it is not shown to differ. The paired Δ columns give "
-        "the per-seed difference to BERT (same seed: same data order and masks), mean ± std over seeds and, "
-        "in brackets, the 95% paired-t confidence interval of its mean. **No verdict** is given while BERT's "
-        f"validation loss is less than {TRAINED_MARGIN:g} nat below the validation set's unigram entropy "
-        "(the loss of knowing word frequencies alone): such models have not learned language.",
+        _protocol(config),
     ]
+
+
+def _protocol(config: StudyConfig) -> str:
+    ft = dict(config.finetune)
+    task = ft.get("task", "bbc-news")
+    warm = config.warm_start
+    if config.variants or warm is None:
+        opening = (
+            f"Protocol: every variant is pretrained from scratch with the recipe `{config.pretrain}` "
+            f"(+ `{config.pretrain_overrides}`; full config in `pretrain_config.yaml`), the same data, "
+            f"tokenizer and token budget, for seeds {config.seeds}; then fine-tuned on `{task}` with one "
+            f"hyperparameter set (`{ft}`), model selection on the validation split, test scored once."
+        )
+    else:
+        continued = (
+            f"continues MLM pretraining for {warm.continue_tokens:,} tokens with the recipe "
+            f"`{warm.pretrain}` (+ `{warm.pretrain_overrides}`), the same tokens, data order and masks for "
+            "every conversion of a seed, and is then"
+            if warm.continue_tokens
+            else "is"
+        )
+        opening = (
+            f"Protocol: nothing is pretrained from scratch. The pretrained BERT `{warm.checkpoint}` is "
+            f"converted to each scheme (the first conversion is the BERT itself); each conversion, for seeds "
+            f"{config.warm_seeds()}, {continued} fine-tuned on `{task}` with one hyperparameter set "
+            f"(`{ft}`), model selection on the validation split, test scored once."
+        )
+    return (
+        opening + " Figures are mean ± standard deviation over seeds. **Decision rule**: a difference is a "
+        "win or a loss only when the difference of means exceeds the sum of the two standard deviations; "
+        "otherwise it is not shown to differ. The paired Δ columns give the per-seed difference to BERT "
+        "(same seed: same data order and masks), mean ± std over seeds and, in brackets, the 95% paired-t "
+        "confidence interval of its mean. **No verdict** is given while BERT's validation loss is less than "
+        f"{TRAINED_MARGIN:g} nat below the validation set's unigram entropy (the loss of knowing word "
+        "frequencies alone): such models have not learned language."
+    )
 
 
 def _summary_section(summary: StudySummary, config: StudyConfig, failures: list[dict]) -> list[str]:
@@ -260,6 +381,8 @@ def _summary_section(summary: StudySummary, config: StudyConfig, failures: list[
 
 
 def _pretrain_table(summary: StudySummary, config: StudyConfig) -> list[str]:
+    if not summary.pretrain:
+        return []  # a warm-start study: nothing pretrained from scratch
     metric = summary.metric
     header = [
         "variant",

@@ -265,7 +265,9 @@ class Study:
         if done is not None:
             return done
         warm, source = self.config.warm_start, self.config.warm_start.source()
-        checkpoint, ode_overrides, val_loss, config, compute = source, variant.model, None, None, None
+        checkpoint, ode_overrides, config, compute = source, variant.model, None, None
+        val_loss = unigram = None
+        curve = []
         if warm.continue_tokens is not None:
             run_dir = self.root / "warm" / key.replace("--", "/")
             config = self.recipes.warm_run(
@@ -276,8 +278,12 @@ class Study:
                 file=sys.stderr,
             )
             result = pretrain(config, resume=(run_dir / "checkpoints").is_dir())
-            checkpoint, ode_overrides, val_loss = str(result.final_dir), {}, result.val_loss
-            compute = result.compute
+            # Scored again on the run's own blocks and masks: the loss and, beside it, the unigram entropy
+            # of the same blocks (whether the BERT is trained beyond word frequencies decides the verdicts).
+            scored = validation_loss(run_dir)
+            checkpoint, ode_overrides, compute = str(result.final_dir), {}, result.compute
+            val_loss, unigram = scored.val_loss, scored.unigram_entropy
+            curve = read_curve(run_dir / "log.csv")
         print(f"\n== compare: warm start {variant.name} (seed {seed}) from {checkpoint}", file=sys.stderr)
         tuned = self._finetune(checkpoint, seed, warm=True, ode_overrides=ode_overrides)
         return self._write(
@@ -288,6 +294,8 @@ class Study:
                 finetune=FinetuneScores.of(tuned),
                 continued_tokens=warm.continue_tokens,
                 val_loss=val_loss,
+                unigram_entropy=unigram,
+                curve=curve,
                 config=config,
                 compute=compute,
             ),
@@ -319,8 +327,8 @@ class Study:
         """Trains the tokenizer once for the whole study (unless the recipe names one) and lets every run
         share one cache of packed blocks: same data, same tokenizer, less waiting."""
         recipe = self.recipes.pretrain
-        if recipe.tokenizer.path or recipe.train.init_from:
-            return
+        if recipe.tokenizer.path or recipe.train.init_from or not self.config.variants:
+            return  # a warm-start-only study keeps its checkpoint's tokenizer
         tokenizer_dir = self.root / "tokenizer"
         if not (tokenizer_dir / "tokenizer.json").is_file():
             train_run_tokenizer(recipe, self.root, load_training_corpus(recipe.data))

@@ -111,7 +111,8 @@ def warm_summary(runs: list[WarmUnit], metric: str) -> WarmSummary:
         validation=seed_stats([r.finetune.validation[metric] for r in runs]),
         test_by_ode_steps=_test_by_steps(runs, metric),
         continued_tokens=first.continued_tokens,
-        val_loss=seed_stats([r.val_loss for r in runs]),
+        val_loss=seed_stats([r.val_loss for r in runs]) if first.val_loss is not None else None,
+        unigram_entropy=first.unigram_entropy,
     )
 
 
@@ -252,7 +253,9 @@ def summarize_study(
     ]
     summary = StudySummary(
         pretrain={name: pretrain_summary(runs, metric) for name, runs in pretrained.items()},
-        warm={name: warm_summary(runs, metric) for name, runs in warm.items()},
+        # in the study's order: the first conversion (the BERT itself) is the one the others are judged
+        # against, whatever order the records were read in
+        warm={name: warm_summary(warm[name], metric) for name in _warm_order(config, warm)},
         metric=metric,
         unigram_entropy=max(entropies) if entropies else None,  # every run scores the same validation blocks
     )
@@ -264,10 +267,30 @@ def summarize_study(
     summary.compute = census
     for unit in sweeps or []:
         summary.sweep.setdefault(unit.variant, {})[f"{unit.lr:g}"] = unit.val_loss
-    warm_rows = list(summary.warm.values())
-    for row in warm_rows[1:]:  # the first conversion is the BERT itself
-        row.verdict_test = verdict(row.test, warm_rows[0].test, lower_is_better=False)
+    _warm_verdicts(list(summary.warm.values()))
     return summary
+
+
+def _warm_order(config: StudyConfig, warm: dict[str, list[WarmUnit]]) -> list[str]:
+    configured = [v.name for v in config.warm_start.variants] if config.warm_start is not None else []
+    return [name for name in configured if name in warm] + [name for name in warm if name not in configured]
+
+
+def _warm_verdicts(rows: list[WarmSummary]) -> None:
+    """Each conversion against the first (the BERT itself). The MLM loss is judged only after continued
+    pretraining, and only while the BERT is trained beyond word frequencies on the blocks it is scored on."""
+    if not rows:
+        return
+    reference = rows[0]
+    for row in rows[1:]:
+        row.verdict_test = verdict(row.test, reference.test, lower_is_better=False)
+        if row.val_loss is not None and reference.val_loss is not None:
+            trained = reference.unigram_entropy is None or (
+                reference.val_loss.mean <= reference.unigram_entropy - TRAINED_MARGIN
+            )
+            row.verdict_val_loss = (
+                verdict(row.val_loss, reference.val_loss, lower_is_better=True) if trained else INCONCLUSIVE
+            )
 
 
 def compute_census(records: list[UnitRecord]) -> dict[str, int]:
