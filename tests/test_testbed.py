@@ -43,7 +43,7 @@ def test_the_sweep_variants_are_the_arms_at_each_rate_with_the_sweeps_seeds_and_
         "strang-L6-lr0.004",
         "strang-L6-lr0.008",
     ]
-    assert config.sweep_budget_of("bert-L6") == 48_000_000  # past the plateau (plateau.md)
+    assert config.sweep_budget_of("bert-L6") == 24_000_000  # past the plateau (plateau.md, round 4)
     only = load_study("testbed", {"only": ["bert-L2-lr*"]})
     assert [v.name for v in only.variants if only.selects(v.name)] == [
         f"bert-L2-lr{r}" for r in ("0.001", "0.002", "0.004", "0.008")
@@ -110,8 +110,8 @@ def test_seeds_needed_is_the_smallest_n_whose_half_width_is_within_ten_percent()
 
 def test_passes_are_stated_for_every_budget_and_for_the_sampled_arm(config):
     passes = passes_over_data(config, 32_000_000)
-    assert passes["40,000,000"] == pytest.approx(1.25) and passes["48,000,000"] == pytest.approx(1.5)
-    assert passes["48,000,000 (bert-L6-16-passes)"] == pytest.approx(16.0)
+    assert passes["16,000,000"] == pytest.approx(0.5) and passes["24,000,000"] == pytest.approx(0.75)
+    assert passes["24,000,000 (bert-L6-16-passes)"] == pytest.approx(16.0)
 
 
 def test_without_records_the_decision_says_what_is_pending(config):
@@ -136,7 +136,7 @@ def test_a_sweep_that_names_no_variant_or_seeds_outside_the_study_is_refused():
 def test_a_variants_data_overrides_reach_its_runs(config):
     variant = next(v for v in config.variants if v.name == "bert-L6-16-passes")
     run = config.recipes.pretrain_run(variant, 0, "runs/x")
-    assert run.data.max_train_tokens == 3_000_000 and run.model["num_hidden_layers"] == 6
+    assert run.data.max_train_tokens == 1_500_000 and run.model["num_hidden_layers"] == 6
     other = next(v for v in config.variants if v.name == "bert-L6")
     assert config.recipes.pretrain_run(other, 0, "runs/x").data.max_train_tokens is None
 
