@@ -229,6 +229,20 @@ def test_a_build_writes_the_same_bytes_twice_and_says_what_changed(tmp_path):
         tmp_path / "a", cache=tmp_path / "cache", fetcher=_fixture_fetcher(versions), **common
     )
     assert again["changed_since_last_build"] == ["manual: 2.0 -> 2.1"]
+    # against another build's manifest (e.g. the committed one) instead of the folder's previous build
+    versions["quotes"] = "1.1"
+    third = build_corpus(
+        tmp_path / "c",
+        cache=tmp_path / "cache",
+        fetcher=_fixture_fetcher(versions),
+        compare_to=tmp_path / "b" / "manifest.json",
+        **common,
+    )
+    assert third["changed_since_last_build"] == ["manual: 2.0 -> 2.1", "quotes: 1.0 -> 1.1"]
+    assert third["compared_with"] == str(tmp_path / "b" / "manifest.json")
+    with pytest.raises(ValueError, match=r"--compare-to .*nope.json: no such manifest"):
+        build_corpus(tmp_path / "d", compare_to=tmp_path / "nope.json", **common)
+    assert not (tmp_path / "d").exists()  # refused before anything was fetched or written
 
 
 def _lines(path: Path) -> list[str]:

@@ -319,6 +319,13 @@ def _add_corpus(parser) -> None:
     )
     parser.add_argument("--vocab-size", type=int, default=4096, help="the WordPiece tokenizer trained on it")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--compare-to",
+        default=None,
+        metavar="MANIFEST",
+        help="list the package versions that differ from this manifest (e.g. reports/corpus/manifest.json) "
+        "instead of from the output folder's previous build",
+    )
     parser.set_defaults(handler=_run_corpus)
 
 
@@ -334,6 +341,7 @@ def _run_corpus(args) -> None:
         held_out=task_texts(),
         vocab_size=args.vocab_size,
         progress=not args.no_progress,
+        compare_to=args.compare_to,
     )
     totals = manifest["totals"]
     print(

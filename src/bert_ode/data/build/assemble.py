@@ -203,12 +203,17 @@ def build_corpus(
     vocab_size: int = 4096,
     progress: bool = True,
     fetcher: Callable[[str, str, Path], Package] = fetch,
+    compare_to: str | Path | None = None,
 ) -> dict:
     """Builds the corpus into ``out_dir`` (``train/`` and ``validation/`` shards, ``tokenizer/``,
     ``manifest.json``) from ``sources``, with ``held_out`` texts (``{task: texts}``, the downstream tasks')
-    kept out; returns the manifest."""
+    kept out; returns the manifest. Its ``changed_since_last_build`` lists the package versions that differ
+    from ``out_dir``'s previous manifest, or from ``compare_to`` (another build's manifest, e.g. the
+    committed ``reports/corpus/manifest.json``), named then in ``compared_with``."""
     held_out = held_out or {}
     out_dir, cache = Path(out_dir), Path(cache) if cache else DEFAULT_CACHE
+    if compare_to is not None and not Path(compare_to).is_file():
+        raise ValueError(f"--compare-to {compare_to}: no such manifest (a manifest.json of another build)")
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction={validation_fraction} must be in (0, 1)")
     if fetcher is fetch:
@@ -263,7 +268,9 @@ def build_corpus(
     shards = _write_shards(train, out_dir / "train") + _write_shards(validation, out_dir / "validation")
     manifest = _manifest(counts, shards, out_dir, vocab_size, validation_fraction)
     manifest["held_out"] = {name: len(texts) for name, texts in sorted(held_out.items())}
-    manifest["changed_since_last_build"] = _changes(out_dir / "manifest.json", counts)
+    manifest["changed_since_last_build"] = _changes(Path(compare_to or out_dir / "manifest.json"), counts)
+    if compare_to is not None:
+        manifest["compared_with"] = str(compare_to)
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
