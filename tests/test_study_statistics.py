@@ -152,6 +152,16 @@ def test_non_neural_baselines_on_a_task_words_decide():
     assert set(scores["majority"]) == {"validation", "test"}
 
 
+def _finetune_scores(scores: dict) -> dict:
+    return {
+        "main_metric": "accuracy",
+        "validation": scores,
+        "test": scores,
+        "by_ode_steps": {},
+        "finetune_seconds": 1.0,
+    }
+
+
 def _unit(
     variant: str, seed: int, val_loss: float, unigram: float, accuracy: float, **changes
 ) -> PretrainUnit:
@@ -177,13 +187,7 @@ def _unit(
             "curve": [],
             "mlm_by_ode_steps": {},
             "unigram_entropy": unigram,
-            "finetune": {
-                "main_metric": "accuracy",
-                "validation": scores,
-                "test": scores,
-                "by_ode_steps": {},
-                "finetune_seconds": 1.0,
-            },
+            "finetune": _finetune_scores(scores),
         }
         | changes
     )
@@ -251,13 +255,7 @@ def _warm(variant: str, seed: int, val_loss: float, accuracy: float) -> WarmUnit
             "continued_tokens": 1000,
             "val_loss": val_loss,
             "unigram_entropy": 6.0,
-            "finetune": {
-                "main_metric": "accuracy",
-                "validation": scores,
-                "test": scores,
-                "by_ode_steps": {},
-                "finetune_seconds": 1.0,
-            },
+            "finetune": _finetune_scores(scores),
         }
     )
 
