@@ -4,8 +4,14 @@ each, and records where each run's best validation step fell (a best step in the
 means it had not converged) and its validation curve. The testbed report shows the table and the curves.
 
 Usage: python benchmarks/testbed_finetune_protocol.py [--rates 3e-5,1e-4,3e-4,1e-3] [--epochs 3,8]
-       [--pretrained runs/plateau/L2-lr2e-3-48M/final]
+       [--pretrained runs/plateau/L2-s64-i05-16M-wsd/final]
        [--out reports/testbed/finetune_protocol.json]
+The encoder of reports/testbed/finetune_protocol.json (8 settings: --rates 1e-4,3e-4,1e-3 --epochs 3, then
+--rates 1e-3 --epochs 8):
+    bert-ode pretrain --config testbed --set model.num_hidden_layers=2 --set train.lr=2e-3 \
+      --set train.budget_tokens=16000000 --set train.schedule=wsd --set train.cooldown_fraction=0.1 \
+      --set train.output_dir=runs/plateau/L2-s64-i05-16M-wsd
+(finetune_protocol_seq128.json: the 48M-token encoder of the old 128-token recipe, 12 settings.)
 Resumable: settings already in ``--out`` are kept. fp32, 2 threads, as the testbed.
 """
 
@@ -40,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="3e-5,1e-4,3e-4,1e-3")
     parser.add_argument("--epochs", default="3,8")
-    parser.add_argument("--pretrained", default="runs/plateau/L2-lr2e-3-48M/final")
+    parser.add_argument("--pretrained", default="runs/plateau/L2-s64-i05-16M-wsd/final")
     parser.add_argument("--out", default="reports/testbed/finetune_protocol.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
