@@ -13,6 +13,7 @@ from bert_ode.cli import main
 from bert_ode.finetune import FinetuneConfig
 from bert_ode.pretrain import PretrainConfig, pretrain
 from bert_ode.study import Variant, compare, load_study
+from bert_ode.study.compare import StudyUnitsFailed
 from bert_ode.study.verdicts import INCONCLUSIVE, verdict
 
 
@@ -387,7 +388,7 @@ def test_warm_start_continues_pretraining_before_fine_tuning(tmp_path):
     assert "**Finding**: none; BERT's validation loss is only" in text.splitlines()[2]
 
 
-def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_resumes(tmp_path):
+def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_resumes(tmp_path, capsys):
     budgets = [8192, 16384]  # 16 and 32 steps of 8 blocks of 64 tokens
     path = _write_study(
         tmp_path,
@@ -470,6 +471,21 @@ def test_a_cooldowns_study_branches_every_budget_off_one_constant_rate_run_and_r
     again = (report_dir / "report.md").read_text()
     assert "## Reading the figures (written by hand)\n\nHeun escapes later.\n" in again
     assert again.index("## Summary") < again.index("## Reading the figures") < again.index("## Leaving")
+    # A record made under another recipe never stands in for this one's run: that unit fails, naming the
+    # change, and nothing else is touched.
+    original = Path(path).read_text()
+    study = yaml.safe_load(original)
+    study["variants"][2]["train"]["lr"] = 2.5e-3
+    Path(path).write_text(yaml.safe_dump(study))
+    capsys.readouterr()
+    with pytest.raises(StudyUnitsFailed, match=r"1 unit\(s\) failed"):
+        compare(path, progress=False, command="pytest")
+    err = capsys.readouterr().err
+    assert "bert-half-lr (0) FAILED: ValueError: " in err and err.count("FAILED") == 1
+    assert "another recipe (train.lr 0.005 -> 0.0025)" in err
+    assert before == {p: p.stat().st_mtime for p in (tmp_path / "runs" / "tiny" / "records").iterdir()}
+    Path(path).write_text(original)
+    compare(path, progress=False, command="pytest")
     # --report-only: nothing runs; where the records folder is gone (a committed report on another machine),
     # the records kept in results.json give the same report, and without either it is one clear error.
     (tmp_path / "runs" / "tiny" / "records").rename(tmp_path / "records-elsewhere")

@@ -127,10 +127,11 @@ class CooldownStudy(Study):
     # -- units ---------------------------------------------------------------------------------------------
     def constant_unit(self, variant: Variant, seed: int, escape_only: bool = False) -> ConstantRun:
         key = unit_key(variant.name, seed)
-        done = self._finished(ConstantRun, key)
+        run_dir = self.root / "constant" / key.replace("--", "/")
+        planned = self.recipes.pretrain_run(variant, seed, run_dir, progress=False)
+        done = self._finished(ConstantRun, key, planned)
         if done is not None:
             return done
-        run_dir = self.root / "constant" / key.replace("--", "/")
         budgets = [] if escape_only else self.config.cooldowns_of(variant)
         result = None
         if not budgets:  # an escape seed, or an arm without cooldowns (a sensitivity or ablation arm)
@@ -200,13 +201,13 @@ class CooldownStudy(Study):
 
     def branch_unit(self, variant: Variant, seed: int, budget: int, source: Path) -> BranchUnit:
         key = unit_key(variant.name, seed, budget)
-        done = self._finished(BranchUnit, key)
-        if done is not None:
-            return done
         branch_dir = self.root / "branch" / key.replace("--", "/")
         config = self.recipes.cooldown_run(
             variant, seed, branch_dir, budget, self.config.cooldown_fraction, progress=self.progress
         )
+        done = self._finished(BranchUnit, key, config)
+        if done is not None:
+            return done
         print(
             f"\n== compare: {variant.name} (seed {seed}) cooling down to {budget:,} tokens", file=sys.stderr
         )

@@ -22,10 +22,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..finetune.protocol import finetune
 from ..modeling_bert_ode import BertOdeForMaskedLM
+from ..pretrain.config import PretrainConfig
 from ..pretrain.data import load_training_corpus, train_run_tokenizer
 from ..pretrain.loop import PretrainResult, ValidationLoss, pretrain, validation_loss
 from ..pretrain.mlm_loss import SparseMlmLoss
 from ..solvers import ADAPTIVE_METHODS
+from ..utils.config_io import to_dict
 from ..utils.device import (
     ComputeInfo,
     cpu_capability,
@@ -133,9 +135,21 @@ class Study:
     def _record_path(self, kind: str, key: str) -> Path:
         return self.records_dir / f"{kind}--{key}.json"
 
-    def _finished(self, record_type: type, key: str):
+    def _finished(self, record_type: type, key: str, planned: PretrainConfig | None = None):
+        """The unit's record where it has finished; with ``planned`` (the run this study would make now), a
+        record made under another recipe is an error rather than a result silently reused for this one."""
         path = self._record_path(record_type.kind, key)
-        return record_type.read_json(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        record = record_type.read_json(path)
+        if planned is not None and getattr(record, "config", None) is not None:
+            changed = recipe_changes(record.config, planned)
+            if changed:
+                raise ValueError(
+                    f"{path} was made under another recipe ({'; '.join(changed)}): move the records folder "
+                    "away (or name the study anew) to run this one"
+                )
+        return record
 
     def _write(self, record, key: str | None = None):
         # Atomic: a record exists only once complete, so an interrupted unit runs again.
@@ -387,6 +401,51 @@ class Study:
         return finished
 
 
+# What a finished run's record must share with the run planned now for it to stand in for that run: what
+# shapes the model and the data it learns from, not where it is written, how far it ran or how it reports.
+RECIPE_FIELDS = {
+    "data": (
+        "files",
+        "dataset",
+        "dataset_config",
+        "max_train_tokens",
+        "seq_len",
+        "mlm_probability",
+        "whole_word_mask",
+        "validation_files",
+    ),
+    "tokenizer": ("vocab_size", "lowercase"),
+    "train": (
+        "seed",
+        "batch_size",
+        "grad_accum",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "warmup_fraction",
+        "warmup_tokens",
+        "max_grad_norm",
+        "init_from",
+    ),
+}
+
+
+def recipe_changes(recorded: PretrainConfig, planned: PretrainConfig) -> list[str]:
+    """``section.field recorded -> planned`` for each recipe field (and model override) that differs."""
+    old, new = to_dict(recorded), to_dict(planned)
+    changes = [
+        f"{section}.{name} {old[section].get(name)!r} -> {new[section].get(name)!r}"
+        for section, names in RECIPE_FIELDS.items()
+        for name in names
+        if old[section].get(name) != new[section].get(name)
+    ]
+    for name in sorted(set(old["model"]) | set(new["model"])):
+        if old["model"].get(name) != new["model"].get(name):
+            changes.append(f"model.{name} {old['model'].get(name)!r} -> {new['model'].get(name)!r}")
+    return changes
+
+
 def _dtype(precision: str) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else None
 
@@ -410,4 +469,4 @@ def machine_description() -> dict:
     }
 
 
-__all__ = ["Study", "machine_description", "training_flops_per_token"]
+__all__ = ["Study", "machine_description", "recipe_changes", "training_flops_per_token"]
