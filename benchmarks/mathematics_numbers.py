@@ -419,6 +419,17 @@ def heun_ratio_on_linear_mode(lam: float, steps: int) -> float:
     return abs(solve(steps) - solve(2 * steps)) / abs(solve(2 * steps) - solve(4 * steps))
 
 
+def euler_ratio_on_linear_mode(lam: float, steps: int, relative: bool) -> float:
+    """d(n)/d(2n) of Euler on y' = lambda y: absolute changes |y_n - y_2n|, or relative to |y_2n| (the
+    elasticity benchmark's d)."""
+
+    def change(n: int) -> float:
+        coarse, fine = (1 + lam / n) ** n, (1 + lam / (2 * n)) ** (2 * n)
+        return abs(coarse - fine) / (abs(fine) if relative else 1.0)
+
+    return change(steps) / change(2 * steps)
+
+
 def heun_seed_1_long_ratios() -> dict[int, float]:
     """The d(n)/d(2n) row of the 512-step Heun seed-1 table in reports/cpu-v1/elasticity_signature.md."""
     text = (REPORTS / "elasticity_signature.md").read_text()
@@ -501,6 +512,11 @@ def section_trained_models() -> None:
             f"  lambda = {lam:6}: "
             + ", ".join(f"{heun_ratio_on_linear_mode(lam, 2**k):.2f}" for k in range(2, 9))
         )
+    print("Euler on y' = lambda y, ratio at n = 8, 16, ..., 128 (absolute changes; relative changes d(n)):")
+    for lam in (-10.0, -4.0, 3.0):
+        absolute = ", ".join(f"{euler_ratio_on_linear_mode(lam, 2**k, False):.2f}" for k in range(3, 8))
+        relative = ", ".join(f"{euler_ratio_on_linear_mode(lam, 2**k, True):.2f}" for k in range(3, 8))
+        print(f"  lambda = {lam:6}: {absolute}; {relative}")
     print("\nRichardson distance ||y_1 - y*|| / ||y*|| of each trained map (n = 1) from its limit:")
     rises = loss_rise_one_to_four_steps()
     print(

@@ -195,8 +195,8 @@ def _weighted_loss_gradients(model, inputs_embeds, mask):
     "backend, method", [_backend_param(backend, method) for backend, method in ADJOINT_PAIRS]
 )
 def test_adjoint_gradients_match_backprop(backend, method):
-    # initializer_range 0.2: a field strong enough that a backward solve which does not retrace the forward
-    # one shows (at BERT's 0.02 the fields are nearly zero and any reconstruction looks right).
+    # initializer_range 0.2: a field strong enough that a backward solve off the forward trajectory
+    # shows (at BERT's 0.02 the fields are nearly zero and any reconstruction looks right).
     tolerance = 1e-5 if method == "adaptive_heun" else 1e-7  # a second-order pair needs many more steps
     overrides = dict(
         ode_method=method, ode_backend=backend, ode_rtol=tolerance, ode_atol=tolerance, initializer_range=0.2

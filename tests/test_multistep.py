@@ -700,7 +700,7 @@ def test_a_library_backend_is_refused_naming_native(method, backend):
         bert_ode.BertOdeConfig(ode_method=method, ode_backend=backend)
 
 
-@pytest.mark.parametrize("method", NEW_METHODS)
+@pytest.mark.parametrize("method", (*NEW_METHODS, "ab-learned"))
 def test_the_adjoint_is_refused(method):
     with pytest.raises(ValueError, match="ode_adjoint=True needs an adaptive ode_method"):
         bert_ode.BertOdeConfig(

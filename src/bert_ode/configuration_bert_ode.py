@@ -148,13 +148,14 @@ class BertOdeConfig(BertConfig):
             method; the fast path), ``"torchdiffeq"``, ``"torchode"`` (a step size per sample) or
             ``"torchdyn"``. Each runs the methods listed for it in ``methods.BACKEND_TABLE``.
         ode_rtol (`float`, *optional*, defaults to 1e-3), ode_atol (`float`, *optional*, defaults to 1e-4):
-            Adaptive methods: a step is accepted when the RMS of ``error / (atol + rtol * |y|)`` is at most 1.
+            Adaptive methods: a step is accepted when the RMS of ``error / (atol + rtol * max(|y_n|,
+            |y_n+1|))`` is at most 1.
         ode_adjoint (`bool`, *optional*, defaults to `False`):
             Gradients by the adjoint method: training memory does not grow with the steps; gradients are as
             accurate as the backward solve (contractive fields amplify its errors). Adaptive methods only
-            (with fixed steps the backward solve does not retrace the forward one: use
-            ``ode_checkpointing``); backends ``"torchdiffeq"`` and ``"torchdyn"``; the field must be
-            deterministic (dropout 0).
+            (with fixed steps the backward steps evaluate the gradient at other states than the forward
+            steps used: use ``ode_checkpointing``); backends ``"torchdiffeq"`` and ``"torchdyn"``; the field
+            must be deterministic (dropout 0).
         ode_max_nfe (`int` or `None`, *optional*, defaults to `None`):
             The most vector-field evaluations a block's solve may take (the adjoint's backward solve too);
             beyond it ``solvers.MaxNfeExceeded`` is raised. `None`: adaptive solves are bounded by 2000 per

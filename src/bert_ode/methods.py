@@ -80,14 +80,15 @@ def check_backend(backend: str, method: str, adjoint: bool = False, where: str =
             f"{names(methods)} (ode_method={method!r} runs with ode_backend {names(runners) or 'none'})"
         )
     if adjoint and method not in ADAPTIVE_METHODS:
-        # The continuous adjoint rebuilds the forward trajectory by integrating backwards; with a fixed step
-        # that is not the forward trajectory (one Euler step rebuilds y0 as y1 - F(y1)), so the gradients
-        # would be those of another function. Checkpointing gives exact gradients of the fixed-step scheme.
+        # A fixed-step continuous adjoint steps the adjoint equations with the scheme, which evaluates the
+        # vector-Jacobian products at other states than backpropagation through the forward steps does
+        # (one Euler step: at y1, not y0); rebuilding the states backwards adds only a smaller error
+        # (docs/mathematics.md 11.5). Checkpointing gives exact gradients of the fixed-step scheme.
         raise ValueError(
             f"{prefix}ode_adjoint=True needs an adaptive ode_method ({names(ADAPTIVE_METHODS)}), not "
-            f"{method!r}: with fixed steps the adjoint's backward solve does not retrace the forward one and "
-            "its gradients are wrong; for less memory with fixed steps use ode_checkpointing='block' or "
-            "'stage' (exact gradients)"
+            f"{method!r}: with fixed steps the adjoint's backward steps evaluate the gradient at other states "
+            "than the forward steps used, so it is not the gradient of the computed model; for less memory "
+            "with fixed steps use ode_checkpointing='block' or 'stage' (exact gradients)"
         )
     if adjoint and not BACKEND_TABLE[backend].adjoint:
         raise ValueError(
