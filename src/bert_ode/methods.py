@@ -86,9 +86,9 @@ def check_backend(backend: str, method: str, adjoint: bool = False, where: str =
         # (docs/mathematics.md 11.5). Checkpointing gives exact gradients of the fixed-step scheme.
         raise ValueError(
             f"{prefix}ode_adjoint=True needs an adaptive ode_method ({names(ADAPTIVE_METHODS)}), not "
-            f"{method!r}: with fixed steps the adjoint's backward steps evaluate the gradient at other states "
-            "than the forward steps used, so it is not the gradient of the computed model; for less memory "
-            "with fixed steps use ode_checkpointing='block' or 'stage' (exact gradients)"
+            f"{method!r}: with fixed steps the adjoint's backward steps evaluate the gradient at other "
+            "states than the forward steps used, so it is not the gradient of the computed model; for less "
+            "memory with fixed steps use ode_checkpointing='block' or 'stage' (exact gradients)"
         )
     if adjoint and not BACKEND_TABLE[backend].adjoint:
         raise ValueError(
